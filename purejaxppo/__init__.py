@@ -1,0 +1,41 @@
+"""purejaxppo: PPO as one pure JAX function `train(key, hparams)`.
+
+import jax, purejaxppo as ppo
+cfg = ppo.PPOConfig(env_name="CartPole-v1")
+out = jax.jit(ppo.make_train(cfg))(jax.random.key(0), ppo.HParams())
+"""
+
+from purejaxppo.config import HParams, PPOConfig, stack_hparams
+from purejaxppo.envs import RunningStats, make_env, normalize_observation
+from purejaxppo.gae import compute_gae
+from purejaxppo.networks import ActorCritic, Categorical, DiagGaussian, make_network
+from purejaxppo.train import (
+    METRIC_NAMES,
+    Trainer,
+    TrainOutput,
+    TrainState,
+    make_train,
+    make_trainer,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "METRIC_NAMES",
+    "ActorCritic",
+    "Categorical",
+    "DiagGaussian",
+    "HParams",
+    "PPOConfig",
+    "RunningStats",
+    "TrainOutput",
+    "TrainState",
+    "Trainer",
+    "compute_gae",
+    "make_env",
+    "make_network",
+    "make_train",
+    "make_trainer",
+    "normalize_observation",
+    "stack_hparams",
+]

@@ -1,0 +1,222 @@
+"""Static configuration (`PPOConfig`) and traced hyperparameters (`HParams`).
+
+The rule (DESIGN.md): a value is static only if it changes an array shape, a
+loop length or Python control flow. Every numeric knob is a leaf of `HParams`,
+passed to `train(key, hparams)` as an argument, so it can be vmapped without
+recompiling.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+ACTIVATIONS = ("tanh", "relu", "gelu", "silu", "elu")
+
+
+def _known_env_names() -> list[str]:
+    import gymnax
+
+    from purejaxppo.probe_envs import PROBE_ENVS
+
+    return [*gymnax.registered_envs, *PROBE_ENVS]
+
+
+def _check_positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    if value <= 0:
+        raise ValueError(f"{name}: expected a positive integer, got {value}")
+
+
+@dataclasses.dataclass(frozen=True)
+class PPOConfig:
+    """Static PPO settings: everything that changes a shape, a loop or control flow.
+
+    Frozen and hashable, so it can be a `jax.jit` static argument. Defaults are
+    PureJaxRL's CartPole recipe (4 envs x 128 steps, 5e5 steps, 4 epochs x 4
+    minibatches, separate 64x64 tanh actor and critic).
+
+    Attributes:
+      env_name: a registered gymnax id (or a purejaxppo probe env). `None` means
+        "I pass `env=` to `make_train` myself"; the name is then only a label.
+      num_envs: parallel environments N.
+      num_steps: rollout length T per update; one batch is `T * N` transitions.
+      total_timesteps: environment steps over the whole run (rounded down to
+        whole updates: `num_updates * batch_size` steps are taken).
+      update_epochs: passes over each batch.
+      num_minibatches: minibatches per epoch; must divide the batch.
+      hidden_sizes: widths of the actor and of the critic MLP.
+      activation: one of `ACTIVATIONS`.
+      anneal_lr: linearly decay the learning rate to 0 over the run.
+      normalize_advantages: per-minibatch advantage normalisation.
+      clip_value_loss: PPO2-style clipped value loss (clip range `clip_eps`).
+      normalize_observations: running mean/var observation normalisation.
+      normalize_rewards: divide rewards by the running std of the discounted return.
+    """
+
+    env_name: str | None = "CartPole-v1"
+    num_envs: int = 4
+    num_steps: int = 128
+    total_timesteps: int = 500_000
+    update_epochs: int = 4
+    num_minibatches: int = 4
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    activation: str = "tanh"
+    anneal_lr: bool = True
+    normalize_advantages: bool = True
+    clip_value_loss: bool = True
+    normalize_observations: bool = False
+    normalize_rewards: bool = False
+
+    def __post_init__(self) -> None:
+        if self.env_name is not None:
+            if not isinstance(self.env_name, str):
+                raise ValueError(f"env_name: expected a string, got {self.env_name!r}")
+            known = _known_env_names()
+            if self.env_name not in known:
+                close = difflib.get_close_matches(self.env_name, known, n=3, cutoff=0.5)
+                hint = f"; did you mean {', '.join(close)}?" if close else ""
+                raise ValueError(
+                    f"env_name: unknown environment {self.env_name!r}{hint} "
+                    "(`purejaxppo envs` lists them)"
+                )
+        for name in ("num_envs", "num_steps", "total_timesteps"):
+            _check_positive_int(name, getattr(self, name))
+        for name in ("update_epochs", "num_minibatches"):
+            _check_positive_int(name, getattr(self, name))
+        sizes = self.hidden_sizes
+        if isinstance(sizes, int) or not isinstance(sizes, Sequence) or isinstance(sizes, str):
+            raise ValueError(f"hidden_sizes: expected a list of positive integers, got {sizes!r}")
+        sizes = tuple(sizes)
+        for width in sizes:
+            if isinstance(width, bool) or not isinstance(width, int) or width <= 0:
+                raise ValueError(
+                    f"hidden_sizes: expected a list of positive integers, got {list(sizes)!r}"
+                )
+        object.__setattr__(self, "hidden_sizes", sizes)
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(
+                f"activation: expected one of {', '.join(ACTIVATIONS)}, got {self.activation!r}"
+            )
+        for name in (
+            "anneal_lr",
+            "normalize_advantages",
+            "clip_value_loss",
+            "normalize_observations",
+            "normalize_rewards",
+        ):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}: expected true or false, got {getattr(self, name)!r}")
+        if self.batch_size % self.num_minibatches:
+            raise ValueError(
+                f"num_minibatches: {self.num_minibatches} does not divide the batch "
+                f"num_envs * num_steps = {self.batch_size}"
+            )
+        if self.total_timesteps < self.batch_size:
+            raise ValueError(
+                f"total_timesteps: {self.total_timesteps} is below one batch "
+                f"(num_envs * num_steps = {self.batch_size})"
+            )
+
+    @property
+    def batch_size(self) -> int:
+        """Transitions per update: `num_envs * num_steps`."""
+        return self.num_envs * self.num_steps
+
+    @property
+    def minibatch_size(self) -> int:
+        """Transitions per gradient step."""
+        return self.batch_size // self.num_minibatches
+
+    @property
+    def num_updates(self) -> int:
+        """Whole updates in the run: `total_timesteps // batch_size`."""
+        return self.total_timesteps // self.batch_size
+
+    def replace(self, **changes: Any) -> PPOConfig:
+        """A copy with `changes` applied (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+HPARAM_DEFAULTS: dict[str, float] = {
+    "learning_rate": 2.5e-4,
+    "gamma": 0.99,
+    "gae_lambda": 0.95,
+    "clip_eps": 0.2,
+    "ent_coef": 0.01,
+    "vf_coef": 0.5,
+    "max_grad_norm": 0.5,
+}
+
+# (lower bound, lower inclusive, upper bound, upper inclusive)
+_HPARAM_RANGES: dict[str, tuple[float, bool, float, bool]] = {
+    "learning_rate": (0.0, False, math.inf, False),
+    "gamma": (0.0, True, 1.0, True),
+    "gae_lambda": (0.0, True, 1.0, True),
+    "clip_eps": (0.0, False, math.inf, False),
+    "ent_coef": (0.0, True, math.inf, False),
+    "vf_coef": (0.0, True, math.inf, False),
+    "max_grad_norm": (0.0, False, math.inf, False),
+}
+
+
+def _range_text(lo: float, lo_in: bool, hi: float, hi_in: bool) -> str:
+    if hi == math.inf:
+        return f"a number {'>=' if lo_in else '>'} {lo:g}"
+    return f"a number in {'[' if lo_in else '('}{lo:g}, {hi:g}{']' if hi_in else ')'}"
+
+
+@struct.dataclass
+class HParams:
+    """Traced PPO hyperparameters: a pytree of float scalars (or `[P]` arrays when stacked).
+
+    Defaults are the PPO-paper / PureJaxRL CartPole values. Any field can be
+    vmapped; changing values never recompiles.
+    """
+
+    learning_rate: Any = HPARAM_DEFAULTS["learning_rate"]
+    gamma: Any = HPARAM_DEFAULTS["gamma"]
+    gae_lambda: Any = HPARAM_DEFAULTS["gae_lambda"]
+    clip_eps: Any = HPARAM_DEFAULTS["clip_eps"]
+    ent_coef: Any = HPARAM_DEFAULTS["ent_coef"]
+    vf_coef: Any = HPARAM_DEFAULTS["vf_coef"]
+    max_grad_norm: Any = HPARAM_DEFAULTS["max_grad_norm"]
+
+    def validate(self) -> HParams:
+        """Check concrete values; raise `ValueError` naming the field. Traced values pass."""
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, jax.core.Tracer):
+                continue
+            try:
+                values = jnp.asarray(value, dtype=jnp.float32).ravel().tolist()
+            except (TypeError, ValueError):
+                raise ValueError(f"{field.name}: expected a number, got {value!r}") from None
+            lo, lo_in, hi, hi_in = _HPARAM_RANGES[field.name]
+            for v in values:
+                ok = (v > lo or (lo_in and v == lo)) and (v < hi or (hi_in and v == hi))
+                if not ok:
+                    raise ValueError(
+                        f"{field.name}: expected {_range_text(lo, lo_in, hi, hi_in)}, got {v:g}"
+                    )
+        return self
+
+
+def stack_hparams(hparams: Sequence[HParams]) -> HParams:
+    """Stack P `HParams` into one whose leaves are float32 arrays of shape `[P]`, for `vmap`."""
+    hparams = list(hparams)
+    if not hparams:
+        raise ValueError("stack_hparams: expected at least one HParams")
+    for hp in hparams:
+        if not isinstance(hp, HParams):
+            raise ValueError(f"stack_hparams: expected HParams, got {type(hp).__name__}")
+        hp.validate()
+    return jax.tree.map(lambda *xs: jnp.asarray(xs, dtype=jnp.float32), *hparams)

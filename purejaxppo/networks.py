@@ -1,0 +1,193 @@
+"""Actor-critic networks and action distributions (pure Flax/JAX).
+
+Separate actor and critic MLPs (64x64 tanh by default), orthogonal
+initialisation with gains sqrt(2) (hidden), 0.01 (policy head) and 1.0 (value
+head), zero biases. Discrete actions use a categorical distribution; continuous
+`Box` actions a diagonal Gaussian with a state-independent log-std (init 0).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from purejaxppo.envs import SpaceInfo
+
+_LOG_2PI_E = math.log(2.0 * math.pi * math.e)
+
+
+def _gram_schmidt_column(q: jax.Array, j: jax.Array, g: jax.Array) -> jax.Array:
+    """Orthonormalise column `j` of `g` against the first `j` columns of `q` (twice, CGS2)."""
+    # `v @ q` rather than `q.T @ v`: the same numbers, but XLA:CPU keeps the former
+    # bit-identical under vmap (the transposed matvec takes another kernel when batched).
+    v = g[:, j]
+    v = v - q @ (v @ q)
+    v = v - q @ (v @ q)
+    return q.at[:, j].set(v / jnp.linalg.norm(v))
+
+
+def orthogonal(scale: float = 1.0) -> Callable[..., jax.Array]:
+    """Orthogonal initializer for a `[fan_in, fan_out]` kernel, without LAPACK.
+
+    Draws a Gaussian matrix and orthonormalises its columns by re-orthogonalised
+    Gram-Schmidt: the same Haar-distributed result as QR with a sign-corrected
+    R diagonal. It avoids the LAPACK QR kernel that `flax`'s `orthogonal` calls,
+    whose batched CPU path can deadlock the thread pool under nested `vmap`
+    (seen with jax 0.10.2 on 2 cores). Only matmuls and norms are used, so it is
+    safe under any vmap nesting.
+    """
+
+    def init(key: jax.Array, shape: Sequence[int], dtype: Any = jnp.float32) -> jax.Array:
+        if len(shape) != 2:
+            raise ValueError(f"orthogonal: expected a 2-D kernel shape, got {tuple(shape)}")
+        rows, cols = int(shape[0]), int(shape[1])
+        tall, short = max(rows, cols), min(rows, cols)
+        g = jax.random.normal(key, (tall, short), jnp.float32)
+        q = jnp.zeros((tall, short), jnp.float32)
+        # Re-fill column j each step; the zero columns of `q` beyond j contribute nothing.
+        q = jax.lax.fori_loop(0, short, lambda j, q: _gram_schmidt_column(q, j, g), q)
+        if rows < cols:
+            q = q.T
+        return (scale * q).astype(dtype)
+
+    return init
+
+
+@struct.dataclass
+class Categorical:
+    """Categorical distribution over the last axis of `logits` `[..., A]`."""
+
+    logits: jax.Array
+
+    def sample(self, seed: jax.Array) -> jax.Array:
+        """Actions `[...]`, int32."""
+        return jax.random.categorical(seed, self.logits).astype(jnp.int32)
+
+    def log_prob(self, action: jax.Array) -> jax.Array:
+        """Log-probability of integer actions `[...]`."""
+        logp = jax.nn.log_softmax(self.logits)
+        idx = jnp.expand_dims(action.astype(jnp.int32), -1)
+        return jnp.take_along_axis(logp, idx, axis=-1)[..., 0]
+
+    def entropy(self) -> jax.Array:
+        """Entropy `[...]`."""
+        logp = jax.nn.log_softmax(self.logits)
+        return -jnp.sum(jnp.exp(logp) * logp, axis=-1)
+
+    def mode(self) -> jax.Array:
+        """Most likely action `[...]`."""
+        return jnp.argmax(self.logits, axis=-1).astype(jnp.int32)
+
+
+@struct.dataclass
+class DiagGaussian:
+    """Diagonal Gaussian over the last axis: `mean` `[..., D]`, `log_std` `[D]` or `[..., D]`."""
+
+    mean: jax.Array
+    log_std: jax.Array
+
+    def sample(self, seed: jax.Array) -> jax.Array:
+        """Actions `[..., D]` (unclipped)."""
+        noise = jax.random.normal(seed, self.mean.shape, self.mean.dtype)
+        return self.mean + jnp.exp(self.log_std) * noise
+
+    def log_prob(self, action: jax.Array) -> jax.Array:
+        """Log-density summed over the action dimensions, `[...]`."""
+        z = (action - self.mean) * jnp.exp(-self.log_std)
+        per_dim = -0.5 * jnp.square(z) - self.log_std - 0.5 * math.log(2.0 * math.pi)
+        return jnp.sum(per_dim, axis=-1)
+
+    def entropy(self) -> jax.Array:
+        """Entropy `[...]`."""
+        per_dim = jnp.broadcast_to(self.log_std + 0.5 * _LOG_2PI_E, self.mean.shape)
+        return jnp.sum(per_dim, axis=-1)
+
+    def mode(self) -> jax.Array:
+        """The mean `[..., D]`."""
+        return self.mean
+
+
+Distribution = Categorical | DiagGaussian
+
+_ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "tanh": jnp.tanh,
+    "relu": nn.relu,
+    "gelu": nn.gelu,
+    "silu": nn.silu,
+    "elu": nn.elu,
+}
+
+
+class MLP(nn.Module):
+    """Dense layers with orthogonal init; hidden gain sqrt(2), output gain `out_scale`."""
+
+    hidden_sizes: tuple[int, ...]
+    activation: str
+    out_dim: int
+    out_scale: float
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        act = _ACTIVATIONS[self.activation]
+        for width in self.hidden_sizes:
+            x = nn.Dense(width, kernel_init=orthogonal(math.sqrt(2.0)))(x)
+            x = act(x)
+        return nn.Dense(self.out_dim, kernel_init=orthogonal(self.out_scale))(x)
+
+
+class ActorCritic(nn.Module):
+    """Separate actor and critic MLPs over (flattened) observations.
+
+    `apply(params, obs)` with obs `[..., *obs_shape]` (raw env observations, or
+    normalised ones when the run normalised observations) returns
+    `(dist, value)`: a distribution with batch shape `[...]` and values `[...]`.
+    """
+
+    space: SpaceInfo
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    activation: str = "tanh"
+
+    def setup(self) -> None:
+        self.actor = MLP(self.hidden_sizes, self.activation, self.space.action_dim, 0.01)
+        self.critic = MLP(self.hidden_sizes, self.activation, 1, 1.0)
+        if self.space.continuous:
+            self.log_std = self.param("log_std", nn.initializers.zeros, (self.space.action_dim,))
+
+    def features(self, obs: jax.Array) -> jax.Array:
+        """`[..., *obs_shape]` -> float32 `[..., F]`: one-hot for Discrete observations."""
+        if self.space.obs_categories:
+            return jax.nn.one_hot(obs, self.space.obs_categories, dtype=jnp.float32)
+        batch_shape = obs.shape[: obs.ndim - len(self.space.obs_shape)]
+        return obs.astype(jnp.float32).reshape((*batch_shape, -1))
+
+    def policy(self, obs: jax.Array) -> Distribution:
+        """Action distribution with batch shape `[...]`."""
+        out = self.actor(self.features(obs))
+        if self.space.continuous:
+            return DiagGaussian(mean=out, log_std=self.log_std)
+        return Categorical(logits=out)
+
+    def value(self, obs: jax.Array) -> jax.Array:
+        """State values `[...]`."""
+        return self.critic(self.features(obs))[..., 0]
+
+    def __call__(self, obs: jax.Array) -> tuple[Distribution, jax.Array]:
+        return self.policy(obs), self.value(obs)
+
+
+def make_network(config: Any, env: Any = None, env_params: Any = None) -> ActorCritic:
+    """The Flax actor-critic for `config` and an environment (made by name if not given).
+
+    `dist, value = net.apply(params, obs)`; obs `[..., *obs_shape]`.
+    """
+    from purejaxppo.envs import resolve_env, space_info
+
+    env, env_params, label = resolve_env(config, env, env_params)
+    info = space_info(env, env_params, label)
+    return ActorCritic(space=info, hidden_sizes=config.hidden_sizes, activation=config.activation)
