@@ -169,7 +169,7 @@ def clip_by_global_norm(max_norm: Any) -> optax.GradientTransformation:
 
     def update_fn(updates: Any, state: optax.EmptyState, params: Any = None):
         del params
-        norm = optax.global_norm(updates)
+        norm = optax.tree.norm(updates)
         factor = jnp.where(norm < max_norm, 1.0, max_norm / norm)
         return jax.tree.map(lambda g: g * factor.astype(g.dtype), updates), state
 
