@@ -1,0 +1,278 @@
+"""Sweep outputs: results.csv, summary.csv, best.yaml, curves.png, sensitivity.png (host side).
+
+Pure functions of the results (`purejaxppo.sweep.MemberResult`, `SetSummary`)
+and the per-member learning curves; no JAX. Plots use matplotlib's
+object-oriented API (`Figure`), so no global pyplot state or display is needed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import io
+import math
+import os
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from purejaxppo.config import HParams
+from purejaxppo.sweep import MemberResult, Population, SetSummary, best_run_config
+from purejaxppo.yamlconfig import dump_run_config
+
+HPARAM_FIELDS = tuple(f.name for f in dataclasses.fields(HParams))
+TOP_CURVES = 5
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` via a temporary file and `os.replace` (never half-written)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else repr(value)
+    if isinstance(value, tuple | list):
+        return "x".join(str(v) for v in value)
+    return str(value)
+
+
+def _csv_bytes(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows([[_cell(v) for v in row] for row in rows])
+    return buf.getvalue().encode()
+
+
+def results_csv(results: Sequence[MemberResult], swept: Sequence[str]) -> bytes:
+    """`results.csv`: one row per member, in member order.
+
+    Columns: member, set, seed, group, chunk, the swept static keys (`ppo.*`),
+    every `hparams.*` field, env_steps, final_return, auc, wall_time_s.
+    """
+    static = [k for k in swept if k.startswith("ppo.")]
+    header = [
+        "member",
+        "set",
+        "seed",
+        "group",
+        "chunk",
+        *static,
+        *(f"hparams.{n}" for n in HPARAM_FIELDS),
+        "env_steps",
+        "final_return",
+        "auc",
+        "wall_time_s",
+    ]
+    rows = []
+    for r in sorted(results, key=lambda r: r.member):
+        values = dict(r.values)
+        rows.append(
+            [
+                r.member,
+                r.set_index,
+                r.seed,
+                r.group,
+                r.chunk,
+                *(values[k] for k in static),
+                *(float(getattr(r.hparams, n)) for n in HPARAM_FIELDS),
+                r.env_steps,
+                r.final_return,
+                r.auc,
+                r.wall_time_s,
+            ]
+        )
+    return _csv_bytes(header, rows)
+
+
+def summary_csv(summary: Sequence[SetSummary], swept: Sequence[str]) -> bytes:
+    """`summary.csv`: hyperparameter sets ranked by mean final return, with a 95% CI."""
+    header = [
+        "rank",
+        "set",
+        *swept,
+        "seeds",
+        "mean_return",
+        "ci95_low",
+        "ci95_high",
+        "std_return",
+        "mean_auc",
+    ]
+    rows = []
+    for s in summary:
+        values = dict(s.values)
+        rows.append(
+            [
+                s.rank,
+                s.set_index,
+                *(values[k] for k in swept),
+                s.num_seeds,
+                s.mean_return,
+                s.mean_return - s.ci95,
+                s.mean_return + s.ci95,
+                s.std_return,
+                s.mean_auc,
+            ]
+        )
+    return _csv_bytes(header, rows)
+
+
+def best_yaml(population: Population, summary: Sequence[SetSummary]) -> bytes:
+    """`best.yaml`: the top set as a run config for `purejaxppo train`."""
+    rc = best_run_config(population, summary)
+    top = summary[0]
+    note = (
+        f"# best of {len(summary)} hyperparameter sets: {population.sets[top.set_index].label()}\n"
+        f"# mean final return {top.mean_return:.2f} over {top.num_seeds} seed(s)"
+        + ("" if math.isnan(top.ci95) else f" (95% CI +-{top.ci95:.2f})")
+        + "; expected_return is the CI's lower end\n"
+    )
+    return (note + dump_run_config(rc)).encode()
+
+
+def plot_curves(
+    population: Population,
+    summary: Sequence[SetSummary],
+    curves: Mapping[int, np.ndarray],
+    top: int = TOP_CURVES,
+) -> bytes:
+    """`curves.png`: mean episode return (band: min..max over seeds) of the `top` sets.
+
+    Args:
+      curves: member index -> episode-return curve `[U]` (NaN where no episode ended).
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 5), dpi=110)
+    ax = fig.add_subplot()
+    n = len(population.seeds)
+    for s in summary[:top]:
+        hs = population.sets[s.set_index]
+        rows = np.stack([curves[s.set_index * n + k] for k in range(n)]).astype(np.float64)
+        steps = (np.arange(rows.shape[1]) + 1) * hs.config.batch_size
+        with _quiet_nan_warnings():
+            mean = np.nanmean(rows, axis=0)
+            lo, hi = np.nanmin(rows, axis=0), np.nanmax(rows, axis=0)
+        label = f"#{s.rank} {hs.label()} ({s.mean_return:.1f})"
+        (line,) = ax.plot(steps, mean, label=label, linewidth=1.6)
+        if n > 1:
+            ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.15, linewidth=0)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("episode return")
+    seeds = f"mean over {n} seeds, band = min..max" if n > 1 else "one seed"
+    ax.set_title(f"learning curves of the top {min(top, len(summary))} sets ({seeds})")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _is_numeric(values: Sequence[Any]) -> bool:
+    return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+
+
+def plot_sensitivity(
+    population: Population, results: Sequence[MemberResult], summary: Sequence[SetSummary]
+) -> bytes:
+    """`sensitivity.png`: final return against each swept key (dots: members, line: set means).
+
+    Numeric keys spanning more than a factor 20 (all positive) get a log axis;
+    other keys (lists, strings, booleans) are shown as categories.
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter
+
+    keys = list(population.swept) or ["seed"]
+    cols = min(3, len(keys))
+    rows_n = math.ceil(len(keys) / cols)
+    fig = Figure(figsize=(4.2 * cols, 3.4 * rows_n), dpi=110)
+    means = {s.set_index: s.mean_return for s in summary}
+    for i, key in enumerate(keys):
+        ax = fig.add_subplot(rows_n, cols, i + 1)
+        if key == "seed":
+            xs = [r.seed for r in results]
+            ax.scatter(xs, [r.final_return for r in results], s=14)
+            ax.set_xlabel("seed (nothing swept)")
+        else:
+            member_x = [dict(r.values)[key] for r in results]
+            set_x = [dict(s.values)[key] for s in population.sets]
+            numeric = _is_numeric(set_x)
+            if numeric:
+                xs, sx = list(member_x), list(set_x)
+            else:
+                cats = sorted({_label(v) for v in set_x})
+                xs = [cats.index(_label(v)) for v in member_x]
+                sx = [cats.index(_label(v)) for v in set_x]
+                ax.set_xticks(range(len(cats)), cats, rotation=20, fontsize=8)
+            ax.scatter(xs, [r.final_return for r in results], s=12, alpha=0.45, label="member")
+            by_x: dict[Any, list[float]] = {}
+            for x, s in zip(sx, population.sets, strict=True):
+                by_x.setdefault(x, []).append(means.get(s.index, math.nan))
+            order = sorted(by_x)
+            with _quiet_nan_warnings():
+                best = [np.nanmax(by_x[x]) if np.isfinite(by_x[x]).any() else np.nan for x in order]
+            ax.plot(order, best, "o-", color="black", markersize=4, label="best set mean")
+            positive = numeric and min(set_x) > 0
+            if positive and max(set_x) / min(set_x) > 20:
+                ax.set_xscale("log")
+                ax.xaxis.set_minor_formatter(NullFormatter())  # no overlapping minor labels
+            ax.set_xlabel(key)
+        ax.set_ylabel("final return")
+        ax.grid(alpha=0.3)
+        if i == 0:
+            ax.legend(fontsize=7, loc="best")
+    fig.suptitle("sensitivity: final return against each swept hyperparameter", fontsize=10)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _label(value: Any) -> str:
+    if isinstance(value, tuple | list):
+        return "x".join(str(v) for v in value)
+    return str(value)
+
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+@contextlib.contextmanager
+def _quiet_nan_warnings() -> Iterator[None]:
+    """Silence numpy's 'mean of empty slice' warnings for all-NaN columns."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
+def write_report(
+    out: Path,
+    population: Population,
+    results: Sequence[MemberResult],
+    summary: Sequence[SetSummary],
+    curves: Mapping[int, np.ndarray],
+) -> list[Path]:
+    """Write all five outputs into `out` (each atomically); returns their paths."""
+    out = Path(out)
+    files = {
+        "results.csv": results_csv(results, population.swept),
+        "summary.csv": summary_csv(summary, population.swept),
+        "best.yaml": best_yaml(population, summary),
+        "curves.png": plot_curves(population, summary, curves),
+        "sensitivity.png": plot_sensitivity(population, results, summary),
+    }
+    for name, data in files.items():
+        atomic_write_bytes(out / name, data)
+    return [out / name for name in files]
