@@ -34,6 +34,7 @@ from purejaxppo.envs import (
 from purejaxppo.gae import compute_gae
 from purejaxppo.losses import LossMetrics, explained_variance, normalize, ppo_loss
 from purejaxppo.networks import ActorCritic
+from purejaxppo.optim import make_optimizer
 
 METRIC_NAMES = (
     "episode_return",
@@ -143,37 +144,18 @@ class OptCarry(NamedTuple):
     opt_state: Any
 
 
-def make_optimizer(learning_rate: Any, max_grad_norm: Any) -> optax.GradientTransformation:
-    """Global-norm clipping then Adam (eps 1e-5), hyperparameters held in the state."""
-    return optax.inject_hyperparams(_optimizer)(
-        learning_rate=learning_rate, max_grad_norm=max_grad_norm
-    )
+def _add(total: jax.Array, x: jax.Array) -> tuple[jax.Array, None]:
+    return total + x, None
 
 
-def _optimizer(learning_rate: Any, max_grad_norm: Any) -> optax.GradientTransformation:
-    return optax.chain(clip_by_global_norm(max_grad_norm), optax.adam(learning_rate, eps=1e-5))
+def _sequential_mean(x: jax.Array) -> jax.Array:
+    """Mean of all elements summed in a fixed order, so vmapped runs report the same bits.
 
-
-def clip_by_global_norm(max_norm: Any) -> optax.GradientTransformation:
-    """Scale gradients so their global norm is at most `max_norm`.
-
-    Same rule as `optax.clip_by_global_norm`, written as one multiply by a scalar
-    factor: optax's `(g / norm) * max_norm` compiles differently batched and
-    unbatched on XLA:CPU, which broke "member i of a vmapped sweep has the same
-    bits as the single run".
+    `jnp.mean` of a small array is vectorised differently with and without a batch axis.
     """
-
-    def init_fn(params: Any) -> optax.EmptyState:
-        del params
-        return optax.EmptyState()
-
-    def update_fn(updates: Any, state: optax.EmptyState, params: Any = None):
-        del params
-        norm = optax.tree.norm(updates)
-        factor = jnp.where(norm < max_norm, 1.0, max_norm / norm)
-        return jax.tree.map(lambda g: g * factor.astype(g.dtype), updates), state
-
-    return optax.GradientTransformation(init_fn, update_fn)
+    flat = x.reshape(-1)
+    total, _ = jax.lax.scan(_add, jnp.zeros((), flat.dtype), flat)
+    return total / flat.shape[0]
 
 
 def _as_float(hparams: HParams) -> HParams:
@@ -401,7 +383,7 @@ class Trainer:
         metrics = {
             "episode_return": jnp.where(count > 0, episodes.returns / count, jnp.nan),
             "episode_length": jnp.where(count > 0, episodes.lengths / count, jnp.nan),
-            **{name: jnp.mean(value) for name, value in losses._asdict().items()},
+            **{name: _sequential_mean(value) for name, value in losses._asdict().items()},
             "explained_variance": explained_variance(batch.value, batch.returns),
             "learning_rate": lr,
         }
