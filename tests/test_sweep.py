@@ -1,0 +1,425 @@
+"""Sweeps without training: SWEEP.yaml parsing and errors, populations, statistics, reports.
+
+Nothing here compiles a trainer, so the whole file runs in a few seconds.
+"""
+
+import argparse
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import purejaxppo as ppo
+from purejaxppo import sweep as sw
+from purejaxppo import sweep_cli, sweep_report
+from purejaxppo.yamlconfig import ConfigError, load_run_config
+
+TINY_PPO = """\
+ppo:
+  env_name: CartPole-v1
+  num_envs: 4
+  num_steps: 16
+  total_timesteps: 640
+  num_minibatches: 1
+  update_epochs: 1
+  hidden_sizes: [16]
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "sweep.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def load(tmp_path: Path, body: str) -> sw.SweepSpec:
+    return sw.load_sweep(write(tmp_path, TINY_PPO + body))
+
+
+# --------------------------------------------------------------------------- populations
+def test_grid_times_random_times_seeds_in_set_major_order(tmp_path):
+    spec = load(
+        tmp_path,
+        """
+seed: 7
+seeds: 3
+grid:
+  hparams.learning_rate: [1.0e-4, 1.0e-3]
+  hparams.clip_eps: [0.1, 0.2, 0.3]
+random:
+  count: 4
+  seed: 5
+  hparams.ent_coef: {log_uniform: [1.0e-4, 0.1]}
+  hparams.gae_lambda: {uniform: [0.8, 0.99]}
+  hparams.vf_coef: {choice: [0.25, 0.5]}
+""",
+    )
+    pop = spec.population()
+    assert len(pop.sets) == 2 * 3 * 4 and pop.size == 72 and pop.seeds == (7, 8, 9)
+    assert pop.swept == (
+        "hparams.learning_rate",
+        "hparams.clip_eps",
+        "hparams.ent_coef",
+        "hparams.gae_lambda",
+        "hparams.vf_coef",
+    )
+    assert pop.member(5) == sw.Member(index=5, set_index=1, seed=9)
+    # the grid is the outer loop (file order), the random draws the inner one
+    first = [dict(s.values) for s in pop.sets[:4]]
+    assert all(v["hparams.learning_rate"] == 1e-4 and v["hparams.clip_eps"] == 0.1 for v in first)
+    assert len({v["hparams.ent_coef"] for v in first}) == 4
+    # the same draws are crossed with every grid point
+    assert [dict(s.values)["hparams.ent_coef"] for s in pop.sets[4:8]] == [
+        v["hparams.ent_coef"] for v in first
+    ]
+    for s in pop.sets:
+        v = dict(s.values)
+        assert 1e-4 <= v["hparams.ent_coef"] <= 0.1 and 0.8 <= v["hparams.gae_lambda"] <= 0.99
+        assert v["hparams.vf_coef"] in (0.25, 0.5)
+        assert s.hparams.ent_coef == v["hparams.ent_coef"]  # values reach the HParams
+        assert s.config == pop.sets[0].config
+    assert len(pop.groups()) == 1 and pop.groups()[0].members == tuple(range(72))
+    # deterministic: the same file gives the same population; another sampler seed does not
+    assert spec.population() == pop
+    other = load(tmp_path, "random: {count: 4, seed: 6, hparams.ent_coef: {uniform: [0.0, 1.0]}}")
+    again = load(tmp_path, "random: {count: 4, seed: 6, hparams.ent_coef: {uniform: [0.0, 1.0]}}")
+    assert other.population() == again.population()
+    assert (
+        other.population()
+        != load(
+            tmp_path, "random: {count: 4, seed: 7, hparams.ent_coef: {uniform: [0.0, 1.0]}}"
+        ).population()
+    )
+
+
+def test_log_uniform_covers_decades_evenly(tmp_path):
+    spec = load(
+        tmp_path, "random: {count: 400, hparams.learning_rate: {log_uniform: [1.0e-5, 1.0e-1]}}"
+    )
+    logs = np.log10([s.hparams.learning_rate for s in spec.population().sets])
+    counts, _ = np.histogram(logs, bins=4, range=(-5, -1))
+    assert counts.min() > 60  # ~100 per decade; a linear draw would put ~90% in the last one
+
+
+def test_static_fields_make_groups_in_order_of_appearance(tmp_path):
+    spec = load(
+        tmp_path,
+        """
+seeds: 2
+grid:
+  hparams.learning_rate: [1.0e-4, 1.0e-3]
+  ppo.num_envs: [4, 8]
+  ppo.hidden_sizes: [[16], [8, 8]]
+""",
+    )
+    pop = spec.population()
+    groups = pop.groups()
+    assert len(groups) == 4 and sum(len(g.members) for g in groups) == pop.size == 16
+    assert groups[0].values == (("ppo.num_envs", 4), ("ppo.hidden_sizes", (16,)))
+    assert groups[0].config.num_envs == 4 and groups[0].config.hidden_sizes == (16,)
+    # learning rate is traced: both values share each group
+    for g in groups:
+        lrs = {pop.sets[pop.member(m).set_index].hparams.learning_rate for m in g.members}
+        assert lrs == {1e-4, 1e-3}
+        assert all(pop.sets[pop.member(m).set_index].config == g.config for m in g.members)
+    assert groups[1].label() == "num_envs=4 hidden_sizes=8x8"
+
+
+def test_base_file_and_overrides(tmp_path):
+    base = write(tmp_path, TINY_PPO + "hparams: {gamma: 0.9}\nseed: 3\n", "base.yaml")
+    spec = sw.load_sweep(
+        write(
+            tmp_path,
+            f"base: {base.name}\nppo: {{num_envs: 8}}\nhparams: {{clip_eps: 0.3}}\nseeds: 2\n",
+        )
+    )
+    assert spec.base.ppo.num_envs == 8 and spec.base.ppo.hidden_sizes == (16,)
+    assert spec.base.hparams.gamma == 0.9 and spec.base.hparams.clip_eps == 0.3
+    pop = spec.population()
+    assert pop.seeds == (3, 4) and len(pop.sets) == 1 and pop.swept == ()
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("grids: {}", r"sweep.yaml: grids: unknown key; did you mean grid\?"),
+        (
+            "grid: {learning_rate: [0.1]}",
+            r"grid.learning_rate: unknown key; did you mean hparams.learning_rate\?",
+        ),
+        (
+            "grid: {hparams.learning_rat: [0.1]}",
+            r"grid.hparams.learning_rat: unknown key; did you mean hparams.learning_rate\?",
+        ),
+        (
+            "grid: {hparams.learning_rate: 0.1}",
+            r"grid.hparams.learning_rate: expected a non-empty list",
+        ),
+        (
+            "grid: {hparams.learning_rate: [-0.1]}",
+            r"grid.hparams.learning_rate: expected a number > 0, got -0.1",
+        ),
+        (
+            "grid: {hparams.gamma: [0.9, 1.5]}",
+            r"grid.hparams.gamma: expected a number in \[0, 1\], got 1.5",
+        ),
+        ("grid: {hparams.gamma: [0.9, 0.9]}", r"grid.hparams.gamma: a value appears twice"),
+        ("grid: {ppo.num_envs: [4, x]}", r"grid.ppo.num_envs: expected an integer, got 'x'"),
+        ("grid: {ppo.num_minibatches: [3]}", r"grid.ppo.num_minibatches: .*does not divide"),
+        ("seeds: 0", r"sweep.yaml: seeds: expected a positive integer, got 0"),
+        (
+            "random: {hparams.clip_eps: {uniform: [0.1, 0.3]}}",
+            r"random.count: expected a positive integer",
+        ),
+        (
+            "random: {count: 2, hparams.clip_eps: {gaussian: [0.1, 0.3]}}",
+            r"random.hparams.clip_eps: gaussian: unknown distribution",
+        ),
+        (
+            "random: {count: 2, hparams.clip_eps: {uniform: [0.3, 0.1]}}",
+            r"random.hparams.clip_eps.uniform: expected lo < hi",
+        ),
+        (
+            "random: {count: 2, hparams.ent_coef: {log_uniform: [0.0, 0.1]}}",
+            r"random.hparams.ent_coef.log_uniform: expected lo > 0",
+        ),
+        (
+            "random: {count: 2, hparams.gamma: {uniform: [0.5, 1.5]}}",
+            r"random.hparams.gamma.uniform: expected a number in \[0, 1\], got 1.5",
+        ),
+        (
+            "random: {count: 2, ppo.num_envs: {uniform: [4, 8]}}",
+            r"random.ppo.num_envs: uniform: static fields can only be sampled with choice",
+        ),
+        ("random: {count: 2}", r"random: no key to sample"),
+        (
+            "grid: {hparams.gamma: [0.9]}\n"
+            "random: {count: 2, hparams.gamma: {uniform: [0.5, 0.9]}}",
+            r"random.hparams.gamma: also in grid",
+        ),
+        (
+            "hparams: {gamma: 2.0}",
+            r"sweep.yaml: hparams.gamma: expected a number in \[0, 1\], got 2",
+        ),
+        ("base: missing.yaml", r"missing.yaml: no such config file"),
+    ],
+)
+def test_bad_sweep_files_give_one_line_naming_the_key(tmp_path, body, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        load(tmp_path, body)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_sweep_file(tmp_path):
+    with pytest.raises(ConfigError, match=r"nope.yaml: no such sweep file"):
+        sw.load_sweep(tmp_path / "nope.yaml")
+
+
+# --------------------------------------------------------------------------- statistics
+def test_final_return_and_auc_skip_updates_without_episodes():
+    curve = np.array([np.nan, 2.0, 4.0] + [np.nan] * 5 + [10.0] * 12)
+    assert sw.final_return(curve) == 10.0  # last 10 updates
+    assert sw.area_under_curve(curve) == pytest.approx((2 + 4 + 120) / 14)
+    assert math.isnan(sw.final_return(np.full(5, np.nan)))
+
+
+def _fake_results(pop: sw.Population, finals: list[float]) -> list[sw.MemberResult]:
+    return [
+        sw.member_result(pop, i, np.full(12, f), group=0, chunk=i // 2, wall_time_s=1.5)
+        for i, f in enumerate(finals)
+    ]
+
+
+def test_summary_ranks_sets_with_student_t_confidence_intervals(tmp_path):
+    spec = load(tmp_path, "seeds: 3\ngrid: {hparams.learning_rate: [1.0e-4, 1.0e-3, 1.0e-2]}")
+    pop = spec.population()
+    finals = [1.0, 2.0, 3.0, 10.0, 20.0, 30.0, 5.0, np.nan, 5.0]
+    summary = sw.summarize(_fake_results(pop, finals), pop)
+    assert [s.set_index for s in summary] == [1, 0, 2]  # the set with a NaN seed goes last
+    assert [s.rank for s in summary] == [1, 2, 3]
+    top = summary[0]
+    assert top.mean_return == 20.0 and top.std_return == pytest.approx(10.0)
+    # t_{0.975, 2} = 4.302652729911275
+    assert top.ci95 == pytest.approx(4.302652729911275 * 10.0 / math.sqrt(3), rel=1e-9)
+    assert math.isnan(summary[2].mean_return)
+    one_seed = sw.summarize(_fake_results(pop, finals)[:1], pop)
+    assert math.isnan(one_seed[0].ci95)
+
+
+def test_reports_are_real_files_and_best_yaml_loads(tmp_path):
+    spec = load(
+        tmp_path,
+        "seeds: 2\ngrid: {hparams.learning_rate: [1.0e-4, 1.0e-3], ppo.hidden_sizes: [[16], [8]]}",
+    )
+    pop = spec.population()
+    finals = [1.0, 3.0, 50.0, 52.0, 7.0, 9.0, 20.0, 22.0]
+    results = _fake_results(pop, finals)
+    curves = {i: np.linspace(0, f, 10) for i, f in enumerate(finals)}
+    summary = sw.summarize(results, pop)
+    files = sweep_report.write_report(tmp_path, pop, results, summary, curves)
+    assert [f.name for f in files] == [
+        "results.csv",
+        "summary.csv",
+        "best.yaml",
+        "curves.png",
+        "sensitivity.png",
+    ]
+    rows = (tmp_path / "results.csv").read_text().splitlines()
+    assert rows[0].startswith("member,set,seed,group,chunk,ppo.hidden_sizes,hparams.learning_rate")
+    assert rows[0].endswith("env_steps,final_return,auc,wall_time_s") and len(rows) == 9
+    assert rows[3].split(",")[:6] == ["2", "1", "0", "0", "1", "8"]
+    summary_rows = (tmp_path / "summary.csv").read_text().splitlines()
+    assert summary_rows[0] == (
+        "rank,set,hparams.learning_rate,ppo.hidden_sizes,seeds,mean_return,ci95_low,ci95_high,"
+        "std_return,mean_auc"
+    )
+    assert summary_rows[1].startswith("1,1,0.0001,8,2,51.0,")
+    best = load_run_config(tmp_path / "best.yaml")
+    assert best.ppo == pop.sets[1].config and best.hparams == pop.sets[1].hparams
+    assert best.seed == 0 and best.expected_return < 51.0
+    import matplotlib.image
+
+    for name in ("curves.png", "sensitivity.png"):
+        image = matplotlib.image.imread(tmp_path / name)
+        assert image.ndim == 3 and image.shape[0] > 300 and image.shape[1] > 600
+        assert image[..., :3].std() > 0.05  # not a blank canvas
+
+
+# --------------------------------------------------------------------------- select
+def test_select_checks_its_input():
+    batched = ppo.TrainOutput(
+        params={"w": np.zeros((3, 2))},
+        metrics={n: np.zeros((3, 5)) for n in ppo.METRIC_NAMES},
+        state=None,
+    )
+    one = sw.select(batched, 2)
+    assert one.params["w"].shape == (2,) and one.metrics["episode_return"].shape == (5,)
+    with pytest.raises(ValueError, match=r"^i: expected a member index in \[0, 3\), got 3"):
+        sw.select(batched, 3)
+    with pytest.raises(ValueError, match=r"^output: expected a batched TrainOutput"):
+        sw.select(one, 0)
+
+
+# --------------------------------------------------------------------------- CLI checks
+def run_cli(argv: list[str]) -> tuple[int, str, str]:
+    """`purejaxppo sweep ...` in this process (without touching XLA_FLAGS)."""
+    parser = argparse.ArgumentParser(prog="purejaxppo")
+    sweep_cli.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    out, err = io.StringIO(), io.StringIO()
+    import contextlib
+
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = args.func(args)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--max-batch", "0"], "--max-batch: expected a positive integer, got 0"),
+        (["--coordinator", "nohost"], "--coordinator: expected HOST:PORT, got 'nohost'"),
+        (["--num-processes", "2", "--process-id", "2"], "--process-id: expected < --num-processes"),
+    ],
+)
+def test_cli_bad_flags_exit_2_with_one_line(tmp_path, extra, message):
+    path = write(tmp_path, TINY_PPO + "grid: {hparams.learning_rate: [0.1]}")
+    code, _, err = run_cli(["sweep", str(path), "--out", str(tmp_path / "o"), *extra])
+    assert code == 2
+    assert err == f"purejaxppo sweep: error: {message}" + err.split(message, 1)[1]
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_cli_bad_sweep_file_exit_2_before_touching_the_output(tmp_path):
+    path = write(tmp_path, TINY_PPO + "grid: {hparams.gamma: [2.0]}")
+    code, _, err = run_cli(["sweep", str(path), "--out", str(tmp_path / "o")])
+    assert code == 2 and err.count("\n") == 1
+    assert "grid.hparams.gamma: expected a number in [0, 1], got 2" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_changed_sweep_is_refused_naming_what_changed(tmp_path):
+    spec = load(tmp_path, "seeds: 2\ngrid: {hparams.learning_rate: [1.0e-4, 1.0e-3]}")
+    out = tmp_path / "out"
+    out.mkdir()
+    manifest = sweep_cli.manifest_for(spec.to_dict(), 2, 4)
+    (out / sweep_cli.MANIFEST).write_text(json.dumps(manifest))
+    assert sweep_cli.check_manifest(out / sweep_cli.MANIFEST, spec.to_dict()) is not None
+    changed = load(tmp_path, "seeds: 3\ngrid: {hparams.learning_rate: [1.0e-4, 3.0e-3]}")
+    with pytest.raises(sweep_cli.SweepError) as info:
+        sweep_cli.check_manifest(out / sweep_cli.MANIFEST, changed.to_dict())
+    assert str(info.value) == (
+        f"{out}: holds a different sweep (changed: grid.hparams.learning_rate, seeds); "
+        "use another --out or delete the folder"
+    )
+    # the same through the command line: exit 2, one line, nothing written
+    path = write(tmp_path, TINY_PPO + "seeds: 3\ngrid: {hparams.learning_rate: [1.0e-4, 3.0e-3]}")
+    code, _, err = run_cli(["sweep", str(path), "--out", str(out)])
+    assert (
+        code == 2 and "holds a different sweep (changed: grid.hparams.learning_rate, seeds)" in err
+    )
+    assert sorted(p.name for p in out.iterdir()) == [sweep_cli.MANIFEST]
+    # and a different --max-batch against the same sweep
+    same = write(tmp_path, TINY_PPO + "seeds: 2\ngrid: {hparams.learning_rate: [1.0e-4, 1.0e-3]}")
+    code, _, err = run_cli(["sweep", str(same), "--out", str(out), "--max-batch", "3"])
+    assert code == 2 and "--max-batch: the sweep in" in err and "started with --max-batch 2" in err
+
+
+def test_chunk_files_are_written_atomically_and_merged(tmp_path):
+    (tmp_path / "chunks").mkdir()
+    metrics = {"episode_return": np.arange(6, dtype=np.float32).reshape(3, 2)}
+    for p, members in ((0, [4, 1]), (1, [2])):
+        rows = {"episode_return": metrics["episode_return"][: len(members)] + p}
+        path = sweep_cli.chunk_path(tmp_path, 0, 3, p)
+        sweep_cli.write_chunk(path, np.array(members), rows, run_s=1.0 + p)
+    sweep_cli.merge_parts(tmp_path, 0, 3, 2)
+    assert sorted(p.name for p in (tmp_path / "chunks").iterdir()) == ["g00-c0003.npz"]
+    members, merged, info = sweep_cli.read_chunk(sweep_cli.chunk_path(tmp_path, 0, 3))
+    np.testing.assert_array_equal(members, [1, 2, 4])
+    np.testing.assert_array_equal(merged["episode_return"], [[2, 3], [1, 2], [0, 1]])
+    assert info == {"run_s": 2.0}
+
+
+# --------------------------------------------------------------------------- helpers
+def test_ensure_host_devices_respects_the_users_count():
+    from purejaxppo.hostdevices import ensure_host_devices
+
+    env = {}
+    assert ensure_host_devices(3, environ=env) == 3
+    assert env["XLA_FLAGS"] == "--xla_force_host_platform_device_count=3"
+    assert ensure_host_devices(5, environ=env) == 3  # already set: kept
+    env = {"XLA_FLAGS": "--xla_cpu_use_thunk_runtime=false"}
+    ensure_host_devices(2, environ=env)
+    assert env["XLA_FLAGS"] == (
+        "--xla_cpu_use_thunk_runtime=false --xla_force_host_platform_device_count=2"
+    )
+    assert ensure_host_devices(environ={}) >= 1
+    with pytest.raises(ValueError, match="count: expected a positive integer"):
+        ensure_host_devices(0, environ={})
+
+
+def test_distributed_args_from_flags_and_environment(monkeypatch):
+    from purejaxppo.sharding import DistributedArgs, padded_size
+
+    monkeypatch.delenv("JAX_COORDINATOR_ADDRESS", raising=False)
+    monkeypatch.delenv("JAX_NUM_PROCESSES", raising=False)
+    monkeypatch.delenv("JAX_PROCESS_ID", raising=False)
+    assert not DistributedArgs.from_env().requested
+    monkeypatch.setenv("JAX_COORDINATOR_ADDRESS", "10.0.0.1:1234")
+    monkeypatch.setenv("JAX_NUM_PROCESSES", "4")
+    monkeypatch.setenv("JAX_PROCESS_ID", "3")
+    d = DistributedArgs.from_env(process_id=1).validate()
+    assert (d.coordinator, d.num_processes, d.process_id, d.requested) == (
+        "10.0.0.1:1234",
+        4,
+        1,
+        True,
+    )
+    monkeypatch.setenv("JAX_NUM_PROCESSES", "four")
+    with pytest.raises(ValueError, match="JAX_NUM_PROCESSES: expected an integer, got 'four'"):
+        DistributedArgs.from_env()
+    assert [padded_size(n, 4) for n in (1, 4, 5, 8)] == [4, 4, 8, 8]
+    assert DistributedArgs(auto=True).requested

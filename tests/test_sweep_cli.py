@@ -1,0 +1,123 @@
+"""`purejaxppo sweep` end to end in subprocesses: outputs, resume, kill-and-resume."""
+
+import os
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+from sweep_testing import (
+    TIMEOUT_S,
+    assert_same_bits,
+    cli_env,
+    member_rows,
+    reference_sweep,
+    results_without_times,
+    run_sweep,
+    sweep_command,
+)
+
+from purejaxppo.yamlconfig import load_run_config
+
+
+@pytest.fixture(scope="session")
+def reference(tmp_path_factory):
+    return reference_sweep(tmp_path_factory.getbasetemp() / "sweep")
+
+
+def test_outputs(reference):
+    _, out, _ = reference
+    names = {p.name for p in out.iterdir()}
+    assert {"results.csv", "summary.csv", "best.yaml", "curves.png", "sensitivity.png"} <= names
+    assert sorted(p.name for p in (out / "chunks").iterdir()) == [
+        f"g00-c000{c}.npz" for c in range(4)
+    ]
+    results = (out / "results.csv").read_text().splitlines()
+    assert len(results) == 1 + 8
+    header = results[0].split(",")
+    rows = [dict(zip(header, line.split(","), strict=True)) for line in results[1:]]
+    assert [r["member"] for r in rows] == [str(i) for i in range(8)]
+    assert [r["seed"] for r in rows] == ["0", "1"] * 4
+    assert {r["hparams.learning_rate"] for r in rows} == {"0.001", "0.003"}
+    assert all(r["env_steps"] == "96000" for r in rows)
+    # final return: the mean of the member's last 10 episode-return updates
+    curves = member_rows(out)
+    for r in rows:
+        expected = np.nanmean(curves[int(r["member"])]["episode_return"][-10:].astype(np.float64))
+        assert float(r["final_return"]) == pytest.approx(expected, rel=1e-12)
+    # members learn something in 1500 updates (random CartPole policies score ~22)
+    assert max(float(r["final_return"]) for r in rows) > 60
+    summary = (out / "summary.csv").read_text().splitlines()
+    assert len(summary) == 1 + 4 and summary[0].startswith("rank,set,hparams.learning_rate,")
+    means = [float(line.split(",")[5]) for line in summary[1:]]
+    assert means == sorted(means, reverse=True)
+    best_set = int(summary[1].split(",")[1])
+    best = load_run_config(out / "best.yaml")
+    best_row = next(r for r in rows if int(r["set"]) == best_set)
+    assert best.hparams.learning_rate == float(best_row["hparams.learning_rate"])
+    assert best.hparams.ent_coef == float(best_row["hparams.ent_coef"])
+    assert best.ppo.total_timesteps == 96000 and best.seed == 0
+    for name in ("curves.png", "sensitivity.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_rerun_skips_finished_chunks_without_compiling(reference):
+    spec, out, cache = reference
+    before = {p.name: p.stat().st_mtime_ns for p in (out / "chunks").iterdir()}
+    proc = run_sweep(spec, out, 1, cache)  # --max-batch comes from the folder's record
+    assert "resuming: 4/4 chunks already done" in proc.stdout
+    assert "group 1/1 (all): all 4 chunk(s) done" in proc.stdout
+    assert "compiled" not in proc.stdout
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "chunks").iterdir()} == before
+
+
+def test_changed_sweep_file_is_refused(reference, tmp_path):
+    spec, out, cache = reference
+    changed = tmp_path / "sweep.yaml"
+    changed.write_text(spec.read_text().replace("3.0e-3", "2.0e-3"))
+    proc = subprocess.run(
+        sweep_command(changed, out), env=cli_env(1, cache), capture_output=True, text=True,
+        timeout=TIMEOUT_S,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        f"purejaxppo sweep: error: {out}: holds a different sweep "
+        "(changed: grid.hparams.learning_rate); use another --out or delete the folder\n"
+    )
+
+
+@pytest.mark.slow
+def test_killed_sweep_resumes_to_the_uninterrupted_result(reference, tmp_path):
+    """SIGKILL after the first chunk is written; the rerun computes only the rest."""
+    spec, ref, cache = reference
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(
+        sweep_command(spec, out, "--max-batch", "2"),
+        env=cli_env(1, cache),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    first = out / "chunks" / "g00-c0000.npz"
+    deadline = time.monotonic() + TIMEOUT_S
+    try:
+        while not first.exists():
+            assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+            assert time.monotonic() < deadline, "no chunk written in time"
+            time.sleep(0.005)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        proc.stderr.close()
+    done = sorted(p.name for p in (out / "chunks").glob("g*.npz"))
+    assert 1 <= len(done) < 4, f"kill came too late to test resuming: {done}"
+    first_stat = first.stat().st_mtime_ns
+
+    rerun = run_sweep(spec, out, 1, cache, "--max-batch", "2")
+    assert f"resuming: {len(done)}/4 chunks already done, skipping them" in rerun.stdout
+    assert first.stat().st_mtime_ns == first_stat  # not recomputed
+    assert not list((out / "chunks").glob(".*tmp*"))  # a killed writer's leftovers are gone
+    assert_same_bits(ref, out)
+    assert results_without_times(ref) == results_without_times(out)
+    assert (ref / "summary.csv").read_bytes() == (out / "summary.csv").read_bytes()
