@@ -138,24 +138,17 @@ class Batch(NamedTuple):
 
 
 class OptCarry(NamedTuple):
-    """Carry of the epoch and minibatch scans."""
+    """Carry of the epoch and minibatch scans.
+
+    `loss_sums` adds up each minibatch's `LossMetrics` in a fixed order, so the
+    reported means are bit-identical with and without an outer `vmap` (a
+    `jnp.mean` over the stacked `[epochs, minibatches]` values is not) and cost
+    no extra loop.
+    """
 
     params: Any
     opt_state: Any
-
-
-def _add(total: jax.Array, x: jax.Array) -> tuple[jax.Array, None]:
-    return total + x, None
-
-
-def _sequential_mean(x: jax.Array) -> jax.Array:
-    """Mean of all elements summed in a fixed order, so vmapped runs report the same bits.
-
-    `jnp.mean` of a small array is vectorised differently with and without a batch axis.
-    """
-    flat = x.reshape(-1)
-    total, _ = jax.lax.scan(_add, jnp.zeros((), flat.dtype), flat)
-    return total / flat.shape[0]
+    loss_sums: LossMetrics
 
 
 def _as_float(hparams: HParams) -> HParams:
@@ -328,16 +321,17 @@ class Trainer:
 
     def _minibatch_step(
         self, hparams: HParams, carry: OptCarry, minibatch: Batch
-    ) -> tuple[OptCarry, LossMetrics]:
-        """One gradient step on one minibatch."""
+    ) -> tuple[OptCarry, None]:
+        """One gradient step on one minibatch; adds its loss metrics to the carry."""
         grads, metrics = jax.grad(self.loss, has_aux=True)(carry.params, hparams, minibatch)
         tx = make_optimizer(hparams.learning_rate, hparams.max_grad_norm)
         updates, opt_state = tx.update(grads, carry.opt_state, carry.params)
-        return OptCarry(optax.apply_updates(carry.params, updates), opt_state), metrics
+        loss_sums = LossMetrics(*(a + b for a, b in zip(carry.loss_sums, metrics, strict=True)))
+        return OptCarry(optax.apply_updates(carry.params, updates), opt_state, loss_sums), None
 
     def _epoch(
         self, hparams: HParams, batch: Batch, carry: OptCarry, key: jax.Array
-    ) -> tuple[OptCarry, LossMetrics]:
+    ) -> tuple[OptCarry, None]:
         """One pass over the batch: permute once, reshape into minibatches, scan."""
         cfg = self.config
         perm = jax.random.permutation(key, cfg.batch_size)
@@ -374,16 +368,18 @@ class Trainer:
             }
         )
         epoch_keys = jax.random.split(epoch_key, cfg.update_epochs)
-        carry, losses = jax.lax.scan(
+        zero = jnp.zeros((), jnp.float32)
+        carry, _ = jax.lax.scan(
             functools.partial(self._epoch, hparams, batch),
-            OptCarry(state.params, opt_state),
+            OptCarry(state.params, opt_state, LossMetrics(*([zero] * len(LossMetrics._fields)))),
             epoch_keys,
         )
+        steps = cfg.update_epochs * cfg.num_minibatches
         count = episodes.count.astype(jnp.float32)
         metrics = {
             "episode_return": jnp.where(count > 0, episodes.returns / count, jnp.nan),
             "episode_length": jnp.where(count > 0, episodes.lengths / count, jnp.nan),
-            **{name: _sequential_mean(value) for name, value in losses._asdict().items()},
+            **{name: total / steps for name, total in carry.loss_sums._asdict().items()},
             "explained_variance": explained_variance(batch.value, batch.returns),
             "learning_rate": lr,
         }
