@@ -308,6 +308,8 @@ def _run(args: argparse.Namespace, out_stream: TextIO, err_stream: TextIO) -> in
     dist = DistributedArgs.from_env(
         args.coordinator, args.num_processes, args.process_id, args.distributed
     ).validate()
+    # before anything touches a device (validating HParams does): JAX's own runtime
+    initialize_distributed(dist)
     spec = sw.load_sweep(args.sweep)
     population = spec.population()
     out = Path(args.out) if args.out else default_out(args.sweep)
@@ -330,8 +332,6 @@ def _run(args: argparse.Namespace, out_stream: TextIO, err_stream: TextIO) -> in
     )
     manifest = old or manifest_for(spec.to_dict(), max_batch, segment)
 
-    # ---- devices and processes: JAX's own runtime
-    initialize_distributed(dist)
     import jax
 
     from purejaxppo import jaxcache

@@ -221,8 +221,11 @@ def test_missing_sweep_file(tmp_path):
 # --------------------------------------------------------------------------- statistics
 def test_final_return_and_auc_skip_updates_without_episodes():
     curve = np.array([np.nan, 2.0, 4.0] + [np.nan] * 5 + [10.0] * 12)
-    assert sw.final_return(curve) == 10.0  # last 10 updates
+    assert sw.final_return(curve) == 10.0  # window: 5% of 20 updates = 1
     assert sw.area_under_curve(curve) == pytest.approx((2 + 4 + 120) / 14)
+    # 100 updates: window 5; NaN updates (no episode ended) are skipped, not counted
+    curve = np.r_[np.zeros(90), 1.0, 2.0, 3.0, np.nan, 4.0, 5.0, np.nan, np.nan, np.nan, np.nan]
+    assert sw.final_return(curve) == pytest.approx(3.0)
     assert math.isnan(sw.final_return(np.full(5, np.nan)))
 
 

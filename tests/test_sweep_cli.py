@@ -13,7 +13,7 @@ from sweep_testing import (
     cli_env,
     member_rows,
     reference_sweep,
-    results_without_times,
+    results_without,
     run_sweep,
     sweep_command,
 )
@@ -40,13 +40,14 @@ def test_outputs(reference):
     assert [r["member"] for r in rows] == [str(i) for i in range(8)]
     assert [r["seed"] for r in rows] == ["0", "1"] * 4
     assert {r["hparams.learning_rate"] for r in rows} == {"0.001", "0.003"}
-    assert all(r["env_steps"] == "96000" for r in rows)
-    # final return: the mean of the member's last 10 episode-return updates
+    assert all(r["env_steps"] == "64000" for r in rows)
+    # final return: the mean of the member's last 50 (5% of 1000) updates with finished episodes
     curves = member_rows(out)
     for r in rows:
-        expected = np.nanmean(curves[int(r["member"])]["episode_return"][-10:].astype(np.float64))
+        curve = curves[int(r["member"])]["episode_return"].astype(np.float64)
+        expected = np.mean(curve[np.isfinite(curve)][-50:])
         assert float(r["final_return"]) == pytest.approx(expected, rel=1e-12)
-    # members learn something in 1500 updates (random CartPole policies score ~22)
+    # members learn something in 1000 updates (random CartPole policies score ~22)
     assert max(float(r["final_return"]) for r in rows) > 60
     summary = (out / "summary.csv").read_text().splitlines()
     assert len(summary) == 1 + 4 and summary[0].startswith("rank,set,hparams.learning_rate,")
@@ -57,7 +58,7 @@ def test_outputs(reference):
     best_row = next(r for r in rows if int(r["set"]) == best_set)
     assert best.hparams.learning_rate == float(best_row["hparams.learning_rate"])
     assert best.hparams.ent_coef == float(best_row["hparams.ent_coef"])
-    assert best.ppo.total_timesteps == 96000 and best.seed == 0
+    assert best.ppo.total_timesteps == 64000 and best.seed == 0
     for name in ("curves.png", "sensitivity.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -119,5 +120,5 @@ def test_killed_sweep_resumes_to_the_uninterrupted_result(reference, tmp_path):
     assert first.stat().st_mtime_ns == first_stat  # not recomputed
     assert not list((out / "chunks").glob(".*tmp*"))  # a killed writer's leftovers are gone
     assert_same_bits(ref, out)
-    assert results_without_times(ref) == results_without_times(out)
+    assert results_without(ref, "wall_time_s") == results_without(out, "wall_time_s")
     assert (ref / "summary.csv").read_bytes() == (out / "summary.csv").read_bytes()
