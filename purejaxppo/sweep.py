@@ -595,11 +595,15 @@ class GroupRunner:
         self.compile_s = time.perf_counter() - start
         return self.compile_s
 
+    def programs(self) -> tuple[Any, Any]:
+        """The compiled `(init, update-segment)` executables (compiling them if needed)."""
+        self.compile()
+        return self._init, self._advance
+
     def memory_bytes(self) -> int:
         """Device memory one device needs for a chunk (largest of the two programs)."""
-        self.compile()
         sizes = []
-        for compiled in (self._init, self._advance):
+        for compiled in self.programs():
             m = compiled.memory_analysis()
             if m is None:
                 return 0
@@ -813,7 +817,7 @@ def t_quantile_975(dof: int) -> float:
 
 
 def summarize(results: Sequence[MemberResult], population: Population) -> list[SetSummary]:
-    """Sets ranked by mean final return over seeds (sets with a NaN mean go last)."""
+    """Sets ranked by mean final return over seeds, ties by mean AUC (NaN means go last)."""
     by_set: dict[int, list[MemberResult]] = {}
     for r in results:
         by_set.setdefault(r.set_index, []).append(r)
@@ -831,9 +835,11 @@ def summarize(results: Sequence[MemberResult], population: Population) -> list[S
     return [dataclasses.replace(s, rank=i + 1) for i, s in enumerate(rows)]
 
 
-def _rank_key(s: SetSummary) -> tuple[bool, float, int]:
+def _rank_key(s: SetSummary) -> tuple[bool, float, float, int]:
+    """Mean final return (descending), ties broken by mean AUC (faster learning first)."""
     nan = math.isnan(s.mean_return)
-    return (nan, 0.0 if nan else -s.mean_return, s.set_index)
+    auc = -s.mean_auc if math.isfinite(s.mean_auc) else math.inf
+    return (nan, 0.0 if nan else -s.mean_return, auc, s.set_index)
 
 
 def best_run_config(population: Population, summary: Sequence[SetSummary]) -> RunConfig:

@@ -36,6 +36,7 @@ MANIFEST = "sweep.json"
 MANIFEST_FORMAT = 1
 CHUNK_DIR = "chunks"
 MEMORY_FRACTION = 0.7  # of a device's memory a chunk may plan to use
+LOG_EVERY_S = 30.0  # not on a terminal: a progress line at most this often inside a chunk
 
 
 class SweepError(ValueError):
@@ -200,7 +201,8 @@ def merge_parts(out: Path, group: int, chunk: int, processes: int) -> None:
 class ProgressBar:
     """One status line over members, chunks and updates (redrawn on a terminal).
 
-    Not on a terminal, it prints a line per finished chunk instead.
+    Not on a terminal (a log file), it prints a line per finished chunk and,
+    inside a long chunk, one every `LOG_EVERY_S` seconds.
     """
 
     def __init__(self, total_members: int, total_chunks: int, stream: TextIO, enabled: bool):
@@ -214,6 +216,7 @@ class ProgressBar:
         self.start = time.perf_counter()
         self.work_done = 0.0  # members x fraction of their updates, this session
         self.work_start = 0
+        self.last_line = self.start
 
     def resume(self, members: int, chunks: int) -> None:
         """Count already finished chunks (they do not enter the rate)."""
@@ -238,6 +241,10 @@ class ProgressBar:
         """Progress inside the running chunk (`frac` of its updates done)."""
         if self.tty:
             self.stream.write("\r" + self._line(chunk_members, frac, group)[:160])
+            self.stream.flush()
+        elif self.enabled and time.perf_counter() - self.last_line > LOG_EVERY_S:
+            self.last_line = time.perf_counter()
+            self.stream.write(self._line(chunk_members, frac, group) + "\n")
             self.stream.flush()
 
     def chunk_done(self, chunk_members: int, group: str, seconds: float) -> None:

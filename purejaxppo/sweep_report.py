@@ -26,6 +26,22 @@ from purejaxppo.yamlconfig import dump_run_config
 
 HPARAM_FIELDS = tuple(f.name for f in dataclasses.fields(HParams))
 TOP_CURVES = 5
+SMOOTH_DIVISOR = 50  # curves.png: moving average over 2% of the updates
+
+
+def smooth(curve: np.ndarray, window: int) -> np.ndarray:
+    """Trailing moving average of `curve` `[U]` over `window` updates, NaNs (no episode) skipped.
+
+    NaN where the whole window is NaN.
+    """
+    x = np.asarray(curve, np.float64)
+    ok = np.isfinite(x)
+    sums = np.cumsum(np.where(ok, x, 0.0))
+    counts = np.cumsum(ok)
+    sums[window:] = sums[window:] - sums[:-window]
+    counts[window:] = counts[window:] - counts[:-window]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -161,6 +177,8 @@ def plot_curves(
         hs = population.sets[s.set_index]
         rows = np.stack([curves[s.set_index * n + k] for k in range(n)]).astype(np.float64)
         steps = (np.arange(rows.shape[1]) + 1) * hs.config.batch_size
+        window = max(1, rows.shape[1] // SMOOTH_DIVISOR)
+        rows = np.stack([smooth(r, window) for r in rows])
         with _quiet_nan_warnings():
             mean = np.nanmean(rows, axis=0)
             lo, hi = np.nanmin(rows, axis=0), np.nanmax(rows, axis=0)
@@ -171,7 +189,11 @@ def plot_curves(
     ax.set_xlabel("environment steps")
     ax.set_ylabel("episode return")
     seeds = f"mean over {n} seeds, band = min..max" if n > 1 else "one seed"
-    ax.set_title(f"learning curves of the top {min(top, len(summary))} sets ({seeds})")
+    ax.set_title(
+        f"learning curves of the top {min(top, len(summary))} sets ({seeds};\n"
+        f"moving average over 1/{SMOOTH_DIVISOR} of the updates)",
+        fontsize=10,
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()

@@ -426,3 +426,27 @@ def test_distributed_args_from_flags_and_environment(monkeypatch):
         DistributedArgs.from_env()
     assert [padded_size(n, 4) for n in (1, 4, 5, 8)] == [4, 4, 8, 8]
     assert DistributedArgs(auto=True).requested
+
+
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).parent.parent / "configs" / "sweeps").glob("*.yaml"))
+)
+def test_shipped_sweeps_load(path):
+    pop = sw.load_sweep(path).population()
+    assert pop.size >= 8 and pop.swept
+    assert len(pop.groups()) == len({s.config for s in pop.sets})
+
+
+def test_smoothing_skips_updates_without_episodes():
+    curve = np.array([1.0, np.nan, 3.0, 5.0, np.nan, np.nan, np.nan])
+    np.testing.assert_allclose(
+        sweep_report.smooth(curve, 2), [1.0, 1.0, 3.0, 4.0, 5.0, np.nan, np.nan]
+    )
+    np.testing.assert_array_equal(sweep_report.smooth(curve, 1), curve)
+
+
+def test_ties_are_ranked_by_area_under_the_curve(tmp_path):
+    pop = load(tmp_path, "grid: {hparams.learning_rate: [1.0e-4, 1.0e-3, 1.0e-2]}").population()
+    curves = [np.r_[np.zeros(50), np.full(50, 500.0)], np.full(100, 500.0), np.full(100, 20.0)]
+    results = [sw.member_result(pop, i, c, 0, 0, 1.0) for i, c in enumerate(curves)]
+    assert [s.set_index for s in sw.summarize(results, pop)] == [1, 0, 2]
