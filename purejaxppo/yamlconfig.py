@@ -1,0 +1,408 @@
+"""YAML run configurations: `RunConfig` = `PPOConfig` + `HParams` + seed + expected return.
+
+A config file keeps the static part and the traced part apart::
+
+    ppo:              # PPOConfig fields (static: shapes, loop lengths, switches)
+      env_name: CartPole-v1
+      num_envs: 4
+    hparams:          # HParams fields (traced: vmappable numbers)
+      learning_rate: 2.5e-4
+    seed: 0
+    expected_return: 475.0
+
+Missing fields take the dataclass defaults. Loading is strict: unknown keys
+(with the nearest valid key suggested), wrong types and invalid values raise
+`ConfigError`, whose message is one line `FILE: KEY: what was expected, got X`.
+Overrides (`"ppo.num_envs=8"`) are parsed as YAML values and checked the same way.
+Loading never mutates its inputs, and `load(dump(rc)) == rc`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from purejaxppo.config import HParams, PPOConfig
+
+SECTIONS = ("ppo", "hparams", "seed", "expected_return")
+MAX_SEED = 2**31 - 1
+
+
+class ConfigError(ValueError):
+    """A bad configuration; `str(err)` is one line naming the file and the key."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything a run is made from.
+
+    Attributes:
+      ppo: the static `PPOConfig`.
+      hparams: the traced `HParams` (Python floats).
+      seed: PRNG seed of the first seed; seed `i` of a multi-seed run uses `seed + i`.
+      expected_return: the mean return this config is expected to reach, or None.
+    """
+
+    ppo: PPOConfig
+    hparams: HParams
+    seed: int = 0
+    expected_return: float | None = None
+
+
+# --------------------------------------------------------------------------- YAML dialect
+class _Loader(yaml.SafeLoader):
+    """Safe loader with YAML 1.2 floats (`1e-3` is a float) and duplicate-key errors."""
+
+
+_FLOAT_12 = re.compile(
+    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""",
+    re.X,
+)
+_Loader.yaml_implicit_resolvers = {
+    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:float"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_12, list("-+0123456789."))
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    """A mapping names the same key twice."""
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            mark = key_node.start_mark
+            raise DuplicateKeyError(
+                f"line {mark.line + 1}: key {key!r} appears twice (the second would win silently)"
+            )
+        seen.add(key)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Safe dumper writing lists in flow style (`hidden_sizes: [64, 64]`)."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list) -> yaml.Node:
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True)
+
+
+_Dumper.add_representer(list, _represent_list)
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """Parse YAML text; syntax errors become a one-line `ConfigError` with the position."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader
+    except DuplicateKeyError as err:
+        raise ConfigError(f"{source}: {err}") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1} column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{source}: {where}invalid YAML ({problem})") from None
+
+
+# --------------------------------------------------------------------------- field checks
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _got(value: Any) -> str:
+    if isinstance(value, str):
+        text = repr(value)
+    else:
+        text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip()
+        text = " ".join(text.removesuffix("...").split())
+    if len(text) > 40:
+        text = text[:37] + "..."
+    return f"{text} ({_type_name(value)})"
+
+
+_PPO_TYPES = typing.get_type_hints(PPOConfig)
+
+
+def _check_ppo_value(name: str, value: Any) -> Any:
+    """Type-check one `PPOConfig` field as read from YAML; return the value to pass on."""
+    hint = _PPO_TYPES[name]
+    if name == "env_name":
+        if not isinstance(value, str):
+            raise ValueError(f"expected an environment name (a string), got {_got(value)}")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"expected true or false, got {_got(value)}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            hint_text = ""
+            if isinstance(value, float) and value.is_integer():
+                hint_text = f" (write {int(value)}, or {int(value):_} with underscores)"
+            raise ValueError(f"expected an integer, got {_got(value)}{hint_text}")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise ValueError(f"expected a string, got {_got(value)}")
+        return value
+    if name == "hidden_sizes":
+        if not isinstance(value, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            raise ValueError(f"expected a list of positive integers, got {_got(value)}")
+        return tuple(value)
+    raise AssertionError(f"no YAML check for PPOConfig.{name}")  # a new field needs one
+
+
+def _check_float(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"expected a number, got {_got(value)}")
+    return float(value)
+
+
+def _check_seed(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected an integer in [0, {MAX_SEED}], got {_got(value)}")
+    if not 0 <= value <= MAX_SEED:
+        raise ValueError(f"expected an integer in [0, {MAX_SEED}], got {value}")
+    return value
+
+
+PPO_FIELDS = tuple(f.name for f in dataclasses.fields(PPOConfig))
+HPARAM_FIELDS = tuple(f.name for f in dataclasses.fields(HParams))
+ALL_KEYS = (
+    *(f"ppo.{n}" for n in PPO_FIELDS),
+    *(f"hparams.{n}" for n in HPARAM_FIELDS),
+    "seed",
+    "expected_return",
+)
+
+
+def _unknown_key(source: str, key: str, via_set: bool = False) -> ConfigError:
+    """`unknown key` error suggesting the nearest valid key (any section)."""
+    where = f"{source}: --set {key}" if via_set else f"{source}: {key}"
+    close: list[str] = []
+    if "." not in key:
+        close = difflib.get_close_matches(key, SECTIONS, n=1, cutoff=0.6)
+    if not close:
+        close = difflib.get_close_matches(key, ALL_KEYS, n=1, cutoff=0.6)
+    if not close:
+        by_leaf = {k.rsplit(".", 1)[-1]: k for k in ALL_KEYS}
+        leaves = difflib.get_close_matches(key.rsplit(".", 1)[-1], list(by_leaf), n=1, cutoff=0.6)
+        close = [by_leaf[leaves[0]]] if leaves else []
+    if close:
+        return ConfigError(f"{where}: unknown key; did you mean {close[0]}?")
+    section = key.split(".", 1)[0]
+    names = {"ppo": PPO_FIELDS, "hparams": HPARAM_FIELDS}.get(section, SECTIONS)
+    return ConfigError(f"{where}: unknown key; valid keys: {', '.join(names)}")
+
+
+def _field_error(
+    source: str, section: str, err: ValueError, overridden: frozenset[str] = frozenset()
+) -> ConfigError:
+    """A `PPOConfig`/`HParams` `ValueError` ("field: text") as `FILE: section.field: text`."""
+    text = str(err).splitlines()[0] if str(err) else type(err).__name__
+    head, sep, rest = text.partition(": ")
+    if sep and head.isidentifier():
+        key = f"{section}.{head}"
+        where = f"{source}: --set {key}" if key in overridden else f"{source}: {key}"
+        return ConfigError(f"{where}: {rest}")
+    return ConfigError(f"{source}: {section}: {text}")
+
+
+# --------------------------------------------------------------------------- dict <-> RunConfig
+def run_config_from_dict(
+    data: Any, source: str = "<config>", overridden: frozenset[str] = frozenset()
+) -> RunConfig:
+    """Build and validate a `RunConfig` from a parsed YAML document. `data` is not mutated.
+
+    Keys in `overridden` came from `--set` and are named so in errors.
+    """
+
+    def where(key: str) -> str:
+        return f"{source}: --set {key}" if key in overridden else f"{source}: {key}"
+
+    if data is None:
+        raise ConfigError(
+            f"{source}: expected a mapping with keys {', '.join(SECTIONS)}, got an empty document"
+        )
+    if not isinstance(data, Mapping):
+        raise ConfigError(
+            f"{source}: expected a mapping with keys {', '.join(SECTIONS)}, got {_got(data)}"
+        )
+    for key in data:
+        if key not in SECTIONS:
+            raise _unknown_key(source, str(key))
+
+    sections: dict[str, dict[str, Any]] = {}
+    for section, names in (("ppo", PPO_FIELDS), ("hparams", HPARAM_FIELDS)):
+        raw = data.get(section, {})
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, Mapping):
+            raise ConfigError(
+                f"{source}: {section}: expected a mapping of {section} fields, got {_got(raw)}"
+            )
+        values: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key not in names:
+                raise _unknown_key(source, f"{section}.{key}")  # overrides are checked earlier
+            try:
+                if section == "ppo":
+                    values[key] = _check_ppo_value(key, value)
+                else:
+                    values[key] = _check_float(value)
+            except ValueError as err:
+                raise ConfigError(f"{where(f'{section}.{key}')}: {err}") from None
+        sections[section] = values
+
+    try:
+        ppo = PPOConfig(**sections["ppo"])
+    except ValueError as err:
+        raise _field_error(source, "ppo", err, overridden) from None
+    hparams = HParams(**sections["hparams"])
+    hparams = HParams(**{n: float(getattr(hparams, n)) for n in HPARAM_FIELDS})
+    try:
+        hparams.validate()
+    except ValueError as err:
+        raise _field_error(source, "hparams", err, overridden) from None
+
+    try:
+        seed = _check_seed(data.get("seed", 0))
+    except ValueError as err:
+        raise ConfigError(f"{where('seed')}: {err}") from None
+    expected = data.get("expected_return")
+    if expected is not None:
+        if isinstance(expected, bool) or not isinstance(expected, int | float):
+            raise ConfigError(
+                f"{where('expected_return')}: expected a number or null, got {_got(expected)}"
+            )
+        expected = float(expected)
+    return RunConfig(ppo=ppo, hparams=hparams, seed=seed, expected_return=expected)
+
+
+def run_config_to_dict(rc: RunConfig) -> dict[str, Any]:
+    """A plain, YAML-able dict of `rc` (lists, floats, ints, strings); `from_dict` inverts it."""
+    ppo = {}
+    for name in PPO_FIELDS:
+        value = getattr(rc.ppo, name)
+        ppo[name] = list(value) if isinstance(value, tuple) else value
+    hparams = {name: float(getattr(rc.hparams, name)) for name in HPARAM_FIELDS}
+    expected = None if rc.expected_return is None else float(rc.expected_return)
+    return {"ppo": ppo, "hparams": hparams, "seed": int(rc.seed), "expected_return": expected}
+
+
+def dump_run_config(rc: RunConfig) -> str:
+    """`rc` as YAML text, sections in the canonical order."""
+    return yaml.dump(run_config_to_dict(rc), Dumper=_Dumper, sort_keys=False)
+
+
+# --------------------------------------------------------------------------- overrides
+def apply_overrides(
+    data: Mapping[str, Any], overrides: Sequence[str], source: str
+) -> tuple[dict[str, Any], frozenset[str]]:
+    """A copy of `data` with `"section.key=value"` overrides applied (values parsed as YAML).
+
+    Returns the new document and the set of overridden keys. Keys are checked
+    against the known fields here, values later by `run_config_from_dict`;
+    `data` is not mutated.
+    """
+    out: dict[str, Any] = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in data.items()}
+    keys: set[str] = set()
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        where = f"{source}: --set {item}"
+        if not sep or not key:
+            raise ConfigError(f"{where}: expected KEY=VALUE (e.g. ppo.num_envs=8)")
+        if key not in ALL_KEYS:
+            raise _unknown_key(source, key, via_set=True)
+        value = parse_yaml(text, where) if text.strip() else None
+        keys.add(key)
+        if "." in key:
+            section, name = key.split(".", 1)
+            current = out.get(section)
+            if current is None:
+                current = {}
+            if isinstance(current, dict):  # else run_config_from_dict reports the section
+                out[section] = {**current, name: value}
+        else:
+            out[key] = value
+    return out, frozenset(keys)
+
+
+def load_run_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
+    """Read, override and validate a YAML run config.
+
+    Args:
+      path: the YAML file.
+      overrides: `"section.key=value"` strings (`"ppo.num_envs=8"`,
+        `"hparams.learning_rate=1e-3"`, `"seed=3"`); values are YAML.
+
+    Raises:
+      ConfigError: one line, `FILE: KEY: what was expected, got X`.
+    """
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: no such config file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{source}: is a directory, expected a YAML config file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{source}: cannot read ({type(err).__name__}: {err})") from None
+    data = parse_yaml(text, source)
+    if overrides:
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            return run_config_from_dict(data, source)
+        data, overridden = apply_overrides(data, overrides, source)
+        return run_config_from_dict(data, source, overridden)
+    return run_config_from_dict(data, source)
+
+
+def config_differences(a: RunConfig, b: RunConfig) -> list[str]:
+    """Keys (`ppo.num_envs`, ...) whose values differ between `a` and `b`, as `key (a -> b)`."""
+    flat_a, flat_b = _flatten(run_config_to_dict(a)), _flatten(run_config_to_dict(b))
+    return [f"{k} ({flat_a[k]!r} -> {flat_b[k]!r})" for k in flat_a if flat_a[k] != flat_b[k]]
+
+
+def _flatten(data: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            out.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            out[key] = value
+    return out
