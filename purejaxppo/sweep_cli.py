@@ -410,6 +410,9 @@ def _run(args: argparse.Namespace, out_stream: TextIO, err_stream: TextIO) -> in
             else:
                 size = planned[g.index]
             sizes[str(g.index)] = size
+            bar.total_chunks += len(sw.chunk_bounds(len(g.members), size)) - len(
+                sw.chunk_bounds(len(g.members), planned[g.index])
+            )
             manifest["chunk_sizes"] = sizes
             if lead:
                 atomic_write_bytes(manifest_path, json.dumps(manifest, indent=1).encode())
