@@ -217,30 +217,36 @@ class ProgressBar:
         self.work_done = 0.0  # members x fraction of their updates, this session
         self.work_start = 0
         self.last_line = self.start
+        self.excluded = 0.0  # compile seconds, not part of the training rate
 
     def resume(self, members: int, chunks: int) -> None:
         """Count already finished chunks (they do not enter the rate)."""
         self.members, self.chunks, self.work_start = members, chunks, members
 
-    def _line(self, chunk_members: int, frac: float, group: str) -> str:
-        done = self.members + chunk_members * frac
+    def exclude(self, seconds: float) -> None:
+        """Leave `seconds` (compilation) out of the rate behind the ETA."""
+        self.excluded += seconds
+
+    def _line(self, chunk_members: int, frac: float | None, group: str) -> str:
+        done = self.members + chunk_members * (frac or 0.0)
         width = 24
         fill = int(width * done / max(1, self.total_members))
         elapsed = time.perf_counter() - self.start
         work = done - self.work_start
         left = self.total_members - done
-        eta = elapsed * left / work if work > 0 else math.nan
+        eta = max(0.0, elapsed - self.excluded) * left / work if work > 0 else math.nan
         eta_text = "?" if math.isnan(eta) else f"{eta:.0f}s"
+        chunk = "" if frac is None else f" | {frac * 100:3.0f}% of chunk"
         return (
             f"[{'#' * fill}{'.' * (width - fill)}] {int(done)}/{self.total_members} members | "
             f"chunk {min(self.chunks + 1, self.total_chunks)}/{self.total_chunks} | "
-            f"{group} | {frac * 100:3.0f}% of chunk | {elapsed:.0f}s, eta {eta_text}"
+            f"{group}{chunk} | {elapsed:.0f}s, eta {eta_text}"
         )
 
     def update(self, chunk_members: int, frac: float, group: str) -> None:
         """Progress inside the running chunk (`frac` of its updates done)."""
         if self.tty:
-            self.stream.write("\r" + self._line(chunk_members, frac, group)[:160])
+            self.stream.write("\r" + self._line(chunk_members, frac, group)[:160] + "\x1b[K")
             self.stream.flush()
         elif self.enabled and time.perf_counter() - self.last_line > LOG_EVERY_S:
             self.last_line = time.perf_counter()
@@ -254,7 +260,7 @@ class ProgressBar:
         if not self.enabled:
             return
         if self.tty:
-            self.stream.write("\r" + self._line(0, 0.0, group)[:160])
+            self.stream.write("\r" + self._line(0, None, group)[:160] + "\x1b[K")
             if self.chunks == self.total_chunks:
                 self.stream.write("\n")
         else:
@@ -425,6 +431,7 @@ def _run(args: argparse.Namespace, out_stream: TextIO, err_stream: TextIO) -> in
         if runner is None:
             runner = sw.GroupRunner(g.config, size, mesh, segment)
         compile_s = runner.compile()
+        bar.exclude(compile_s)
         say(
             f"{label}: {len(g.members)} members in {len(bounds)} chunk(s) of {size} "
             f"({runner.padded // mesh.devices.size} per device), "
