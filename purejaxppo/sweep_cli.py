@@ -94,9 +94,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run the sweep described by `args`; returns the exit status (2: bad input)."""
+    from purejaxppo.yamlconfig import ConfigError
+
     try:
         return _run(args, sys.stdout, sys.stderr)
-    except ValueError as err:  # ConfigError, SweepError and the config's own checks
+    except (ConfigError, SweepError) as err:
         text = str(err).splitlines()[0] if str(err) else type(err).__name__
         print(f"purejaxppo sweep: error: {text}", file=sys.stderr, flush=True)
         return EXIT_BAD_INPUT
@@ -312,19 +314,29 @@ def _plan_chunk_size(
 def _run(args: argparse.Namespace, out_stream: TextIO, err_stream: TextIO) -> int:
     from purejaxppo import sweep as sw
     from purejaxppo.sharding import DistributedArgs, barrier, initialize_distributed
+    from purejaxppo.train import make_trainer
 
     for name in ("max_batch", "segment_updates", "top"):
         value = getattr(args, name)
         if value is not None and value < 1:
             flag = "--" + name.replace("_", "-")
             raise SweepError(f"{flag}: expected a positive integer, got {value}")
-    dist = DistributedArgs.from_env(
-        args.coordinator, args.num_processes, args.process_id, args.distributed
-    ).validate()
+    try:
+        dist = DistributedArgs.from_env(
+            args.coordinator, args.num_processes, args.process_id, args.distributed
+        ).validate()
+    except ValueError as err:
+        raise SweepError(str(err)) from None
     # before anything touches a device (validating HParams does): JAX's own runtime
     initialize_distributed(dist)
     spec = sw.load_sweep(args.sweep)
     population = spec.population()
+    for g in population.groups():  # env construction and network checks, before any output
+        try:
+            make_trainer(g.config)
+        except ValueError as err:
+            where = "" if len(population.groups()) == 1 else f" (group {g.label()})"
+            raise SweepError(f"{args.sweep}{where}: {str(err).splitlines()[0]}") from None
     out = Path(args.out) if args.out else default_out(args.sweep)
     if out.exists() and not out.is_dir():
         raise SweepError(f"--out {out}: exists and is not a folder")

@@ -450,3 +450,11 @@ def test_ties_are_ranked_by_area_under_the_curve(tmp_path):
     curves = [np.r_[np.zeros(50), np.full(50, 500.0)], np.full(100, 500.0), np.full(100, 20.0)]
     results = [sw.member_result(pop, i, c, 0, 0, 1.0) for i, c in enumerate(curves)]
     assert [s.set_index for s in sw.summarize(results, pop)] == [1, 0, 2]
+
+
+def test_cli_env_errors_are_one_line_before_any_output(tmp_path):
+    body = "ppo: {env_name: FrozenLake-misc, normalize_observations: true}\nseeds: 2\n"
+    code, _, err = run_cli(["sweep", str(write(tmp_path, body)), "--out", str(tmp_path / "o")])
+    assert code == 2 and err.count("\n") == 1
+    assert "sweep.yaml: normalize_observations: FrozenLake-misc has a Discrete observation" in err
+    assert not (tmp_path / "o").exists()
