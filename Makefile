@@ -18,7 +18,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.installed
 
 train: $(VENV)/.installed
-	$(BIN)/purejaxppo train
+	$(BIN)/purejaxppo train configs/CartPole-v1.yaml
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check .

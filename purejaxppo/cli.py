@@ -1,67 +1,457 @@
-"""Command line: `purejaxppo train` (host-side shell around the pure trainer)."""
+"""purejaxppo command line: train from a YAML config, evaluate a run, list environments.
+
+    purejaxppo train CONFIG [--set KEY=VALUE ...] [--seeds N] [--out DIR] [--overwrite]
+    purejaxppo train --resume DIR
+    purejaxppo eval RUN_DIR [--episodes N] [--deterministic] [--seed S]
+    purejaxppo envs
+    purejaxppo sweep SWEEP.yaml ...   (see purejaxppo.sweep_cli)
+
+Bad input (missing or invalid config, unknown env, unusable --out/--resume
+folder) prints one line on stderr and exits with status 2, before anything on
+disk is changed. An interrupted run (Ctrl-C, SIGTERM) exits 130/143 after
+saving a checkpoint; a run stopped by NaN/inf exits 1.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
+from pathlib import Path
+from typing import NoReturn
 
-import numpy as np
+EXIT_BAD_INPUT = 2
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+class UsageError(ValueError):
+    """Bad command-line input; `str(err)` is the one-line message."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (usage is in `--help`), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# --------------------------------------------------------------------------- helpers
+def find_config_dir() -> Path:
+    """The shipped `configs/` folder (next to the package in a source checkout, or ./configs)."""
+    for candidate in (CONFIG_DIR, Path.cwd() / "configs"):
+        if candidate.is_dir():
+            return candidate
+    return CONFIG_DIR
+
+
+def _positive(name: str, value: int | None) -> None:
+    if value is not None and value <= 0:
+        raise UsageError(f"{name}: expected a positive integer, got {value}")
+
+
+def _make_trainer(rc, source: str):
+    """`make_trainer(rc.ppo)`; env construction errors become one-line config errors."""
+    from purejaxppo.train import make_trainer
+    from purejaxppo.yamlconfig import ConfigError
+
+    try:
+        return make_trainer(rc.ppo)
+    except ValueError as err:
+        text = str(err).splitlines()[0]
+        head, sep, rest = text.partition(": ")
+        if sep and head.isidentifier():
+            raise ConfigError(f"{source}: ppo.{head}: {rest}") from None
+        raise ConfigError(f"{source}: ppo: {text}") from None
+
+
+# --------------------------------------------------------------------------- train
+def _resolve_resume(args: argparse.Namespace):
+    """Check a `--resume` folder and the config against it; return `(rc, seeds, dir)`."""
+    from purejaxppo import runio
+    from purejaxppo.checkpoint import Checkpointer, CheckpointError
+    from purejaxppo.yamlconfig import (
+        ConfigError,
+        config_differences,
+        load_run_config,
+        run_config_from_dict,
+    )
+
+    run_dir = Path(args.resume)
+    if args.out is not None:
+        raise UsageError("--out: not allowed with --resume (the run continues in its own folder)")
+    if not run_dir.is_dir():
+        raise UsageError(f"--resume {run_dir}: no such run folder")
+    saved_path = run_dir / runio.CONFIG_FILE
+    if not saved_path.is_file():
+        raise UsageError(
+            f"--resume {run_dir}: not a purejaxppo run folder (no {runio.CONFIG_FILE})"
+        )
+    try:
+        saved = load_run_config(saved_path)
+    except ConfigError as err:
+        raise UsageError(f"--resume {run_dir}: corrupt run folder ({err})") from None
+    if args.config is not None:
+        wanted = load_run_config(args.config, args.set)
+    elif args.set:
+        wanted = load_run_config(saved_path, args.set)
+    else:
+        wanted = saved
+    ckpt_dir = run_dir / runio.CHECKPOINT_DIR
+    if not ckpt_dir.is_dir():
+        raise UsageError(f"--resume {run_dir}: no {runio.CHECKPOINT_DIR}/ folder to resume from")
+    try:
+        checkpointer = Checkpointer(ckpt_dir, read_only=True)
+        latest = checkpointer.latest_update()
+        if latest is None:
+            raise CheckpointError(f"{ckpt_dir}: no complete checkpoint")
+        meta = checkpointer.read_meta(latest)
+        checkpointer.close()
+    except CheckpointError as err:
+        raise UsageError(f"--resume {run_dir}: corrupt checkpoint ({err})") from None
+    try:
+        in_checkpoint = run_config_from_dict(meta.config, f"{ckpt_dir}/{latest}")
+    except ConfigError as err:
+        raise UsageError(f"--resume {run_dir}: corrupt checkpoint record ({err})") from None
+    if config_differences(in_checkpoint, saved):
+        raise UsageError(
+            f"--resume {run_dir}: {runio.CONFIG_FILE} does not match the checkpoint's config "
+            f"({'; '.join(config_differences(in_checkpoint, saved))})"
+        )
+    differences = [
+        d for d in config_differences(saved, wanted) if not d.startswith("expected_return ")
+    ]
+    if differences:
+        raise UsageError(
+            f"--resume {run_dir}: incompatible config, it differs from the run's in "
+            f"{'; '.join(differences)}; resuming needs the same config"
+        )
+    seeds = list(meta.seeds)
+    if args.seeds is not None and args.seeds != len(seeds):
+        raise UsageError(
+            f"--seeds: the run at {run_dir} has {len(seeds)} seeds, got --seeds {args.seeds}"
+        )
+    if meta.num_updates != saved.ppo.num_updates or not 0 <= latest <= meta.num_updates:
+        raise UsageError(f"--resume {run_dir}: checkpoint {latest} does not fit the run's config")
+    return saved, seeds, run_dir, latest
 
 
 def _train(args: argparse.Namespace) -> int:
-    import jax
+    from purejaxppo import jaxcache, runio
+    from purejaxppo.runner import Job, run_job
+    from purejaxppo.yamlconfig import MAX_SEED, load_run_config
 
-    import purejaxppo as ppo
+    _positive("--seeds", args.seeds)
+    _positive("--chunk", args.chunk)
+    _positive("--checkpoint-every", args.checkpoint_every)
+    if args.config is None and args.resume is None:
+        raise UsageError("train: expected a CONFIG file (or --resume DIR)")
+    jaxcache.enable()  # before anything compiles
 
-    config = ppo.PPOConfig(env_name=args.env)
-    hparams = ppo.HParams().validate()
-    trainer = ppo.make_trainer(config)
-    chunks = max(1, min(10, config.num_updates))
-    per_chunk = config.num_updates // chunks
-    init = jax.jit(trainer.init)
-    run_chunk = jax.jit(trainer.run, static_argnums=2)
-    print(
-        f"training {config.env_name}: {config.num_updates} updates x {config.batch_size} steps "
-        f"on {jax.devices()[0].platform}"
+    if args.resume is not None:
+        if args.overwrite:
+            raise UsageError("--overwrite: not allowed with --resume")
+        rc, seeds, run_dir, latest = _resolve_resume(args)
+        source = str(Path(args.resume) / runio.CONFIG_FILE)
+        if latest == rc.ppo.num_updates:
+            print(f"{run_dir}: the run is already complete ({latest} updates); nothing to do")
+            return 0
+    else:
+        rc = load_run_config(args.config, args.set)
+        source = str(args.config)
+        num_seeds = args.seeds or 1
+        if rc.seed + num_seeds - 1 > MAX_SEED:
+            raise UsageError(f"--seeds: seed {rc.seed} + {num_seeds} seeds exceeds {MAX_SEED}")
+        seeds = [rc.seed + i for i in range(num_seeds)]
+        run_dir = Path(args.out) if args.out else runio.default_run_dir(rc.ppo.env_name)
+        runio.check_new_run_dir(run_dir, args.overwrite)
+    trainer = _make_trainer(rc, source)
+    job = Job(
+        rc=rc,
+        trainer=trainer,
+        seeds=seeds,
+        run_dir=run_dir,
+        resume=args.resume is not None,
+        overwrite=args.overwrite,
+        chunk=args.chunk,
+        checkpoint_every=args.checkpoint_every,
+        progress_bar=False if args.no_bar else None,
     )
-    start = time.perf_counter()
-    state = init(jax.random.key(args.seed), hparams)
-    returns: list[np.ndarray] = []
-    done_updates = 0
-    while done_updates < config.num_updates:
-        n = min(per_chunk, config.num_updates - done_updates)
-        state, metrics = run_chunk(state, hparams, n)
-        returns.append(np.asarray(metrics["episode_return"]))
-        done_updates += n
-        recent = np.concatenate(returns)[-10:]
-        mean = float(np.nanmean(recent)) if np.isfinite(recent).any() else float("nan")
-        print(
-            f"  update {done_updates:5d}/{config.num_updates}  "
-            f"steps {done_updates * config.batch_size:9,d}  "
-            f"return {mean:8.2f}  ({time.perf_counter() - start:5.1f}s)",
-            flush=True,
+    return run_job(job).exit_code
+
+
+# --------------------------------------------------------------------------- eval
+def _eval(args: argparse.Namespace) -> int:
+    import functools
+
+    import jax
+    import numpy as np
+
+    from purejaxppo import jaxcache, runio
+    from purejaxppo.checkpoint import Checkpointer, CheckpointError
+    from purejaxppo.evaluate import evaluate
+    from purejaxppo.runner import seed_keys
+    from purejaxppo.yamlconfig import ConfigError, load_run_config
+
+    _positive("--episodes", args.episodes)
+    if args.seed < 0:
+        raise UsageError(f"--seed: expected a non-negative integer, got {args.seed}")
+    jaxcache.enable()  # before anything compiles
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        raise UsageError(f"{run_dir}: no such run folder")
+    config_path = run_dir / runio.CONFIG_FILE
+    if not config_path.is_file():
+        raise UsageError(f"{run_dir}: not a purejaxppo run folder (no {runio.CONFIG_FILE})")
+    try:
+        rc = load_run_config(config_path)
+    except ConfigError as err:
+        raise UsageError(f"{run_dir}: corrupt run folder ({err})") from None
+    trainer = _make_trainer(rc, str(config_path))
+    try:
+        checkpointer = Checkpointer(run_dir / runio.CHECKPOINT_DIR, read_only=True)
+        update = checkpointer.latest_update()
+        if update is None:
+            raise CheckpointError(f"{run_dir / runio.CHECKPOINT_DIR}: no complete checkpoint")
+        seeds = checkpointer.read_meta(update).seeds
+        like = jax.eval_shape(jax.vmap(trainer.init, (0, None)), seed_keys(seeds), rc.hparams)
+        state, _ = checkpointer.restore(update, like)
+        checkpointer.close()
+    except CheckpointError as err:
+        raise UsageError(f"{run_dir}: cannot load the checkpoint ({err})") from None
+
+    run_eval = jax.jit(
+        jax.vmap(
+            functools.partial(
+                evaluate,
+                trainer,
+                num_episodes=args.episodes,
+                deterministic=args.deterministic,
+            ),
+            (0, 0, 0),
         )
-    all_returns = np.concatenate(returns)
-    final = float(np.nanmean(all_returns[-10:]))
-    print(f"final mean return (last 10 updates): {final:.2f}")
+    )
+    keys = jax.vmap(jax.random.fold_in, (None, 0))(jax.random.key(args.seed), np.arange(len(seeds)))
+    result = jax.device_get(run_eval(state.params, state.obs_stats, keys))
+    policy = "deterministic (mode)" if args.deterministic else "stochastic (sampled)"
+    print(
+        f"{rc.ppo.env_name}: checkpoint at update {update}/{rc.ppo.num_updates}, "
+        f"{args.episodes} episodes per seed, {policy} actions, eval seed {args.seed}"
+    )
+    for i, seed in enumerate(seeds):
+        returns, lengths = np.asarray(result.returns[i]), np.asarray(result.lengths[i])
+        print(
+            f"  seed {seed}: return {returns.mean():.2f} ± {returns.std():.2f}  "
+            f"(min {returns.min():.2f}, max {returns.max():.2f}, mean length {lengths.mean():.1f})"
+        )
+    means = np.asarray(result.returns).mean(axis=1)
+    if len(seeds) > 1:
+        print(f"  all seeds: return {means.mean():.2f} ± {means.std():.2f} (std over seed means)")
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="purejaxppo", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train", help="train PPO with the default recipe and print progress")
-    train.add_argument("--env", default="CartPole-v1", help="gymnax environment id")
-    train.add_argument("--seed", type=int, default=0, help="PRNG seed")
-    args = parser.parse_args(argv)
+# --------------------------------------------------------------------------- envs
+def _action_text(space) -> str:
+    import numpy as np
+
+    from purejaxppo.envs import is_box, is_discrete
+
+    if is_discrete(space):
+        return f"Discrete({int(space.n)})"
+    if is_box(space):
+        low, high = np.min(np.asarray(space.low)), np.max(np.asarray(space.high))
+        return f"Box{tuple(int(d) for d in space.shape)} [{low:g}, {high:g}]"
+    return type(space).__name__
+
+
+def _envs(args: argparse.Namespace) -> int:
+    del args
+    import gymnax
+
+    from purejaxppo.envs import MNIST_FILES, make_env, mnist_dir
+    from purejaxppo.yamlconfig import ConfigError, load_run_config
+
+    config_dir = find_config_dir()
+    rows = []
+    for name in gymnax.registered_envs:
+        config = config_dir / f"{name}.yaml"
+        expected, note = "", ""
+        if config.is_file():
+            try:
+                expected_value = load_run_config(config).expected_return
+                expected = "" if expected_value is None else f"{expected_value:g}"
+            except ConfigError:
+                note = "config does not load"
+        try:
+            env, params = make_env(name)
+            action = _action_text(env.action_space(params))
+            obs_shape = tuple(int(d) for d in env.observation_space(params).shape)
+            obs = "x".join(map(str, obs_shape)) or "scalar"
+        except ValueError:
+            action, obs = "Discrete(10)", "28x28"
+            missing = [f for f in MNIST_FILES if not (mnist_dir() / f).is_file()]
+            note = f"needs the MNIST files in {mnist_dir()} ({len(missing)} missing)"
+        shipped = f"{config_dir.name}/{config.name}" if config.is_file() else "-"
+        rows.append((name, action, obs, shipped, expected, note))
+    headers = ("environment", "actions", "obs", "config", "expected", "note")
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    for row in (headers, *rows):
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    shipped_count = sum(r[3] != "-" for r in rows)
+    print(f"\n{len(rows)} gymnax environments, {shipped_count} with a config in {config_dir}")
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    """The `purejaxppo` argument parser (all subcommands)."""
+    parser = _Parser(
+        prog="purejaxppo",
+        description="PPO as one pure JAX function: train from YAML configs, evaluate, list envs.",
+        epilog="Docs: docs/cli.md and docs/configs.md. Exit status: 0 ok, 1 NaN/inf stop, "
+        "2 bad input, 130/143 interrupted (checkpoint saved).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    train = sub.add_parser(
+        "train",
+        help="train from a YAML config (or resume a run)",
+        description="Train PPO from a YAML config in chunks of updates, writing a run folder "
+        "(config.yaml, metrics.csv, summary.json, curve.png, checkpoint/). Ctrl-C or SIGTERM "
+        "stops after the current chunk with a checkpoint (exit 130/143); a second Ctrl-C "
+        "abandons the chunk. A NaN/inf loss or parameter stops the run (exit 1), keeping the "
+        "last good checkpoint.",
+        epilog="Examples:\n"
+        "  purejaxppo train configs/CartPole-v1.yaml\n"
+        "  purejaxppo train configs/Pendulum-v1.yaml --seeds 4 --set hparams.learning_rate=3e-4\n"
+        "  purejaxppo train --resume runs/CartPole-v1-20250101-120000\n"
+        "Compiled code is cached in ~/.cache/purejaxppo/jax ($PUREJAXPPO_CACHE_DIR; 'off' "
+        "disables).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    train.add_argument(
+        "config",
+        nargs="?",
+        metavar="CONFIG",
+        help="YAML run config (configs/<env>.yaml); optional with --resume, which uses the "
+        "run's own config.yaml",
+    )
+    train.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, type-checked like the file: ppo.num_envs=8, "
+        "hparams.learning_rate=1e-3, seed=3 (repeatable)",
+    )
+    train.add_argument(
+        "--seeds",
+        type=int,
+        metavar="N",
+        help="train N seeds at once (vmapped): seed, seed+1, ... (default 1)",
+    )
+    train.add_argument(
+        "--out", metavar="DIR", help="run folder (default runs/<env>-<YYYYmmdd-HHMMSS>)"
+    )
+    train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing run folder given with --out (refused otherwise)",
+    )
+    train.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="continue the run in DIR from its last checkpoint to total_timesteps; the result "
+        "is bit-identical to an uninterrupted run. A CONFIG/--set given must match the run's",
+    )
+    train.add_argument(
+        "--chunk",
+        type=int,
+        metavar="UPDATES",
+        help="updates per compiled chunk (default: a divisor of the update count giving about "
+        "25 chunks); the results do not depend on it",
+    )
+    train.add_argument(
+        "--checkpoint-every",
+        type=int,
+        metavar="UPDATES",
+        help="checkpoint after the chunk that completes UPDATES more updates (default: about "
+        "10 per run); always at the end and when interrupted",
+    )
+    train.add_argument(
+        "--no-bar",
+        action="store_true",
+        help="print a line per chunk instead of a progress bar (automatic when not a terminal)",
+    )
+    train.set_defaults(func=_train)
+
+    evaluate = sub.add_parser(
+        "eval",
+        help="evaluate a run's last checkpoint on fresh episodes",
+        description="Load the last checkpoint of RUN_DIR and run fresh episodes for every "
+        "seed of the run, with the run's observation normalisation applied; prints the mean ± "
+        "std return per seed.",
+    )
+    evaluate.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by train")
+    evaluate.add_argument(
+        "--episodes", type=int, default=10, metavar="N", help="episodes per seed (default 10)"
+    )
+    evaluate.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="act with the policy's mode (argmax / Gaussian mean) instead of sampling",
+    )
+    evaluate.add_argument(
+        "--seed", type=int, default=0, metavar="S", help="PRNG seed of the evaluation (default 0)"
+    )
+    evaluate.set_defaults(func=_eval)
+
+    envs = sub.add_parser(
+        "envs",
+        help="list the gymnax environments, their action spaces and shipped configs",
+        description="List every registered gymnax environment with its action space, "
+        "observation shape, and whether a tuned config ships in configs/ (with the return it "
+        "is expected to reach).",
+    )
+    envs.set_defaults(func=_envs)
+    _register_sweep(sub)
+    return parser
+
+
+def _register_sweep(sub: argparse._SubParsersAction) -> None:
+    """Add `purejaxppo sweep` (defined in `purejaxppo.sweep_cli`) when that module exists."""
     try:
-        if args.command == "train":
-            return _train(args)
-    except ValueError as err:
-        print(f"purejaxppo: error: {err}", file=sys.stderr)
-        return 2
-    return 1
+        from purejaxppo import sweep_cli
+    except ImportError:
+        return
+    sweep_cli.register(sub)
+
+
+def _quiet_orbax() -> None:
+    """Keep orbax's absl log lines off stderr ("directory is read only", parse errors of a
+    damaged checkpoint): the CLI reports every failure itself, in one line."""
+    import logging
+
+    logging.getLogger("absl").setLevel(logging.CRITICAL)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `purejaxppo` command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "sweep":
+        # One XLA host device per core, fixed before JAX starts its backends.
+        from purejaxppo.hostdevices import ensure_host_devices
+
+        ensure_host_devices()
+    _quiet_orbax()
+    from purejaxppo.checkpoint import CheckpointError
+    from purejaxppo.runio import RunDirError
+    from purejaxppo.yamlconfig import ConfigError
+
+    try:
+        return args.func(args)
+    except (UsageError, ConfigError, RunDirError, CheckpointError) as err:
+        print(f"purejaxppo {args.command}: error: {err}", file=sys.stderr, flush=True)
+        return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+
+# One compilation cache for all CLI subprocesses of a test session: a program compiled by
+# one test (same config shapes) is loaded from disk by the next.
+SESSION_CACHE = Path(tempfile.mkdtemp(prefix="purejaxppo-test-cache-"))
+atexit.register(shutil.rmtree, SESSION_CACHE, ignore_errors=True)
 
 # A run small enough to compile and train in seconds: 12 updates of 2 envs x 16 steps.
 TINY: dict[str, Any] = {
@@ -38,7 +46,7 @@ def write_config(path: Path, data: dict[str, Any] | None = None, **ppo: Any) -> 
 
 
 def cli_env(cache_dir: Path | None) -> dict[str, str]:
-    """Environment for a CLI subprocess: CPU, a private compilation cache (or none)."""
+    """Environment for a CLI subprocess: CPU and the given compilation cache (None: off)."""
     env = dict(os.environ)
     env["JAX_PLATFORMS"] = "cpu"
     env["PUREJAXPPO_CACHE_DIR"] = str(cache_dir) if cache_dir is not None else "off"
@@ -47,7 +55,7 @@ def cli_env(cache_dir: Path | None) -> dict[str, str]:
 
 
 def run_cli(
-    *args: str | Path, cwd: Path, cache_dir: Path | None = None, timeout: float = 300
+    *args: str | Path, cwd: Path, cache_dir: Path | None = SESSION_CACHE, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
     """Run `python -m purejaxppo ARGS` to completion and capture its output."""
     return subprocess.run(
@@ -61,7 +69,9 @@ def run_cli(
     )
 
 
-def start_cli(*args: str | Path, cwd: Path, cache_dir: Path | None = None) -> subprocess.Popen:
+def start_cli(
+    *args: str | Path, cwd: Path, cache_dir: Path | None = SESSION_CACHE
+) -> subprocess.Popen:
     """Start `python -m purejaxppo ARGS` with piped, line-buffered stdout/stderr."""
     return subprocess.Popen(
         [sys.executable, "-u", "-m", "purejaxppo", *map(str, args)],

@@ -1,0 +1,200 @@
+"""Orbax checkpoints of the full multi-seed `TrainState` (host side).
+
+A checkpoint holds, for every seed: params, optimizer state (the learning-rate
+schedule position is `update_step` plus the optimizer's step count), the
+observation and return normaliser statistics, env states and last
+observations, the running episode accumulators, the PRNG key and the update
+counter; plus a JSON record (`CheckpointMeta`) of the run config and progress.
+
+Writes are atomic: orbax writes into a temporary directory and renames it on
+commit, so a crash mid-write leaves the previous checkpoint intact. The last
+`keep` checkpoints are kept, so there is always a previous good one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import jax
+
+from purejaxppo.train import TrainState
+
+
+class CheckpointError(ValueError):
+    """A checkpoint folder is missing, empty, unreadable or does not match the run."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointMeta:
+    """JSON record saved next to the arrays.
+
+    Attributes:
+      update: updates done when the checkpoint was written (0 = freshly initialised).
+      num_updates: updates in the whole run.
+      seeds: the integer seed of each member of the seed axis.
+      train_time_s: training wall time so far (compilation excluded).
+      key_impl: PRNG implementation of `TrainState.key` (saved as raw key data).
+      config: the run config as `run_config_to_dict` gives it.
+      state_layout: fingerprint of the state's tree structure, shapes and dtypes
+        (`state_layout`); a checkpoint only restores into the same layout.
+      version: the purejaxppo version that wrote it.
+      chunk: updates per chunk of the run (a resume keeps it, so it compiles the same code).
+    """
+
+    update: int
+    num_updates: int
+    seeds: list[int]
+    train_time_s: float
+    config: dict[str, Any]
+    key_impl: str = ""
+    state_layout: str = ""
+    version: str = ""
+    chunk: int = 0
+
+    @classmethod
+    def from_json(cls, data: Any) -> CheckpointMeta:
+        """Parse and check the JSON record (`CheckpointError` if malformed)."""
+        fields = dataclasses.fields(cls)
+        required = [f.name for f in fields if f.default is dataclasses.MISSING]
+        if not isinstance(data, dict) or any(n not in data for n in required):
+            raise CheckpointError(f"checkpoint record is malformed (expected keys {required})")
+        return cls(**{f.name: data[f.name] for f in fields if f.name in data})
+
+
+def _to_storable(state: TrainState) -> TrainState:
+    """Typed PRNG keys become raw `uint32` key data (orbax stores plain arrays)."""
+    return state.replace(key=jax.random.key_data(state.key))
+
+
+def _from_storable(state: TrainState, key_impl: str) -> TrainState:
+    return state.replace(key=jax.random.wrap_key_data(state.key, impl=key_impl))
+
+
+def abstract_state(state_shapes: TrainState) -> TrainState:
+    """The storable abstract tree (`jax.ShapeDtypeStruct` leaves) for `restore`."""
+    return jax.eval_shape(_to_storable, state_shapes)
+
+
+def state_layout(state: TrainState) -> str:
+    """Short fingerprint of the storable state's paths, shapes and dtypes."""
+    leaves = jax.tree_util.tree_leaves_with_path(abstract_state(state))
+    text = ";".join(f"{jax.tree_util.keystr(p)}:{x.shape}:{x.dtype}" for p, x in leaves)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class Checkpointer:
+    """Save and restore `TrainState`s under `directory/<update>/` with orbax.
+
+    Args:
+      directory: the run's `checkpoint/` folder.
+      keep: how many of the latest checkpoints to keep (>= 2 keeps a previous good one).
+      read_only: open an existing folder without writing (eval).
+    """
+
+    def __init__(self, directory: str | Path, keep: int = 2, read_only: bool = False) -> None:
+        import orbax.checkpoint as ocp
+
+        self.directory = Path(directory).absolute()
+        if read_only and not self.directory.is_dir():
+            raise CheckpointError(f"{directory}: no checkpoint folder")
+        self._ocp = ocp
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=None if read_only else keep,
+            save_interval_steps=0 if read_only else 1,
+            create=not read_only,
+            read_only=read_only,
+            enable_async_checkpointing=False,
+        )
+        self._manager = ocp.CheckpointManager(self.directory, options=options)
+
+    def save(self, state: TrainState, meta: CheckpointMeta) -> None:
+        """Write `state` as checkpoint `meta.update` (blocks until committed)."""
+        ocp = self._ocp
+        from purejaxppo import __version__
+
+        meta = dataclasses.replace(
+            meta,
+            key_impl=str(jax.random.key_impl(state.key)),
+            state_layout=state_layout(state),
+            version=__version__,
+        )
+        args = ocp.args.Composite(
+            state=ocp.args.StandardSave(_to_storable(state)),
+            meta=ocp.args.JsonSave(dataclasses.asdict(meta)),
+        )
+        self._manager.save(meta.update, args=args, force=True)
+        self._manager.wait_until_finished()
+
+    def latest_update(self) -> int | None:
+        """The update number of the newest committed checkpoint, or None."""
+        self._manager.reload()
+        return self._manager.latest_step()
+
+    def all_updates(self) -> list[int]:
+        """Update numbers of all committed checkpoints, oldest first."""
+        self._manager.reload()
+        return sorted(self._manager.all_steps())
+
+    def read_meta(self, update: int) -> CheckpointMeta:
+        """The JSON record of checkpoint `update`."""
+        ocp = self._ocp
+        try:
+            restored = self._manager.restore(
+                update, args=ocp.args.Composite(meta=ocp.args.JsonRestore())
+            )
+        except Exception as err:  # orbax raises many types for damaged folders
+            raise CheckpointError(
+                f"{self.directory / str(update)}: checkpoint record is unreadable "
+                f"({type(err).__name__}: {_first_line(err)})"
+            ) from None
+        return CheckpointMeta.from_json(restored.meta)
+
+    def restore(self, update: int, like: TrainState) -> tuple[TrainState, CheckpointMeta]:
+        """Read checkpoint `update` into the structure, shapes and dtypes of `like`.
+
+        Args:
+          update: which checkpoint.
+          like: a `TrainState` of arrays or `ShapeDtypeStruct`s (e.g. from
+            `jax.eval_shape` of the vmapped init) with typed PRNG keys.
+        """
+        ocp = self._ocp
+        meta = self.read_meta(update)
+        if meta.state_layout != state_layout(like):
+            raise CheckpointError(
+                f"{self.directory / str(update)}: the checkpoint's state layout differs from "
+                f"this run's (written by purejaxppo {meta.version or '?'} for seeds "
+                f"{meta.seeds}); it cannot be restored here"
+            )
+        target = abstract_state(like)
+        try:
+            restored = self._manager.restore(
+                update,
+                args=ocp.args.Composite(state=ocp.args.StandardRestore(target)),
+            )
+            state = restored.state
+            expected = jax.tree.map(lambda x: (x.shape, x.dtype), target)
+            got = jax.tree.map(lambda x: (x.shape, x.dtype), state)
+            if jax.tree.structure(state) != jax.tree.structure(target) or expected != got:
+                raise CheckpointError("arrays do not match the run's state layout")
+            state = _from_storable(state, meta.key_impl)
+        except CheckpointError as err:
+            raise CheckpointError(f"{self.directory / str(update)}: {err}") from None
+        except Exception as err:  # orbax raises many types for damaged folders
+            raise CheckpointError(
+                f"{self.directory / str(update)}: checkpoint is unreadable "
+                f"({type(err).__name__}: {_first_line(err)})"
+            ) from None
+        return state, meta
+
+    def close(self) -> None:
+        """Release orbax resources."""
+        self._manager.close()
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    line = text.splitlines()[0] if text else ""
+    return line[:200]

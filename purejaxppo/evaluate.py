@@ -1,0 +1,113 @@
+"""Evaluate a trained policy on fresh episodes (pure; the caller jits and vmaps over seeds).
+
+Runs `E` environments from reset until each has finished one episode (gymnax
+environments truncate at `max_steps_in_episode`), with the observation
+normaliser statistics of the run applied and frozen.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from purejaxppo.envs import RunningStats, env_action, normalize_observation
+from purejaxppo.networks import ActorCritic
+from purejaxppo.train import Trainer
+
+
+class EvalResult(NamedTuple):
+    """Per-episode results: `returns` `[E]` float32, `lengths` `[E]` int32."""
+
+    returns: jax.Array
+    lengths: jax.Array
+
+
+class EvalCarry(NamedTuple):
+    """Carry of the evaluation loop; leaves `[E, ...]` except `key` and `step`."""
+
+    env_state: Any
+    obs: jax.Array
+    returns: jax.Array
+    lengths: jax.Array
+    alive: jax.Array
+    key: jax.Array
+    step: jax.Array
+
+
+def max_episode_steps(trainer: Trainer) -> int:
+    """Upper bound on an episode's length (the env's truncation limit)."""
+    limit = getattr(trainer.env_params, "max_steps_in_episode", None)
+    if limit is None:
+        raise ValueError("eval: the env has no max_steps_in_episode, so episodes may not end")
+    return int(limit)
+
+
+def _eval_step(
+    trainer: Trainer,
+    params: Any,
+    obs_stats: RunningStats,
+    deterministic: bool,
+    carry: EvalCarry,
+) -> EvalCarry:
+    """One step of all `E` environments; finished ones keep their totals."""
+    obs_in = carry.obs
+    if trainer.config.normalize_observations:
+        obs_in = normalize_observation(obs_stats, carry.obs)
+    dist = trainer.network.apply(params, obs_in, method=ActorCritic.policy)
+    key, act_key, step_key = jax.random.split(carry.key, 3)
+    action = dist.mode() if deterministic else dist.sample(seed=act_key)
+    step_keys = jax.random.split(step_key, carry.obs.shape[0])
+    obs, env_state, reward, terminated, truncated, _ = jax.vmap(trainer.env.step, (0, 0, 0, None))(
+        step_keys, carry.env_state, env_action(trainer.space, action), trainer.env_params
+    )
+    done = jnp.logical_or(jnp.asarray(terminated, jnp.bool_), jnp.asarray(truncated, jnp.bool_))
+    alive = carry.alive
+    return EvalCarry(
+        env_state=env_state,
+        obs=obs,
+        returns=carry.returns + jnp.where(alive, reward.astype(jnp.float32), 0.0),
+        lengths=carry.lengths + alive.astype(jnp.int32),
+        alive=jnp.logical_and(alive, jnp.logical_not(done)),
+        key=key,
+        step=carry.step + 1,
+    )
+
+
+def evaluate(
+    trainer: Trainer,
+    params: Any,
+    obs_stats: RunningStats,
+    key: jax.Array,
+    num_episodes: int,
+    deterministic: bool = False,
+) -> EvalResult:
+    """Returns and lengths of `num_episodes` fresh episodes under `params`.
+
+    Args:
+      trainer: the `Trainer` the params were trained with (env, network, config).
+      params: actor-critic parameters (one seed).
+      obs_stats: the run's observation statistics (used when it normalised observations).
+      key: PRNG key for resets, actions and env steps.
+      num_episodes: E, static.
+      deterministic: take the distribution's mode instead of sampling.
+    """
+    reset_key, run_key = jax.random.split(key)
+    obs, env_state = jax.vmap(trainer.env.reset, (0, None))(
+        jax.random.split(reset_key, num_episodes), trainer.env_params
+    )
+    carry = EvalCarry(
+        env_state=env_state,
+        obs=obs,
+        returns=jnp.zeros((num_episodes,), jnp.float32),
+        lengths=jnp.zeros((num_episodes,), jnp.int32),
+        alive=jnp.ones((num_episodes,), jnp.bool_),
+        key=run_key,
+        step=jnp.zeros((), jnp.int32),
+    )
+    limit = max_episode_steps(trainer) + 1
+    step = functools.partial(_eval_step, trainer, params, obs_stats, deterministic)
+    carry = jax.lax.while_loop(lambda c: jnp.any(c.alive) & (c.step < limit), step, carry)
+    return EvalResult(returns=carry.returns, lengths=carry.lengths)

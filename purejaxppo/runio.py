@@ -1,0 +1,261 @@
+"""The run folder: layout, `metrics.csv`, `summary.json`, atomic writes (host side).
+
+A run folder `runs/<env>-<timestamp>/` holds `config.yaml` (the fully resolved
+RunConfig), `metrics.csv` (one row per update and seed), `summary.json` (final
+and best return, compile time, steps/s, versions, device), `curve.png` (mean
++- std return over seeds against env steps) and `checkpoint/` (orbax, see
+`purejaxppo.checkpoint`).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import io
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.csv"
+SUMMARY_FILE = "summary.json"
+CURVE_FILE = "curve.png"
+CHECKPOINT_DIR = "checkpoint"
+RUN_MARKERS = (CONFIG_FILE, CHECKPOINT_DIR, METRICS_FILE)
+INDEX_COLUMNS = ("update", "seed", "env_steps", "wall_time_s")
+
+
+class RunDirError(ValueError):
+    """The output or resume folder cannot be used; `str(err)` is one line."""
+
+
+# --------------------------------------------------------------------------- files
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write `text` to `path` via a temporary file and `os.replace` (never half-written)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; give the usual file mode
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def default_run_dir(env_name: str, root: str | Path = "runs") -> Path:
+    """`runs/<env>-<YYYYmmdd-HHMMSS>` (a `-2`, `-3`, ... suffix if that exists)."""
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{env_name}-{stamp}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+def is_run_dir(path: Path) -> bool:
+    """True if `path` looks like a purejaxppo run folder."""
+    return any((path / marker).exists() for marker in RUN_MARKERS)
+
+
+def check_new_run_dir(path: Path, overwrite: bool) -> None:
+    """Refuse an `--out` that would clobber something (nothing is touched here)."""
+    if path.exists() and not path.is_dir():
+        raise RunDirError(f"--out {path}: exists and is not a folder")
+    if path.is_dir() and any(path.iterdir()):
+        if not overwrite:
+            raise RunDirError(
+                f"--out {path}: folder exists and is not empty; pass --overwrite to replace "
+                f"the run there, or --resume {path} to continue it"
+            )
+        if not is_run_dir(path):
+            raise RunDirError(
+                f"--out {path}: --overwrite only replaces a purejaxppo run folder "
+                f"(with {CONFIG_FILE} or {CHECKPOINT_DIR}/); this folder is not one"
+            )
+
+
+def create_run_dir(path: Path, overwrite: bool) -> None:
+    """Create the run folder, replacing an old run there when `overwrite` (checked before)."""
+    check_new_run_dir(path, overwrite)
+    if path.is_dir() and overwrite and any(path.iterdir()):
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+
+
+# --------------------------------------------------------------------------- metrics.csv
+def _format(value: Any) -> str:
+    """Exact text for a float32/int value (`repr` of the float round-trips to the same bits)."""
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    value = float(value)
+    if math.isnan(value):
+        return "nan"
+    return repr(value)
+
+
+class MetricsLog:
+    """Append-only `metrics.csv`: one row per (update, seed).
+
+    Columns: `update` (1-based count of updates done), `seed`, `env_steps`
+    (per seed), `wall_time_s` (training time when the row's chunk finished,
+    compilation excluded), then every metric name.
+    """
+
+    def __init__(self, path: str | Path, metric_names: Sequence[str]) -> None:
+        self.path = Path(path)
+        self.columns = (*INDEX_COLUMNS, *metric_names)
+
+    def start(self) -> None:
+        """Create the file with its header row."""
+        atomic_write_text(self.path, ",".join(self.columns) + "\n")
+
+    def truncate_after(self, update: int) -> None:
+        """Keep only complete rows with `update <= update` (used on resume), atomically.
+
+        A missing file is started afresh; a file with other columns is an error.
+        """
+        if not self.path.exists():
+            self.start()
+            return
+        lines = self.path.read_text(encoding="utf-8").split("\n")
+        header = lines[0].split(",")
+        if tuple(header) != self.columns:
+            raise RunDirError(f"{self.path}: unexpected columns, not a metrics file of this run")
+        kept = [lines[0]]
+        for line in lines[1:-1]:  # the last piece is "" or a partial row from a crash
+            cells = line.split(",")
+            if len(cells) == len(self.columns) and int(cells[0]) <= update:
+                kept.append(line)
+        atomic_write_text(self.path, "\n".join(kept) + "\n")
+
+    def append(
+        self,
+        first_update: int,
+        seeds: Sequence[int],
+        batch_size: int,
+        wall_time_s: float,
+        metrics: dict[str, np.ndarray],
+    ) -> None:
+        """Append a chunk: `metrics[name]` is `[S, K]` for updates `first_update .. +K-1`."""
+        names = self.columns[len(INDEX_COLUMNS) :]
+        num_updates = next(iter(metrics.values())).shape[1]
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        for k in range(num_updates):
+            update = first_update + k
+            for s, seed in enumerate(seeds):
+                row = [update, seed, update * batch_size, round(wall_time_s, 3)]
+                row += [_format(metrics[name][s, k]) for name in names]
+                writer.writerow(row)
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(buf.getvalue())
+            f.flush()
+
+
+def read_metrics(path: str | Path) -> dict[str, np.ndarray]:
+    """`metrics.csv` as columns of float64 arrays (ints for `update`, `seed`, `env_steps`)."""
+    with Path(path).open(encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    header, body = rows[0], [r for r in rows[1:] if len(r) == len(rows[0])]
+    out: dict[str, np.ndarray] = {}
+    for i, name in enumerate(header):
+        dtype = np.int64 if name in ("update", "seed", "env_steps") else np.float64
+        out[name] = np.asarray([r[i] for r in body], dtype=dtype)
+    return out
+
+
+def metrics_matrix(columns: dict[str, np.ndarray], name: str, seeds: Sequence[int]) -> np.ndarray:
+    """Column `name` as `[S, U]` (seed-major, updates in order)."""
+    rows = []
+    for seed in seeds:
+        mask = columns["seed"] == seed
+        order = np.argsort(columns["update"][mask], kind="stable")
+        rows.append(columns[name][mask][order])
+    return np.stack(rows)
+
+
+# --------------------------------------------------------------------------- summary.json
+def versions() -> dict[str, str]:
+    """Versions of the libraries that decide the numbers."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("purejaxppo", "jax", "jaxlib", "flax", "optax", "gymnax", "orbax-checkpoint"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def device_description() -> dict[str, Any]:
+    """The JAX backend and devices (e.g. `cpu`, 1 device, `cpu`), plus host CPU count."""
+    import jax
+
+    devices = jax.devices()
+    return {
+        "platform": devices[0].platform,
+        "device_kind": devices[0].device_kind,
+        "num_devices": len(devices),
+        "host_cpus": os.cpu_count(),
+    }
+
+
+def final_and_best(returns: np.ndarray, window_frac: float = 0.05) -> dict[str, Any]:
+    """Summary statistics of per-update episode returns `[S, U]` (NaN = no episode ended).
+
+    `final_return` per seed is the mean over its last `max(1, 5% of U)` updates
+    that had finished episodes; `best_return` is the highest mean-over-seeds
+    return of any single update.
+    """
+    num_seeds, num_updates = returns.shape
+    window = max(1, int(num_updates * window_frac))
+    finals = []
+    for s in range(num_seeds):
+        finite = returns[s][np.isfinite(returns[s])]
+        finals.append(float(np.mean(finite[-window:])) if finite.size else float("nan"))
+    with np.errstate(all="ignore"):
+        counts = np.isfinite(returns).sum(axis=0)
+        mean_curve = np.where(
+            counts > 0, np.nansum(returns, axis=0) / np.maximum(counts, 1), np.nan
+        )
+    best = float(np.nanmax(mean_curve)) if np.isfinite(mean_curve).any() else float("nan")
+    best_update = int(np.nanargmax(mean_curve)) + 1 if np.isfinite(mean_curve).any() else None
+    finite_finals = [f for f in finals if math.isfinite(f)]
+    return {
+        "final_return": float(np.mean(finite_finals)) if finite_finals else None,
+        "final_return_std": float(np.std(finite_finals)) if finite_finals else None,
+        "final_return_per_seed": [None if not math.isfinite(f) else f for f in finals],
+        "final_window_updates": window,
+        "best_return": None if not math.isfinite(best) else best,
+        "best_update": best_update,
+    }
+
+
+def write_summary(path: str | Path, summary: dict[str, Any]) -> None:
+    """Write `summary.json` atomically (NaN/inf written as null)."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [clean(v) for v in value]
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        return value
+
+    atomic_write_text(path, json.dumps(clean(summary), indent=2) + "\n")
