@@ -1,0 +1,190 @@
+"""`purejaxppo bench`: the single-command benchmark (host side).
+
+    purejaxppo bench [--quick | --full] [--envs A,B,...] [--seeds N] [--out DIR] [--overwrite]
+
+Default mode fits in about 5 minutes on a 2-core CPU, `--quick` in about one,
+`--full` trains every suite config to its end. The output folder (default
+`runs/bench-<YYYYmmdd-HHMMSS>`) receives bench.json, BENCHMARKS.md and PNG
+plots. Bad input (unknown env, unusable --out) prints one line and exits 2
+before anything is measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+EXIT_BAD_INPUT = 2
+REPORT_FILES = (
+    "bench.json",
+    "BENCHMARKS.md",
+    "scaling_num_envs.png",
+    "scaling_population.png",
+    "learning_curves.png",
+)
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the `bench` subcommand to the `purejaxppo` parser's subparsers (sets `func=run`)."""
+    from purejaxppo.bench_suite import DEFAULT_SUITE, PLANS
+
+    quick, default = PLANS["quick"], PLANS["default"]
+    p = subparsers.add_parser(
+        "bench",
+        help="benchmark speed, scaling, utilisation and returns; write a report",
+        description="Measure compile time, steady steps/s, time to the solve threshold and "
+        "final return per env; steps/s against num_envs and population size; FLOP "
+        "utilisation against a matmul peak measured in the same run; installed peers "
+        "(Stable-Baselines3) on the same recipe. Writes bench.json, BENCHMARKS.md and PNGs.",
+        epilog="Examples:\n"
+        "  purejaxppo bench --quick\n"
+        "  purejaxppo bench --envs CartPole-v1,Acrobot-v1 --out runs/bench-cartpole\n"
+        "  purejaxppo bench --full\n"
+        "Docs: docs/benchmark.md.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"about a minute: {', '.join(quick.envs)} only, {quick.seeds} seeds, short runs",
+    )
+    mode.add_argument(
+        "--full",
+        action="store_true",
+        help="train every suite config to total_timesteps with more seeds and finer scaling "
+        "(as long as it takes)",
+    )
+    p.add_argument(
+        "--envs",
+        metavar="A,B",
+        help="comma-separated env ids, configs/ names or YAML paths "
+        f"(default: {', '.join(default.envs)}; --quick: {', '.join(quick.envs)}; "
+        f"suite default {', '.join(DEFAULT_SUITE)})",
+    )
+    p.add_argument("--seeds", type=int, metavar="N", help="seeds per env (default by mode)")
+    p.add_argument(
+        "--out", metavar="DIR", help="report folder (default runs/bench-<YYYYmmdd-HHMMSS>)"
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the report in an existing benchmark folder given with --out",
+    )
+    p.set_defaults(func=run)
+    return p
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    """Refuse an unusable --out (nothing on disk changes)."""
+    from purejaxppo.bench_suite import BenchInputError
+
+    if out.exists() and not out.is_dir():
+        raise BenchInputError(f"--out {out}: exists and is not a folder")
+    if out.is_dir():
+        entries = list(out.iterdir())
+        if (out / REPORT_FILES[0]).exists():
+            if not overwrite:
+                raise BenchInputError(
+                    f"--out {out}: already holds a benchmark (bench.json); "
+                    "pass --overwrite to replace it"
+                )
+        elif entries:
+            raise BenchInputError(
+                f"--out {out}: exists, is not empty and is not a benchmark folder; "
+                "choose a new folder"
+            )
+
+
+def _make_out(out: Path) -> None:
+    """Create --out and check that it is writable."""
+    from purejaxppo.bench_suite import BenchInputError
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".bench-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise BenchInputError(f"--out {out}: cannot write there ({reason})") from None
+
+
+def _command(args: argparse.Namespace, out: Path) -> str:
+    """The command line that reproduces this run (with the --out actually used)."""
+    words = ["purejaxppo", "bench"]
+    words += ["--quick"] if args.quick else ["--full"] if args.full else []
+    words += ["--envs", args.envs] if args.envs else []
+    words += ["--seeds", str(args.seeds)] if args.seeds is not None else []
+    return " ".join([*words, "--out", str(out)])
+
+
+def _print(line: str, start: float) -> None:
+    print(f"[{time.perf_counter() - start:6.1f}s] {line}", flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run `purejaxppo bench` from parsed arguments; returns the exit status."""
+    from purejaxppo.bench_suite import PLANS, BenchInputError, parse_envs, resolve_env
+    from purejaxppo.hostdevices import _jax_backends_ready, ensure_host_devices
+
+    start = time.perf_counter()
+    if not _jax_backends_ready():  # (else: in-process use; `purejaxppo bench` starts fresh)
+        ensure_host_devices()  # one XLA host device per core, before jax starts its backends
+    try:
+        plan = PLANS["quick" if args.quick else "full" if args.full else "default"]
+        if args.seeds is not None and args.seeds < 1:
+            raise BenchInputError(f"--seeds: expected a positive integer, got {args.seeds}")
+        names = parse_envs(args.envs, plan.envs)
+        out = Path(args.out or f"runs/bench-{time.strftime('%Y%m%d-%H%M%S')}")
+        _check_out(out, args.overwrite)
+        specs = [resolve_env(n) for n in names]
+        _make_out(out)
+    except BenchInputError as err:
+        print(f"purejaxppo bench: error: {err}", file=sys.stderr, flush=True)
+        return EXIT_BAD_INPUT
+
+    import dataclasses
+
+    plan = dataclasses.replace(plan, envs=names)
+    if args.seeds is not None:
+        plan = dataclasses.replace(plan, seeds=args.seeds)
+
+    from purejaxppo.bench import run_benchmark
+    from purejaxppo.bench_report import headline, write_report
+
+    result = run_benchmark(plan, specs, lambda line: _print(line, start), _command(args, out))
+    paths = write_report(result, out)
+    head = headline(result)
+    if head.single_seed_steps_per_s:
+        _print(
+            f"reference recipe: {head.single_seed_steps_per_s:,.0f} steps/s with 1 seed "
+            f"(issue's PureJaxRL figure {result.reference.purejaxrl_steps_per_s:,.0f})",
+            start,
+        )
+    _print(f"report: {', '.join(str(p) for p in paths)}", start)
+    return 0
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors and exit status 2 (as the `purejaxppo` parser)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m purejaxppo.bench_cli bench ...`: the subcommand without the main CLI."""
+    parser = _Parser(prog="purejaxppo")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    register(sub)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,270 @@
+"""`purejaxppo bench`: the report's structure end to end (never timings), bad input, FLOPs."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from purejaxppo import bench_cli
+from purejaxppo.bench import final_return, mean_ci95, recent_mean
+from purejaxppo.bench_suite import BenchInputError, parse_envs, resolve_env
+
+REPO = Path(__file__).resolve().parent.parent
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+RESULT_KEYS = {
+    "format",
+    "plan",
+    "started",
+    "command",
+    "device",
+    "versions",
+    "matmul",
+    "envs",
+    "scaling",
+    "peers",
+    "reference",
+    "wall_s",
+    "headline",
+}
+ENV_KEYS = {
+    "name",
+    "compile_s",
+    "steps_per_s",
+    "steps_per_s_per_seed",
+    "threshold",
+    "solve_wall_s",
+    "final_return",
+    "final_return_ci95",
+    "final_returns",
+    "flops",
+    "xla_flops",
+    "gflops",
+    "utilisation",
+    "env_steps",
+    "complete",
+    "curve",
+}
+
+
+@functools.cache
+def _bench_registered() -> bool:
+    """True once `purejaxppo.cli` has the `bench` subcommand."""
+    from purejaxppo import cli
+
+    return any(
+        isinstance(action, argparse._SubParsersAction) and "bench" in action.choices
+        for action in cli.build_parser()._actions
+    )
+
+
+def _command() -> list[str]:
+    """The real entry point: `python -m purejaxppo bench`, or the subcommand's own module."""
+    if _bench_registered():
+        return [sys.executable, "-m", "purejaxppo", "bench"]
+    return [sys.executable, "-m", "purejaxppo.bench_cli", "bench"]
+
+
+def _main(argv: list[str]) -> int:
+    """Run the subcommand in-process through the same parser as the CLI."""
+    if _bench_registered():
+        from purejaxppo import cli
+
+        return cli.main(["bench", *argv])
+    return bench_cli.main(["bench", *argv])
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    """Width and height from a PNG's IHDR chunk, after checking the signature."""
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC, f"{path.name} is not a PNG"
+    assert data[12:16] == b"IHDR"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+@pytest.mark.slow
+def test_quick_bench_writes_a_complete_report(tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.run(
+        [*_command(), "--quick", "--out", str(out)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "device: " in proc.stdout and "versions: " in proc.stdout
+
+    doc = json.loads((out / "bench.json").read_text())
+    assert set(doc) >= RESULT_KEYS
+    assert doc["format"] == 1 and doc["plan"]["mode"] == "quick"
+    assert doc["device"]["device_count"] >= 1 and doc["device"]["cpu_model"]
+    assert doc["versions"]["jax"]
+    assert doc["matmul"]["size"] == 2048 and doc["matmul"]["best_gflops"] > 0
+
+    (cartpole,) = doc["envs"]
+    assert set(cartpole) >= ENV_KEYS
+    assert cartpole["name"] == "CartPole-v1" and cartpole["threshold"] == 475.0
+    assert cartpole["seeds"] == 2 and len(cartpole["final_returns"]) == 2
+    assert cartpole["steps_per_s"] > 0 and cartpole["compile_s"] > 0
+    assert cartpole["flops"]["per_step"] == 236_032
+    assert 1.0 <= cartpole["xla_flops"]["ratio"] < 1.1
+    assert 0 < cartpole["env_steps"] <= cartpole["total_timesteps"]
+    assert cartpole["curve"] and all(c["wall_s"] > 0 for c in cartpole["curve"])
+
+    axes = {(p["axis"], p["value"]) for p in doc["scaling"]}
+    assert axes == {("num_envs", 4), ("num_envs", 64), ("population", 1), ("population", 2)}
+    assert all(p["steps_per_s"] > 0 and p["utilisation"] > 0 for p in doc["scaling"])
+    (sb3,) = doc["peers"]
+    assert sb3["name"] == "stable-baselines3"
+    assert sb3["available"] == (sb3["steps_per_s"] is not None)
+    head = doc["headline"]
+    assert head["single_seed_steps_per_s"] > 0 and head["multi_seed_members"] == 2
+
+    md = (out / "BENCHMARKS.md").read_text()
+    for heading in (
+        "## Reference recipe",
+        "## Environments",
+        "### FLOP count cross-check",
+        "## Scaling with num_envs",
+        "## Scaling with population size",
+        "## Peers",
+    ):
+        assert heading in md
+    assert "| env | recipe |" in md and "| CartPole-v1 | configs/CartPole-v1.yaml |" in md
+    assert "reference (issue 5)" in md and "PureJaxRL 130,000" in md
+    for name in ("scaling_num_envs.png", "scaling_population.png", "learning_curves.png"):
+        assert f"]({name})" in md
+        width, height = _png_size(out / name)
+        assert width >= 300 and height >= 200
+
+    # Rerunning into the same folder is refused without --overwrite.
+    again = subprocess.run(
+        [*_command(), "--quick", "--out", str(out)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert again.returncode == 2 and "--overwrite" in again.stderr
+
+
+def _error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "Traceback" not in err[0]
+    return err[0]
+
+
+def test_unknown_env_is_a_one_line_error(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "new"
+    assert _main(["--quick", "--envs", "CartPole-v1,CartPol-v1", "--out", str(out)]) == 2
+    line = _error_line(capsys)
+    assert "--envs" in line and "CartPol-v1" in line and "CartPole-v1" in line
+    assert not out.exists()
+
+
+def test_out_under_a_file_is_refused(tmp_path: Path, capsys) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert _main(["--quick", "--out", str(blocker / "sub")]) == 2
+    assert "--out" in _error_line(capsys)
+    assert _main(["--quick", "--out", str(blocker)]) == 2
+    assert "not a folder" in _error_line(capsys)
+
+
+def test_existing_folders_are_refused(tmp_path: Path, capsys) -> None:
+    done = tmp_path / "done"
+    done.mkdir()
+    (done / "bench.json").write_text("{}")
+    assert _main(["--quick", "--out", str(done)]) == 2
+    line = _error_line(capsys)
+    assert "--out" in line and "--overwrite" in line
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    assert _main(["--quick", "--overwrite", "--out", str(other)]) == 2
+    assert "not a benchmark folder" in _error_line(capsys)
+    assert (other / "notes.txt").read_text() == "mine"
+
+
+def test_bad_seeds_and_modes(tmp_path: Path, capsys) -> None:
+    assert _main(["--seeds", "0", "--out", str(tmp_path / "x")]) == 2
+    assert "--seeds" in _error_line(capsys)
+    with pytest.raises(SystemExit) as exit_info:
+        _main(["--quick", "--full"])
+    assert exit_info.value.code == 2
+
+
+def test_suite_resolution() -> None:
+    spec = resolve_env("Acrobot-v1")
+    assert spec.source.endswith("configs/Acrobot-v1.yaml")
+    assert (spec.threshold, spec.threshold_source) == (-100.0, "gym reward_threshold")
+    assert spec.ppo.num_envs == 16
+    pendulum = resolve_env("Pendulum-v1")
+    assert pendulum.threshold_source == "config expected_return"
+    probe = resolve_env("SignAction-probe")  # no shipped config: the built-in recipe
+    assert probe.source == "built-in" and probe.threshold is None
+    yaml_path = str(REPO / "configs" / "CartPole-v1.yaml")
+    assert resolve_env(yaml_path).ppo.env_name == "CartPole-v1"
+    with pytest.raises(BenchInputError, match="did you mean"):
+        resolve_env("Acrobot-v2")
+    with pytest.raises(BenchInputError, match="no such config file"):
+        resolve_env("missing.yaml")
+    assert parse_envs(" A, B ", ()) == ("A", "B")
+    assert parse_envs(None, ("C",)) == ("C",)
+    with pytest.raises(BenchInputError, match="twice"):
+        parse_envs("A,A", ())
+    with pytest.raises(BenchInputError, match="comma-separated"):
+        parse_envs(" , ", ())
+
+
+def test_statistics() -> None:
+    mean, half = mean_ci95([1.0, 2.0, 3.0])
+    assert mean == 2.0 and half == pytest.approx(4.302653 / math.sqrt(3), rel=1e-6)
+    assert math.isnan(mean_ci95([5.0])[1]) and mean_ci95([5.0])[0] == 5.0
+    # 40 updates: the window is the last 2 finite values.
+    returns = np.r_[np.zeros(37), 10.0, 20.0, np.nan]
+    assert final_return(returns) == 15.0
+    assert math.isnan(final_return(np.full(10, np.nan)))
+    history = np.array([[1.0, 3.0, np.nan], [0.0, 5.0, 7.0]])
+    assert recent_mean(history, 2) == pytest.approx((3.0 + 6.0) / 2)
+
+
+def test_flop_count_by_hand() -> None:
+    from purejaxppo.config import PPOConfig
+    from purejaxppo.envs import SpaceInfo
+    from purejaxppo.flops import count_flops
+
+    cfg = PPOConfig(env_name=None, hidden_sizes=(8,), update_epochs=2)
+    box = SpaceInfo((3,), 0, 2, False, None, None)
+    flops = count_flops(cfg, box)
+    actor, critic = 2 * (3 * 8 + 8 * 2), 2 * (3 * 8 + 8 * 1)
+    first = 2 * 3 * 8 * 2  # first layers of actor and critic: no input gradient
+    assert (flops.actor_forward, flops.critic_forward) == (actor, critic)
+    assert flops.per_step == actor + 2 * critic + 2 * (3 * (actor + critic) - first)
+    one_hot = count_flops(cfg, SpaceInfo((), 5, 2, False, None, None))
+    assert one_hot.actor_forward == 2 * (5 * 8 + 8 * 2)
+
+
+def test_flop_count_matches_xla_cost_analysis() -> None:
+    import purejaxppo as ppo
+    from purejaxppo.flops import count_flops, xla_flops
+
+    for cfg in (ppo.PPOConfig(), ppo.PPOConfig(env_name="Pendulum-v1", update_epochs=2)):
+        trainer = ppo.make_trainer(cfg)
+        analytic = count_flops(cfg, trainer.space)
+        xla = xla_flops(trainer, ppo.HParams(), analytic)
+        # XLA also counts the elementwise work (tanh, softmax, losses): a few percent more.
+        assert 1.0 <= xla.ratio < 1.1, (cfg.env_name, analytic, xla)
