@@ -174,10 +174,20 @@ def chunk_updates(
 
 
 # =========================================================================== statistics
-def final_return(returns: np.ndarray) -> float:
-    """Mean return over the last `max(1, 5%)` updates that had finished episodes (`[U]`)."""
+def final_window(num_updates: int) -> int:
+    """Updates averaged for a return: `max(1, 5%)` of the config's updates."""
+    return max(1, int(num_updates * FINAL_FRACTION))
+
+
+def final_return(returns: np.ndarray, window: int | None = None) -> float:
+    """Mean of the last `window` finite returns of one seed's curve `[U]`.
+
+    `window` defaults to `final_window(U)`: for a complete run this is the
+    `purejaxppo train` rule. Updates in which no episode ended (NaN) are skipped.
+    NaN if no episode ended at all.
+    """
     r = np.asarray(returns, np.float64)
-    window = max(1, int(r.shape[-1] * FINAL_FRACTION))
+    window = final_window(r.shape[-1]) if window is None else window
     finite = r[np.isfinite(r)]
     return float(np.mean(finite[-window:])) if finite.size else math.nan
 
@@ -196,13 +206,10 @@ def mean_ci95(values: Sequence[float]) -> tuple[float, float]:
 
 
 def recent_mean(returns: np.ndarray, window: int) -> float:
-    """Seed mean of each seed's mean finite return over its last `window` updates (`[P, U]`)."""
-    per_seed = []
-    for row in np.asarray(returns, np.float64):
-        recent = row[-window:]
-        recent = recent[np.isfinite(recent)]
-        per_seed.append(float(np.mean(recent)) if recent.size else math.nan)
-    return float(np.mean(per_seed)) if per_seed else math.nan
+    """Seed mean of `final_return(row, window)` over the seeds of `[P, U]` returns."""
+    per_seed = [final_return(row, window) for row in np.asarray(returns, np.float64)]
+    finite = [v for v in per_seed if math.isfinite(v)]
+    return float(np.mean(finite)) if len(finite) == len(per_seed) and finite else math.nan
 
 
 # =========================================================================== per env
@@ -275,7 +282,7 @@ def measure_env(
         f"{k}-update chunk {pop.run_compile_s:.1f} s; {plan.seeds} seeds on {pop.devices} "
         "device(s))"
     )
-    window = max(1, int(cfg.num_updates * FINAL_FRACTION))
+    window = final_window(cfg.num_updates)
     returns: list[np.ndarray] = []
     times: list[float] = []
     curve: list[CurvePoint] = []
@@ -295,7 +302,7 @@ def measure_env(
         if plan.env_budget_s is not None and sum(times) >= plan.env_budget_s:
             break
     history = np.concatenate(returns, axis=1)
-    finals = tuple(final_return(row) for row in history)
+    finals = tuple(final_return(row, window) for row in history)
     mean, ci = mean_ci95(finals)
     rates = [pop.steps_per_call / t for t in (times[1:] if len(times) > 1 else times)]
     rate = statistics.median(rates)

@@ -103,14 +103,14 @@ def headline(result: BenchResult) -> Headline:
 
 
 # =========================================================================== JSON
-def _clean(value: Any) -> Any:
+def clean_json(value: Any) -> Any:
     """JSON-safe: NaN/inf to None, tuples to lists, dataclasses to dicts."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _clean(dataclasses.asdict(value))
+        return clean_json(dataclasses.asdict(value))
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): clean_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return [clean_json(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
@@ -119,7 +119,7 @@ def _clean(value: Any) -> Any:
 def to_json(result: BenchResult) -> dict[str, Any]:
     """The `bench.json` document."""
     doc = {"format": FORMAT, **dataclasses.asdict(result), "headline": headline(result)}
-    return _clean(doc)
+    return clean_json(doc)
 
 
 # =========================================================================== markdown
@@ -151,6 +151,14 @@ def _solve_text(env: EnvResult) -> str:
     if env.solve_wall_s is None:
         return f"not reached in {env.env_steps:,} steps"
     return f"{env.solve_wall_s:.1f} s ({env.solve_env_steps:,} steps)"
+
+
+def _solve_headline(head: Headline) -> str:
+    if head.solve_seeds is None:
+        return "not run"
+    if head.solve_wall_s is None:
+        return "not reached in this run"
+    return f"{head.solve_wall_s:.1f}"
 
 
 def _reference_rows(result: BenchResult, head: Headline) -> list[list[str]]:
@@ -202,7 +210,7 @@ def _reference_rows(result: BenchResult, head: Headline) -> list[list[str]]:
         ],
         [
             f"CartPole time to 475, {head.solve_seeds or 8} seeds, incl. compile (s)",
-            _num(head.solve_wall_s, ".1f") if head.solve_seeds else "not run",
+            _solve_headline(head),
             f"target {ref.target_solve_s:g}",
             "",
         ],
@@ -278,10 +286,11 @@ def to_markdown(result: BenchResult) -> str:
         "## Environments",
         "",
         f"{plan.seeds} seeds per env, vmapped and sharded over {d.device_count} device(s). "
-        "Steps/s counts all seeds; final return: per seed the mean over the last 5% of updates "
-        "trained, then mean ± 95% CI (Student t) over seeds. Time to threshold: wall clock from "
-        "before compilation until the seed mean of the recent return (last 5% of the run's "
-        "updates) first reaches the threshold, checked after every chunk of updates.",
+        "Steps/s counts all seeds. Recent return: per seed the mean of its last W per-update "
+        "returns (W = 5% of the config's updates); final return: the recent return at the end "
+        "of training, mean ± 95% CI (Student t) over seeds. Time to threshold: wall clock from "
+        "before compilation to the end of the first chunk of updates after which the seed mean "
+        "of the recent return reaches the threshold.",
         "",
         *_table(
             [

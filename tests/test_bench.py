@@ -239,7 +239,8 @@ def test_statistics() -> None:
     assert final_return(returns) == 15.0
     assert math.isnan(final_return(np.full(10, np.nan)))
     history = np.array([[1.0, 3.0, np.nan], [0.0, 5.0, 7.0]])
-    assert recent_mean(history, 2) == pytest.approx((3.0 + 6.0) / 2)
+    assert recent_mean(history, 2) == pytest.approx((2.0 + 6.0) / 2)  # last 2 finite values
+    assert final_return(np.r_[1.0, 2.0, 3.0, 4.0], window=3) == 3.0
 
 
 def test_flop_count_by_hand() -> None:
