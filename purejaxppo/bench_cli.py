@@ -30,15 +30,15 @@ REPORT_FILES = (
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add the `bench` subcommand to the `purejaxppo` parser's subparsers (sets `func=run`)."""
-    from purejaxppo.bench_suite import DEFAULT_SUITE, PLANS
+    from purejaxppo.bench_suite import PLANS
 
     quick, default = PLANS["quick"], PLANS["default"]
     p = subparsers.add_parser(
         "bench",
         help="benchmark speed, scaling, utilisation and returns; write a report",
-        description="Measure compile time, steady steps/s, time to the solve threshold and "
-        "final return per env; steps/s against num_envs and population size; FLOP "
-        "utilisation against a matmul peak measured in the same run; installed peers "
+        description="Measure compile time, steady steps/s, time to the solve threshold and\n"
+        "final return per env; steps/s against num_envs and population size; FLOP\n"
+        "utilisation against a matmul peak measured in the same run; installed peers\n"
         "(Stable-Baselines3) on the same recipe. Writes bench.json, BENCHMARKS.md and PNGs.",
         epilog="Examples:\n"
         "  purejaxppo bench --quick\n"
@@ -63,8 +63,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "--envs",
         metavar="A,B",
         help="comma-separated env ids, configs/ names or YAML paths "
-        f"(default: {', '.join(default.envs)}; --quick: {', '.join(quick.envs)}; "
-        f"suite default {', '.join(DEFAULT_SUITE)})",
+        f"(default: {', '.join(default.envs)}; --quick: {', '.join(quick.envs)})",
     )
     p.add_argument("--seeds", type=int, metavar="N", help="seeds per env (default by mode)")
     p.add_argument(
