@@ -33,8 +33,9 @@ class Headline:
       utilisation: fraction of the matmul peak at `multi_seed_steps_per_s`.
       sb3_steps_per_s: measured Stable-Baselines3 steps/s, if installed.
       ratio_vs_sb3: `single_seed_steps_per_s / sb3_steps_per_s`.
-      solve_wall_s: CartPole time to threshold in the env suite, with its seed count.
+      solve_wall_s: the fastest CartPole-v1 time to threshold in the env suite.
       solve_seeds: seeds of that run.
+      solve_entry: its suite entry (`CartPole-v1`, or a fast config's name).
     """
 
     single_seed_steps_per_s: float | None
@@ -48,6 +49,7 @@ class Headline:
     ratio_vs_sb3: float | None
     solve_wall_s: float | None
     solve_seeds: int | None
+    solve_entry: str | None
 
 
 def _reference_env(result: BenchResult) -> EnvResult | None:
@@ -86,7 +88,14 @@ def headline(result: BenchResult) -> Headline:
             multi_rate, multi_members, multi_source = best.steps_per_s, best.members, "scaling"
             utilisation = best.utilisation
     sb3 = next((p for p in result.peers if p.name == "stable-baselines3" and p.available), None)
-    solve_env = next((e for e in result.envs if e.env_name == "CartPole-v1"), None)
+    # The fastest CartPole solve in the suite (e.g. a shipped fast config beside the reference).
+    cartpoles = [e for e in result.envs if e.env_name == "CartPole-v1"]
+    solved = [e for e in cartpoles if e.solve_wall_s is not None]
+    solve_env = (
+        min(solved, key=lambda e: e.solve_wall_s or 0.0)
+        if solved
+        else (cartpoles[0] if cartpoles else None)
+    )
     return Headline(
         single_seed_steps_per_s=single.steps_per_s if single else None,
         single_seed_compile_s=single.compile_s if single else None,
@@ -99,6 +108,7 @@ def headline(result: BenchResult) -> Headline:
         ratio_vs_sb3=single.steps_per_s / sb3.steps_per_s if (sb3 and single) else None,
         solve_wall_s=solve_env.solve_wall_s if solve_env else None,
         solve_seeds=solve_env.seeds if solve_env else None,
+        solve_entry=solve_env.name if solve_env else None,
     )
 
 
@@ -209,7 +219,8 @@ def _reference_rows(result: BenchResult, head: Headline) -> list[list[str]]:
             (_num(head.ratio_vs_sb3, ",.0f") + "x (1 seed vs SB3)") if head.ratio_vs_sb3 else "",
         ],
         [
-            f"CartPole time to 475, {head.solve_seeds or 8} seeds, incl. compile (s)",
+            f"CartPole time to 475 ({head.solve_entry or 'CartPole-v1'}, "
+            f"{head.solve_seeds or 8} seeds), incl. compile (s)",
             _solve_headline(head),
             f"target {ref.target_solve_s:g}",
             "",

@@ -269,3 +269,110 @@ def test_flop_count_matches_xla_cost_analysis() -> None:
         xla = xla_flops(trainer, ppo.HParams(), analytic)
         # XLA also counts the elementwise work (tanh, softmax, losses): a few percent more.
         assert 1.0 <= xla.ratio < 1.1, (cfg.env_name, analytic, xla)
+
+
+def _synthetic_result():
+    """A small BenchResult with made-up numbers: two CartPole entries, a missing peer, NaNs."""
+    from purejaxppo.bench import BenchResult, CurvePoint, EnvResult, ScalingPoint
+    from purejaxppo.bench_hw import DeviceInfo, MatmulPeak
+    from purejaxppo.bench_peers import PeerResult
+    from purejaxppo.bench_suite import PLANS, REFERENCE
+    from purejaxppo.flops import FlopCount
+
+    flops = FlopCount(8960, 8832, 8960, 17664, 209408, 236032)
+
+    def env(name: str, solve: float | None, seeds: int) -> EnvResult:
+        return EnvResult(
+            name=name,
+            env_name="CartPole-v1",
+            source="built-in",
+            seeds=seeds,
+            devices=1,
+            num_envs=4,
+            num_steps=128,
+            hidden_sizes=(64, 64),
+            update_epochs=4,
+            num_minibatches=4,
+            total_timesteps=1024,
+            env_steps=512,
+            complete=False,
+            updates_per_call=1,
+            compile_s=1.0,
+            init_compile_s=0.5,
+            train_s=1.0,
+            steps_per_s=1000.0,
+            steps_per_s_best=1100.0,
+            steps_per_s_per_seed=1000.0 / seeds,
+            threshold=475.0,
+            threshold_source="gym reward_threshold",
+            solve_wall_s=solve,
+            solve_env_steps=None if solve is None else 512,
+            final_return=20.0,
+            final_return_ci95=float("nan") if seeds == 1 else 3.0,
+            final_returns=(20.0,) * seeds,
+            flops=flops,
+            xla_flops=None,
+            gflops=0.24,
+            utilisation=0.01,
+            curve=(CurvePoint(1.5, 512, 20.0),),
+        )
+
+    def point(axis: str, value: int) -> ScalingPoint:
+        return ScalingPoint(
+            axis,
+            value,
+            value if axis == "population" else 1,
+            1,
+            4,
+            1,
+            2,
+            1.0,
+            True,
+            1000.0 * value,
+            1200.0 * value,
+            0.2,
+            0.01,
+        )
+
+    missing = PeerResult("stable-baselines3", None, False, 0, math.nan, math.nan, "not installed")
+    return BenchResult(
+        plan=PLANS["quick"],
+        started="2026-01-01T00:00:00+0000",
+        command="purejaxppo bench",
+        device=DeviceInfo("cpu", "cpu", 1, "Test CPU", 2, 2, "3.11", "Linux"),
+        versions={"jax": "0.10.2", "torch": None},
+        matmul=MatmulPeak(2048, 2 * 2048**3, 3, 80.0, 79.0),
+        envs=(env("CartPole-v1", None, 1), env("CartPole-v1-fast", 4.2, 8)),
+        scaling=(point("num_envs", 4), point("population", 1), point("population", 2)),
+        peers=(missing,),
+        reference=REFERENCE,
+        wall_s=10.0,
+    )
+
+
+def test_report_from_a_synthetic_result(tmp_path: Path) -> None:
+    from purejaxppo.bench_report import headline, write_report
+
+    result = _synthetic_result()
+    head = headline(result)
+    assert head.solve_entry == "CartPole-v1-fast" and head.solve_wall_s == 4.2
+    assert head.multi_seed_members == 2 and head.multi_seed_source == "scaling"
+    assert head.single_seed_steps_per_s == 1000.0 and head.sb3_steps_per_s is None
+    paths = write_report(result, tmp_path)
+    assert {p.name for p in paths} == {
+        "bench.json",
+        "BENCHMARKS.md",
+        "scaling_num_envs.png",
+        "scaling_population.png",
+        "learning_curves.png",
+    }
+    doc = json.loads((tmp_path / "bench.json").read_text())  # NaN became null
+    assert doc["envs"][0]["final_return_ci95"] is None and doc["peers"][0]["steps_per_s"] is None
+    md = (tmp_path / "BENCHMARKS.md").read_text()
+    assert "| Stable-Baselines3 steps/s | not installed |" in md
+    assert "| stable-baselines3 |  | skipped |" in md
+    assert "CartPole time to 475 (CartPole-v1-fast, 8 seeds), incl. compile (s) | 4.2 |" in md
+    assert "| 20.0 |" in md and "| 20.0 ± 3.0 |" in md
+    assert "512 of 1,024 (budget)" in md
+    for name in ("scaling_num_envs.png", "scaling_population.png", "learning_curves.png"):
+        assert _png_size(tmp_path / name)[0] >= 300
