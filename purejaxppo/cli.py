@@ -283,8 +283,9 @@ def _envs(args: argparse.Namespace) -> int:
         try:
             env, params = make_env(name)
             action = _action_text(env.action_space(params))
-            obs_shape = tuple(int(d) for d in env.observation_space(params).shape)
-            obs = "x".join(map(str, obs_shape)) or "scalar"
+            obs_space = env.observation_space(params)
+            obs_shape = tuple(int(d) for d in obs_space.shape)
+            obs = "x".join(map(str, obs_shape)) or _action_text(obs_space)
         except ValueError:
             action, obs = "Discrete(10)", "28x28"
             missing = [f for f in MNIST_FILES if not (mnist_dir() / f).is_file()]
