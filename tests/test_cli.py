@@ -89,6 +89,16 @@ def test_bad_config_file(tmp_path, case):
     assert tree_digest(tmp_path) == before  # no run folder, config untouched
 
 
+def _main_in_process(capsys, *argv: str | Path) -> tuple[int, str, str]:
+    """`cli.main(argv)` in this process: (exit status, stdout, stderr)."""
+    try:
+        status = cli.main([str(a) for a in argv])
+    except SystemExit as exit_:  # argparse's own errors
+        status = exit_.code
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
@@ -106,12 +116,8 @@ def test_bad_command_line(tmp_path, capsys, monkeypatch, args, fragment):
     monkeypatch.setenv("PUREJAXPPO_CACHE_DIR", "off")
     config = write_config(tmp_path / "c.yaml")
     before = tree_digest(tmp_path)
-    try:
-        status = cli.main(["train", str(config), "--out", str(tmp_path / "run"), *args])
-    except SystemExit as exit_:  # argparse's own errors
-        status = exit_.code
-    err = capsys.readouterr().err.strip()
-    assert status == 2 and len(err.splitlines()) == 1 and fragment in err, err
+    status, _, err = _main_in_process(capsys, "train", config, "--out", tmp_path / "run", *args)
+    assert status == 2 and len(err.strip().splitlines()) == 1 and fragment in err, err
     assert tree_digest(tmp_path) == before
 
 
@@ -129,22 +135,10 @@ def test_mnist_bandit_without_data_is_bad_input(tmp_path, monkeypatch):
     assert not (tmp_path / "run").exists()
 
 
-def test_resume_of_missing_or_corrupt_folder(tmp_path):
+def test_resume_of_missing_or_corrupt_folder(tmp_path, capsys, monkeypatch):
     config = write_config(tmp_path / "c.yaml")
     proc = run_cli("train", "--resume", tmp_path / "nothing", cwd=tmp_path)
     assert_bad_input(proc, "--resume", "no such run folder")
-
-    not_a_run = tmp_path / "not_a_run"
-    not_a_run.mkdir()
-    (not_a_run / "notes.txt").write_text("hello")
-    proc = run_cli("train", "--resume", not_a_run, cwd=tmp_path)
-    assert_bad_input(proc, "not a purejaxppo run folder")
-
-    no_ckpt = tmp_path / "no_ckpt"
-    no_ckpt.mkdir()
-    shutil.copy(config, no_ckpt / runio.CONFIG_FILE)
-    proc = run_cli("train", "--resume", no_ckpt, cwd=tmp_path)
-    assert_bad_input(proc, "no checkpoint/ folder to resume from")
 
     garbage = tmp_path / "garbage"
     (garbage / runio.CHECKPOINT_DIR / "5").mkdir(parents=True)
@@ -153,12 +147,25 @@ def test_resume_of_missing_or_corrupt_folder(tmp_path):
     proc = run_cli("train", "--resume", garbage, cwd=tmp_path)
     assert_bad_input(proc, "corrupt checkpoint")
 
+    # The other corrupt-folder cases in-process (same code path, no process start-up).
+    monkeypatch.setenv("PUREJAXPPO_CACHE_DIR", "off")
+    not_a_run = tmp_path / "not_a_run"
+    not_a_run.mkdir()
+    (not_a_run / "notes.txt").write_text("hello")
+    no_ckpt = tmp_path / "no_ckpt"
+    no_ckpt.mkdir()
+    shutil.copy(config, no_ckpt / runio.CONFIG_FILE)
     bad_yaml = tmp_path / "bad_yaml"
     bad_yaml.mkdir()
     (bad_yaml / runio.CONFIG_FILE).write_text("ppo: [\n")
     before = tree_digest(tmp_path)
-    proc = run_cli("train", "--resume", bad_yaml, cwd=tmp_path)
-    assert_bad_input(proc, "corrupt run folder", "invalid YAML")
+    for folder, fragment in [
+        (not_a_run, "not a purejaxppo run folder"),
+        (no_ckpt, "no checkpoint/ folder to resume from"),
+        (bad_yaml, "invalid YAML"),
+    ]:
+        status, _, err = _main_in_process(capsys, "train", "--resume", folder)
+        assert status == 2 and len(err.strip().splitlines()) == 1 and fragment in err, err
     assert tree_digest(tmp_path) == before
 
 
@@ -263,23 +270,25 @@ def test_existing_out_is_refused_without_overwrite(tiny_run):
 
 
 @pytest.mark.slow
-def test_incompatible_resume_is_refused(tiny_run):
+def test_incompatible_resume_is_refused(tiny_run, capsys, monkeypatch):
     run_dir, root = tiny_run["run"], tiny_run["root"]
     before = tree_digest(run_dir)
     changed = write_config(root / "changed.yaml", num_envs=4)
     proc = run_cli("train", changed, "--resume", run_dir, cwd=root)
     assert_bad_input(proc, "incompatible config", "ppo.num_envs (2 -> 4)")
-    proc = run_cli("train", "--resume", run_dir, "--set", "hparams.gamma=0.5", cwd=root)
-    assert_bad_input(proc, "incompatible config", "hparams.gamma")
-    proc = run_cli("train", "--resume", run_dir, "--seeds", "3", cwd=root)
-    assert_bad_input(proc, "has 2 seeds")
-    proc = run_cli("train", "--resume", run_dir, "--out", root / "x", cwd=root)
-    assert_bad_input(proc, "--out: not allowed with --resume")
-    assert tree_digest(run_dir) == before
 
+    monkeypatch.setenv("PUREJAXPPO_CACHE_DIR", "off")
+    for args, fragment in [
+        (["--set", "hparams.gamma=0.5"], "incompatible config, it differs from the run's in "),
+        (["--seeds", "3"], "has 2 seeds, got --seeds 3"),
+        (["--out", root / "x"], "--out: not allowed with --resume"),
+        (["--overwrite"], "--overwrite: not allowed with --resume"),
+    ]:
+        status, _, err = _main_in_process(capsys, "train", "--resume", run_dir, *args)
+        assert status == 2 and len(err.strip().splitlines()) == 1 and fragment in err, err
     # A finished run resumes to "nothing to do".
-    proc = run_cli("train", "--resume", run_dir, cwd=root)
-    assert proc.returncode == 0 and "already complete" in proc.stdout
+    status, out, _ = _main_in_process(capsys, "train", "--resume", run_dir)
+    assert status == 0 and "already complete" in out
     assert tree_digest(run_dir) == before
 
 
