@@ -5,6 +5,7 @@
     purejaxppo eval RUN_DIR [--episodes N] [--deterministic] [--seed S]
     purejaxppo envs
     purejaxppo sweep SWEEP.yaml ...   (see purejaxppo.sweep_cli)
+    purejaxppo bench ...              (see purejaxppo.bench_cli)
 
 Bad input (missing or invalid config, unknown env, unusable --out/--resume
 folder) prints one line on stderr and exits with status 2, before anything on
@@ -306,7 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The `purejaxppo` argument parser (all subcommands)."""
     parser = _Parser(
         prog="purejaxppo",
-        description="PPO as one pure JAX function: train from YAML configs, evaluate, list envs.",
+        description="PPO as one pure JAX function: train from YAML configs, evaluate runs, list "
+        "environments, sweep hyperparameters, benchmark.",
         epilog="Docs: docs/cli.md and docs/configs.md. Exit status: 0 ok, 1 NaN/inf stop, "
         "2 bad input, 130/143 interrupted (checkpoint saved).",
     )
@@ -315,11 +317,11 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser(
         "train",
         help="train from a YAML config (or resume a run)",
-        description="Train PPO from a YAML config in chunks of updates, writing a run folder "
-        "(config.yaml, metrics.csv, summary.json, curve.png, checkpoint/). Ctrl-C or SIGTERM "
-        "stops after the current chunk with a checkpoint (exit 130/143); a second Ctrl-C "
-        "abandons the chunk. A NaN/inf loss or parameter stops the run (exit 1), keeping the "
-        "last good checkpoint.",
+        description="Train PPO from a YAML config in chunks of updates, writing a run folder\n"
+        "(config.yaml, metrics.csv, summary.json, curve.png, checkpoint/).\n\n"
+        "Ctrl-C or SIGTERM stops after the current chunk with a checkpoint (exit 130/143);\n"
+        "a second Ctrl-C abandons the chunk. A NaN/inf loss or parameter stops the run\n"
+        "(exit 1), keeping the last good checkpoint. Bad input exits 2 with one line.",
         epilog="Examples:\n"
         "  purejaxppo train configs/CartPole-v1.yaml\n"
         "  purejaxppo train configs/Pendulum-v1.yaml --seeds 4 --set hparams.learning_rate=3e-4\n"
@@ -368,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="UPDATES",
         help="updates per compiled chunk (default: a divisor of the update count giving about "
-        "25 chunks); the results do not depend on it",
+        "25 chunks; on --resume the run's own); the results do not depend on it",
     )
     train.add_argument(
         "--checkpoint-every",
@@ -380,7 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--no-bar",
         action="store_true",
-        help="print a line per chunk instead of a progress bar (automatic when not a terminal)",
+        help="plain progress lines (at most one per 5%% of the run or 10 s) instead of a "
+        "progress bar; automatic when stdout is not a terminal",
     )
     train.set_defaults(func=_train)
 
@@ -413,17 +416,22 @@ def build_parser() -> argparse.ArgumentParser:
         "is expected to reach).",
     )
     envs.set_defaults(func=_envs)
-    _register_sweep(sub)
+    for module in ("sweep_cli", "bench_cli"):
+        _register_optional(sub, module)
     return parser
 
 
-def _register_sweep(sub: argparse._SubParsersAction) -> None:
-    """Add `purejaxppo sweep` (defined in `purejaxppo.sweep_cli`) when that module exists."""
+def _register_optional(sub: argparse._SubParsersAction, module: str) -> None:
+    """Add the subcommand defined by `purejaxppo.<module>.register` (sweep, bench) if present."""
+    import importlib
+
     try:
-        from purejaxppo import sweep_cli
-    except ImportError:
+        mod = importlib.import_module(f"purejaxppo.{module}")
+    except ModuleNotFoundError as err:
+        if err.name != f"purejaxppo.{module}":
+            raise
         return
-    sweep_cli.register(sub)
+    mod.register(sub)
 
 
 def _quiet_orbax() -> None:
