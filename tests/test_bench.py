@@ -318,20 +318,23 @@ def _synthetic_result():
         )
 
     def point(axis: str, value: int) -> ScalingPoint:
+        members = value if axis == "population" else 1
+        rates = (900.0 * members, 1000.0 * members, 1300.0 * members)
         return ScalingPoint(
-            axis,
-            value,
-            value if axis == "population" else 1,
-            1,
-            4,
-            1,
-            2,
-            1.0,
-            True,
-            1000.0 * value,
-            1200.0 * value,
-            0.2,
-            0.01,
+            axis=axis,
+            value=value,
+            members=members,
+            devices=1,
+            num_envs=4,
+            updates_per_call=1,
+            calls=len(rates),
+            compile_s=1.0 + members,
+            compiled_here=True,
+            steps_per_s=1000.0 * members,
+            steps_per_s_best=1300.0 * members,
+            call_rates=rates,
+            gflops=0.2,
+            utilisation=0.01,
         )
 
     missing = PeerResult("stable-baselines3", None, False, 0, math.nan, math.nan, "not installed")
@@ -357,7 +360,9 @@ def test_report_from_a_synthetic_result(tmp_path: Path) -> None:
     head = headline(result)
     assert head.solve_entry == "CartPole-v1-fast" and head.solve_wall_s == 4.2
     assert head.multi_seed_members == 2 and head.multi_seed_source == "scaling"
-    assert head.single_seed_steps_per_s == 1000.0 and head.sb3_steps_per_s is None
+    # num_envs=4 and population=1 pooled: median of (900, 1000, 1300) x 2 = 1000.
+    assert head.single_seed_steps_per_s == 1000.0 and head.single_seed_compile_s == 2.0
+    assert head.sb3_steps_per_s is None
     paths = write_report(result, tmp_path)
     assert {p.name for p in paths} == {
         "bench.json",
