@@ -129,11 +129,10 @@ def _print(line: str, start: float) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run `purejaxppo bench` from parsed arguments; returns the exit status."""
     from purejaxppo.bench_suite import PLANS, BenchInputError, parse_envs, resolve_env
-    from purejaxppo.hostdevices import _jax_backends_ready, ensure_host_devices
+    from purejaxppo.hostdevices import use_all_cores
 
     start = time.perf_counter()
-    if not _jax_backends_ready():  # (else: in-process use; `purejaxppo bench` starts fresh)
-        ensure_host_devices()  # one XLA host device per core, before jax starts its backends
+    use_all_cores()  # one XLA host device per core, before jax starts its backends
     try:
         plan = PLANS["quick" if args.quick else "full" if args.full else "default"]
         if args.seeds is not None and args.seeds < 1:

@@ -78,6 +78,23 @@ def abstract_state(state_shapes: TrainState) -> TrainState:
     return jax.eval_shape(_to_storable, state_shapes)
 
 
+def _placed(target: TrainState, like: TrainState) -> TrainState:
+    """`target` with every leaf's sharding taken from `like`, or the default device.
+
+    Orbax restores to the sharding saved with the checkpoint unless told
+    otherwise, which fails on a different device count (a run trained with its
+    seeds split over 2 host devices, evaluated in a 1-device process); naming
+    the placement makes a checkpoint restorable anywhere.
+    """
+    default = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+
+    def leaf(x: Any, ref: Any) -> jax.ShapeDtypeStruct:
+        sharding = getattr(ref, "sharding", None) or default
+        return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
+
+    return jax.tree.map(leaf, target, like)
+
+
 def state_layout(state: TrainState) -> str:
     """Short fingerprint of the storable state's paths, shapes and dtypes."""
     leaves = jax.tree_util.tree_leaves_with_path(abstract_state(state))
@@ -168,7 +185,7 @@ class Checkpointer:
                 f"this run's (written by purejaxppo {meta.version or '?'} for seeds "
                 f"{meta.seeds}); it cannot be restored here"
             )
-        target = abstract_state(like)
+        target = _placed(abstract_state(like), like)
         try:
             restored = self._manager.restore(
                 update,

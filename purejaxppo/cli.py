@@ -446,11 +446,12 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `purejaxppo` command; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "sweep":
-        # One XLA host device per core, fixed before JAX starts its backends.
-        from purejaxppo.hostdevices import ensure_host_devices
+    if args.command in ("sweep", "train"):
+        # One XLA host device per core, fixed before JAX starts its backends: a sweep's
+        # population and train's seeds are split over them.
+        from purejaxppo.hostdevices import use_all_cores
 
-        ensure_host_devices()
+        use_all_cores()
     _quiet_orbax()
     from purejaxppo.checkpoint import CheckpointError
     from purejaxppo.runio import RunDirError

@@ -75,3 +75,15 @@ def _jax_backends_ready() -> bool:
         return bool(getattr(xla_bridge, "_backends", {}))
     except ImportError:  # private layout changed: assume the worst, only a warning follows
         return True
+
+
+def use_all_cores() -> int | None:
+    """`ensure_host_devices()` for a command that starts a fresh process.
+
+    Silently does nothing when jax is already initialised (the command was
+    called in-process, e.g. from a test or a notebook, whose devices stay as
+    they are); returns the host device count set, else None.
+    """
+    if _jax_backends_ready():
+        return None
+    return ensure_host_devices()

@@ -25,11 +25,14 @@ from typing import Any, NamedTuple, TextIO
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from purejaxppo import jaxcache, runio
 from purejaxppo.checkpoint import Checkpointer, CheckpointError, CheckpointMeta
 from purejaxppo.config import HParams
 from purejaxppo.progress import Progress
+from purejaxppo.sharding import POP_AXIS, population_map, population_mesh
 from purejaxppo.train import METRIC_NAMES, Trainer, TrainState
 from purejaxppo.yamlconfig import RunConfig, dump_run_config, run_config_to_dict
 
@@ -96,12 +99,17 @@ class Compiled(NamedTuple):
 
     `init(keys [S], hparams) -> TrainState [S]`;
     `run[K](state [S], hparams) -> (state [S], metrics {name: [S, K]})`.
+    `place(tree, batched)` puts host or device arrays where the compiled code
+    expects them: split over `devices` along the seed axis when `batched`,
+    replicated otherwise (a restored checkpoint, the hyperparameters).
     """
 
     init: Callable[[jax.Array, HParams], TrainState] | None
     run: dict[int, Callable[[TrainState, HParams], tuple[TrainState, dict[str, jax.Array]]]]
     state_shape: TrainState
     compile_time_s: float
+    devices: int
+    place: Callable[[Any, bool], Any]
 
 
 def _vmapped_run(trainer: Trainer, num_updates: int, state: TrainState, hparams: HParams):
@@ -126,36 +134,76 @@ def _single_run(trainer: Trainer, num_updates: int, state: TrainState, hparams: 
     return _add_axis(trainer.run(_drop_axis(state), hparams, num_updates))
 
 
+def seed_devices(num_seeds: int, num_devices: int | None = None) -> int:
+    """Local devices the seed axis is split over: the most (up to `num_devices`,
+    default all local devices) that divide `num_seeds` evenly, so no seed is padded."""
+    available = len(jax.local_devices()) if num_devices is None else num_devices
+    return max(d for d in range(1, min(num_seeds, available) + 1) if num_seeds % d == 0)
+
+
+def _placer(mesh: Mesh | None) -> Callable[[Any, bool], Any]:
+    def place(tree: Any, batched: bool) -> Any:
+        if mesh is None:
+            return tree
+        spec = P(POP_AXIS) if batched else P()
+        return jax.device_put(tree, NamedSharding(mesh, spec))
+
+    return place
+
+
+def _with_sharding(tree: Any, sharding: NamedSharding | None) -> Any:
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree)
+
+
 def compile_trainer(
     trainer: Trainer,
     hparams: HParams,
     keys: jax.Array,
     chunk_sizes: Sequence[int],
     with_init: bool = True,
+    num_devices: int | None = None,
 ) -> Compiled:
     """Lower and compile `init` (unless `with_init` is off: a resume restores the state)
     and one `run` per distinct chunk size, timed.
 
     With several seeds the functions are vmapped over the seed axis, giving the
-    bits of `jax.jit(jax.vmap(train, (0, None)))(keys, hparams)`. With one seed
-    they are not vmapped, only given a leading axis of size 1 at the boundary
-    (XLA:CPU compiles a size-1 vmap differently), so a one-seed run has exactly
-    the bits of `jax.jit(make_train(cfg))(key, hparams)`.
+    bits of `jax.jit(jax.vmap(train, (0, None)))(keys, hparams)`; the seed axis
+    is split over `seed_devices(S, num_devices)` local devices (on a CPU, one
+    host device per core: `purejaxppo.hostdevices`), each running the vmap of
+    its own seeds, which gives the same bits. With one seed they are not
+    vmapped, only given a leading axis of size 1 at the boundary (XLA:CPU
+    compiles a size-1 vmap differently), so a one-seed run has exactly the bits
+    of `jax.jit(make_train(cfg))(key, hparams)`.
     """
     start = time.perf_counter()
-    if keys.shape[0] == 1:
-        init_fn = jax.jit(functools.partial(_single_init, trainer))
-        run_impl = _single_run
+    num_seeds = keys.shape[0]
+    used = seed_devices(num_seeds, num_devices) if num_seeds > 1 else 1
+    mesh = population_mesh(jax.local_devices()[:used]) if used > 1 else None
+    place = _placer(mesh)
+    keys, hparams = place(keys, True), place(hparams, False)
+    if mesh is not None:
+        init_fn = population_map(trainer.init, mesh, (True, False))
+
+        def run_fn(size: int) -> Callable[..., Any]:
+            member = functools.partial(trainer.run, num_updates=size)
+            return population_map(member, mesh, (True, False))
+
     else:
-        init_fn = jax.jit(jax.vmap(trainer.init, (0, None)))
-        run_impl = _vmapped_run
+        if num_seeds == 1:
+            init_fn = jax.jit(functools.partial(_single_init, trainer))
+            run_impl = _single_run
+        else:
+            init_fn = jax.jit(jax.vmap(trainer.init, (0, None)))
+            run_impl = _vmapped_run
+
+        def run_fn(size: int) -> Callable[..., Any]:
+            return jax.jit(functools.partial(run_impl, trainer, size))
+
     init = init_fn.lower(keys, hparams).compile() if with_init else None
-    state_shape = jax.eval_shape(init_fn, keys, hparams)
-    run = {}
-    for size in sorted(set(chunk_sizes)):
-        fn = jax.jit(functools.partial(run_impl, trainer, size))
-        run[size] = fn.lower(state_shape, hparams).compile()
-    return Compiled(init, run, state_shape, time.perf_counter() - start)
+    sharding = NamedSharding(mesh, P(POP_AXIS)) if mesh is not None else None
+    state_shape = _with_sharding(jax.eval_shape(init_fn, keys, hparams), sharding)
+    run = {size: run_fn(size).lower(state_shape, hparams).compile() for size in set(chunk_sizes)}
+    return Compiled(init, run, state_shape, time.perf_counter() - start, used, place)
 
 
 # --------------------------------------------------------------------------- signals
@@ -346,7 +394,8 @@ def _compile(session: _Session, keys: jax.Array, sizes: Sequence[int]) -> Compil
     else:
         session.cache_info = f"{new} new entries in the compilation cache {cache}"
     session.compile_time_s = compiled.compile_time_s
-    session.say(f"compiled in {compiled.compile_time_s:.1f} s ({session.cache_info})")
+    split = f"; seeds split over {compiled.devices} devices" if compiled.devices > 1 else ""
+    session.say(f"compiled in {compiled.compile_time_s:.1f} s ({session.cache_info}){split}")
     return compiled
 
 
@@ -459,12 +508,13 @@ def _run(session: _Session, stop: StopRequest) -> JobResult:
         compiled = _compile(session, keys, sizes or [chunk])
         if job.resume:
             state, meta = checkpointer.restore(session.update, compiled.state_shape)
+            state = compiled.place(state, True)
             session.train_time_s = float(meta.train_time_s)
             session.last_saved = session.update
             session.metrics.truncate_after(session.update)
         else:
             assert compiled.init is not None
-            state = compiled.init(keys, hp)
+            state = compiled.init(compiled.place(keys, True), compiled.place(hp, False))
             session.save(state)  # update 0: there is always a good checkpoint to go back to
         status, exit_code = _chunks(session, stop, compiled, state, sizes, every)
     finally:
@@ -503,7 +553,8 @@ def _chunks(
     every: int,
 ) -> tuple[str, int]:
     """Run the chunks; return `(status, exit_code)`. The last good state is checkpointed."""
-    job, hp = session.job, session.job.rc.hparams
+    job = session.job
+    hp = compiled.place(job.rc.hparams, False)
     since_save = 0
     with Progress(
         session.num_updates,

@@ -93,7 +93,24 @@ def population_map(
     """
     in_axes = tuple(0 if b else None for b in batched)
     in_specs = tuple(P(POP_AXIS) if b else P() for b in batched)
-    body = jax.vmap(fn, in_axes=in_axes)
+    vmapped = jax.vmap(fn, in_axes=in_axes)
+
+    def body(*args: Any) -> Any:
+        rows = {
+            leaf.shape[0]
+            for a, b in zip(args, batched, strict=True)
+            if b
+            for leaf in jax.tree.leaves(a)
+        }
+        if rows != {1}:
+            return vmapped(*args)
+        # One member per device: run `fn` itself, not a size-1 vmap, which XLA:CPU
+        # compiles to different bits than the single run.
+        members = [
+            jax.tree.map(lambda x: x[0], a) if b else a for a, b in zip(args, batched, strict=True)
+        ]
+        return jax.tree.map(lambda x: x[None], fn(*members))
+
     # check_vma=False: the trainer's own loops (e.g. the orthogonal initialiser's
     # fori_loop) start from unsharded constants, which the varying-axis type check
     # rejects; nothing here communicates across devices, so the check has no use.

@@ -82,9 +82,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m purejaxppo.sweep_cli ...`: the `sweep` subcommand on its own."""
-    from purejaxppo.hostdevices import ensure_host_devices
+    from purejaxppo.hostdevices import use_all_cores
 
-    ensure_host_devices()
+    use_all_cores()
     parser = argparse.ArgumentParser(prog="purejaxppo")
     sub = parser.add_subparsers(dest="command", required=True)
     register(sub)

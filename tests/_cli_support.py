@@ -46,11 +46,13 @@ def write_config(path: Path, data: dict[str, Any] | None = None, **ppo: Any) -> 
 
 
 def cli_env(cache_dir: Path | None) -> dict[str, str]:
-    """Environment for a CLI subprocess: CPU and the given compilation cache (None: off)."""
+    """Environment for a CLI subprocess: CPU, the given compilation cache (None: off)
+    and two host devices, as on a 2-core machine, whatever this machine has (so a
+    multi-seed run takes the same, sharded, path everywhere)."""
     env = dict(os.environ)
     env["JAX_PLATFORMS"] = "cpu"
     env["PUREJAXPPO_CACHE_DIR"] = str(cache_dir) if cache_dir is not None else "off"
-    env.pop("XLA_FLAGS", None)
+    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
     return env
 
 

@@ -217,27 +217,33 @@ def test_train_writes_the_run_folder(tiny_run):
 
 
 @pytest.mark.slow
-def test_two_seed_run_equals_one_vmapped_jit_call(tiny_run):
+def test_two_seed_run_equals_single_runs(tiny_run):
+    """Each seed of a 2-seed CLI run (seeds split over 2 host devices, in chunks,
+    checkpointed) has the bits of `jax.jit(make_train(cfg))(key(seed), hparams)`."""
     import jax
 
     import purejaxppo as ppo
     from purejaxppo.checkpoint import Checkpointer
     from purejaxppo.runner import seed_keys
 
+    assert "seeds split over 2 devices" in tiny_run["proc"].stdout
     rc = load_run_config(tiny_run["config"])
-    keys = seed_keys([0, 1])
-    out = jax.jit(jax.vmap(ppo.make_train(rc.ppo), (0, None)))(keys, rc.hparams)
+    train = jax.jit(ppo.make_train(rc.ppo))
     trainer = ppo.make_trainer(rc.ppo)
     checkpointer = Checkpointer(tiny_run["run"] / runio.CHECKPOINT_DIR, read_only=True)
-    like = jax.eval_shape(jax.vmap(trainer.init, (0, None)), keys, rc.hparams)
+    like = jax.eval_shape(jax.vmap(trainer.init, (0, None)), seed_keys([0, 1]), rc.hparams)
     state, _ = checkpointer.restore(12, like)
-    for got, want in zip(jax.tree.leaves(state.params), jax.tree.leaves(out.params), strict=True):
-        assert np.array_equal(got, want)
-    assert np.array_equal(jax.random.key_data(state.key), jax.random.key_data(out.state.key))
     cols = runio.read_metrics(tiny_run["run"] / runio.METRICS_FILE)
-    for name in METRIC_NAMES:
-        got = runio.metrics_matrix(cols, name, [0, 1]).astype(np.float32)
-        assert np.array_equal(got, np.asarray(out.metrics[name]), equal_nan=True), name
+    for seed in (0, 1):
+        out = train(jax.random.key(seed), rc.hparams)
+        got_params = jax.tree.map(lambda x, s=seed: x[s], state.params)
+        for got, want in zip(jax.tree.leaves(got_params), jax.tree.leaves(out.params), strict=True):
+            assert np.array_equal(got, want)
+        got_key = jax.random.key_data(state.key)[seed]
+        assert np.array_equal(got_key, jax.random.key_data(out.state.key))
+        for name in METRIC_NAMES:
+            got = runio.metrics_matrix(cols, name, [seed])[0].astype(np.float32)
+            assert np.array_equal(got, np.asarray(out.metrics[name]), equal_nan=True), name
 
 
 @pytest.mark.slow

@@ -5,7 +5,8 @@ with `--xla_force_host_platform_device_count=4`. The comparison is bit-exact:
 the unsharded reference runs 2 members per chunk on one device and the sharded
 runs hold 2 members per device, so every device runs the very same program on
 the very same inputs (with a different number of members per device the
-batched program compiles differently and agrees only to float rounding).
+batched program compiles differently and agrees only to float rounding; one member
+per device runs the unbatched program, see test_cli.py::test_two_seed_run_equals_single_runs).
 """
 
 import jax
