@@ -34,7 +34,7 @@ format: $(VENV)/.installed-test
 	$(BIN)/ruff format .
 
 bench: $(VENV)/.installed
-	JAX_PLATFORMS=cpu $(BIN)/python scripts/time_cartpole.py
+	$(BIN)/purejaxppo bench
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from purejaxppo.config import HParams, PPOConfig
 
-DEFAULT_SUITE = ("CartPole-v1", "Acrobot-v1", "Pendulum-v1", "Breakout-MinAtar")
+DEFAULT_SUITE = ("CartPole-v1", "fast/CartPole-v1", "Acrobot-v1", "Pendulum-v1", "Breakout-MinAtar")
 REFERENCE_ENV = "CartPole-v1"
 
 # Gym's registered `reward_threshold` ("solved") where it defines one.

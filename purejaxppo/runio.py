@@ -215,7 +215,13 @@ def device_description() -> dict[str, Any]:
     }
 
 
-def final_and_best(returns: np.ndarray, window_frac: float = 0.05) -> dict[str, Any]:
+# `final_return` averages each seed's last `max(1, 5% of updates)` updates with episodes.
+FINAL_WINDOW_FRACTION = 0.05
+
+
+def final_and_best(
+    returns: np.ndarray, window_frac: float = FINAL_WINDOW_FRACTION
+) -> dict[str, Any]:
     """Summary statistics of per-update episode returns `[S, U]` (NaN = no episode ended).
 
     `final_return` per seed is the mean over its last `max(1, 5% of U)` updates

@@ -11,6 +11,7 @@ whole `TrainState`.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import functools
 import math
@@ -199,11 +200,22 @@ def compile_trainer(
         def run_fn(size: int) -> Callable[..., Any]:
             return jax.jit(functools.partial(run_impl, trainer, size))
 
-    init = init_fn.lower(keys, hparams).compile() if with_init else None
     sharding = NamedSharding(mesh, P(POP_AXIS)) if mesh is not None else None
     state_shape = _with_sharding(jax.eval_shape(init_fn, keys, hparams), sharding)
-    run = {size: run_fn(size).lower(state_shape, hparams).compile() for size in set(chunk_sizes)}
-    return Compiled(init, run, state_shape, time.perf_counter() - start, used, place)
+    # Trace and lower here (Python, one at a time); XLA compiles the programs in
+    # parallel threads (it releases the GIL), so the init and the chunk programs
+    # cost the longest of their compile times, not the sum.
+    lowered: dict[Any, Any] = {
+        size: run_fn(size).lower(state_shape, hparams) for size in sorted(set(chunk_sizes))
+    }
+    if with_init:
+        lowered["init"] = init_fn.lower(keys, hparams)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(lowered)) as pool:
+        done = dict(
+            zip(lowered, pool.map(lambda low: low.compile(), lowered.values()), strict=True)
+        )
+    init = done.pop("init", None)
+    return Compiled(init, done, state_shape, time.perf_counter() - start, used, place)
 
 
 # --------------------------------------------------------------------------- signals
@@ -332,6 +344,21 @@ def _mean_recent_return(history: list[np.ndarray]) -> tuple[float, float]:
     return float(np.mean(per_seed)), float(np.std(per_seed))
 
 
+def windowed_return(history: list[np.ndarray], window: int) -> float:
+    """Mean over seeds of each seed's mean return over its last `window` finite updates
+    (the `final_return` rule applied to the updates so far); NaN until every seed has
+    finished an episode."""
+    if not history:
+        return float("nan")
+    per_seed = []
+    for row in np.concatenate(history, axis=1):
+        finite = row[np.isfinite(row)][-window:]
+        if not finite.size:
+            return float("nan")
+        per_seed.append(float(finite.mean()))
+    return float(np.mean(per_seed))
+
+
 class _Session:
     """State of one `run_job` call (kept out of function locals so helpers stay small)."""
 
@@ -350,6 +377,8 @@ class _Session:
         self.chunk = 0
         self.compile_time_s = 0.0
         self.cache_info = ""
+        self.wall_start = time.perf_counter()
+        self.reached: dict[str, Any] | None = None  # when the expected return was first reached
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -419,6 +448,7 @@ def _summary(session: _Session, status: str, wall_start: float) -> dict[str, Any
         "reached_expected_return": (
             None if expected is None or final is None else bool(final >= expected)
         ),
+        "expected_return_reached": session.reached,
         "compile_time_s": round(session.compile_time_s, 3),
         "compilation_cache": session.cache_info,
         "train_time_s": round(session.train_time_s, 3),
@@ -481,7 +511,7 @@ def run_job(job: Job, out: TextIO | None = None, err: TextIO | None = None) -> J
 
 def _run(session: _Session, stop: StopRequest) -> JobResult:
     job = session.job
-    wall_start = time.perf_counter()
+    wall_start = session.wall_start
     hp = job.rc.hparams
     keys = seed_keys(job.seeds)
     if job.resume:
@@ -600,6 +630,7 @@ def _chunks(
             )
             mean, std = _mean_recent_return(session.returns)
             progress.update(session.update, session.session_time_s, mean, std)
+            _note_expected(session)
             if since_save >= every or session.update == session.num_updates:
                 session.save(state)
                 since_save = 0
@@ -616,6 +647,28 @@ def _chunks(
     return "completed", 0
 
 
+def _note_expected(session: _Session) -> None:
+    """Record the first chunk end at which the seeds' windowed return reaches
+    `expected_return` (the time to solve, compilation included)."""
+    expected = session.job.rc.expected_return
+    if session.reached is not None or expected is None:
+        return
+    window = max(1, int(session.num_updates * runio.FINAL_WINDOW_FRACTION))
+    value = windowed_return(session.returns, window)
+    if math.isfinite(value) and value >= expected:
+        session.reached = {
+            "update": session.update,
+            "env_steps_per_seed": session.update * session.batch_size,
+            "return": round(value, 3),
+            "wall_time_s": round(time.perf_counter() - session.wall_start, 3),
+            "wall_time_counts": (
+                "seconds from the start of this session (compilation, checkpoints and "
+                "file writes included) to the end of the chunk that reached it"
+                + ("; this session resumed a run" if session.job.resume else "")
+            ),
+        }
+
+
 def _report_done(session: _Session, summary: dict[str, Any]) -> None:
     final, std = summary.get("final_return"), summary.get("final_return_std")
     expected = summary.get("expected_return")
@@ -626,6 +679,13 @@ def _report_done(session: _Session, summary: dict[str, Any]) -> None:
     if expected is not None and final is not None:
         reached = "reached" if summary["reached_expected_return"] else "NOT reached"
         verdict = f" (expected {expected:g}: {reached})"
+    reached = session.reached
+    if reached is not None:
+        verdict += (
+            f"; first reached at update {reached['update']} "
+            f"({reached['env_steps_per_seed']:,} steps/seed), {reached['wall_time_s']:.1f} s "
+            "after start incl. compilation"
+        )
     best = summary.get("best_return")
     rate = summary.get("steps_per_second") or 0.0
     session.say(
