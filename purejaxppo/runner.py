@@ -39,16 +39,12 @@ from purejaxppo.yamlconfig import RunConfig, dump_run_config, run_config_to_dict
 
 TARGET_CHUNKS = 25
 CHECKPOINTS_PER_RUN = 10
-# Metrics that must stay finite; episode stats are NaN when no episode ended and
-# explained variance is NaN when the returns have zero variance.
-CHECKED_METRICS = (
-    "policy_loss",
-    "value_loss",
-    "entropy",
-    "total_loss",
-    "approx_kl",
-    "clip_fraction",
-    "learning_rate",
+# Metrics that must stay finite: all but the episode statistics (NaN when no episode
+# ended) and explained variance (NaN when the returns have zero variance).
+CHECKED_METRICS = tuple(
+    name
+    for name in METRIC_NAMES
+    if name not in ("episode_return", "episode_length", "explained_variance")
 )
 EXIT_INTERRUPTED = {signal.SIGINT: 130, signal.SIGTERM: 143}
 EXIT_NONFINITE = 1

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import time
 
@@ -21,18 +20,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 import jax
 
 import purejaxppo as ppo
-
-
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo (Linux), else `platform.processor()`."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown cpu"
+from purejaxppo.bench_hw import cpu_model
 
 
 def main() -> None:
