@@ -39,12 +39,12 @@ from purejaxppo.bench_hw import measure_matmul_peak as _measure_matmul_peak
 from purejaxppo.bench_suite import REFERENCE_ENV, BenchPlan, EnvSpec, ReferenceFigures
 from purejaxppo.config import HParams, PPOConfig
 from purejaxppo.flops import FlopCount, XlaFlops, count_flops, xla_flops
+from purejaxppo.runio import final_return, final_window, recent_mean
 from purejaxppo.sharding import population_map, population_mesh, shard_rows
 from purejaxppo.train import Trainer, make_trainer
 
 ASSUMED_EFFICIENCY = 0.3  # of the matmul peak, only to size chunks before measuring
 MAX_UPDATES_PER_CALL = 64
-FINAL_FRACTION = 0.05  # final return: the last 5% of updates (as `purejaxppo train`)
 
 Log = Callable[[str], None]
 
@@ -174,24 +174,6 @@ def chunk_updates(
 
 
 # =========================================================================== statistics
-def final_window(num_updates: int) -> int:
-    """Updates averaged for a return: `max(1, 5%)` of the config's updates."""
-    return max(1, int(num_updates * FINAL_FRACTION))
-
-
-def final_return(returns: np.ndarray, window: int | None = None) -> float:
-    """Mean of the last `window` finite returns of one seed's curve `[U]`.
-
-    `window` defaults to `final_window(U)`: for a complete run this is the
-    `purejaxppo train` rule. Updates in which no episode ended (NaN) are skipped.
-    NaN if no episode ended at all.
-    """
-    r = np.asarray(returns, np.float64)
-    window = final_window(r.shape[-1]) if window is None else window
-    finite = r[np.isfinite(r)]
-    return float(np.mean(finite[-window:])) if finite.size else math.nan
-
-
 def mean_ci95(values: Sequence[float]) -> tuple[float, float]:
     """Mean and half-width of its 95% Student-t confidence interval (NaN with < 2 values)."""
     from scipy import stats
@@ -203,13 +185,6 @@ def mean_ci95(values: Sequence[float]) -> tuple[float, float]:
         return float(x[0]), math.nan
     half = float(stats.t.ppf(0.975, x.size - 1) * np.std(x, ddof=1) / math.sqrt(x.size))
     return float(np.mean(x)), half
-
-
-def recent_mean(returns: np.ndarray, window: int) -> float:
-    """Seed mean of `final_return(row, window)` over the seeds of `[P, U]` returns."""
-    per_seed = [final_return(row, window) for row in np.asarray(returns, np.float64)]
-    finite = [v for v in per_seed if math.isfinite(v)]
-    return float(np.mean(finite)) if len(finite) == len(per_seed) and finite else math.nan
 
 
 # =========================================================================== per env

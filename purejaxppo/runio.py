@@ -219,6 +219,33 @@ def device_description() -> dict[str, Any]:
 FINAL_WINDOW_FRACTION = 0.05
 
 
+def final_window(num_updates: int) -> int:
+    """Updates averaged for a final return: `max(1, 5%)` of the run's updates."""
+    return max(1, int(num_updates * FINAL_WINDOW_FRACTION))
+
+
+def final_return(returns: np.ndarray, window: int | None = None) -> float:
+    """Mean of the last `window` finite returns of one seed's curve `[U]`.
+
+    `window` defaults to `final_window(U)`: for a complete run this is the rule of
+    `purejaxppo train`'s summary, the sweep results and the benchmark. Updates in
+    which no episode ended (NaN) are skipped, so a policy that balances for whole
+    windows is not lost. NaN if no episode ended at all.
+    """
+    r = np.asarray(returns, np.float64)
+    window = final_window(r.shape[-1]) if window is None else window
+    finite = r[np.isfinite(r)]
+    return float(np.mean(finite[-window:])) if finite.size else math.nan
+
+
+def recent_mean(returns: np.ndarray, window: int) -> float:
+    """Seed mean of `final_return(row, window)` over the seeds of `[S, U]` returns;
+    NaN until every seed has finished an episode."""
+    per_seed = [final_return(row, window) for row in np.asarray(returns, np.float64)]
+    finite = [v for v in per_seed if math.isfinite(v)]
+    return float(np.mean(finite)) if len(finite) == len(per_seed) and finite else math.nan
+
+
 def final_and_best(
     returns: np.ndarray, window_frac: float = FINAL_WINDOW_FRACTION
 ) -> dict[str, Any]:
@@ -228,12 +255,8 @@ def final_and_best(
     that had finished episodes; `best_return` is the highest mean-over-seeds
     return of any single update.
     """
-    num_seeds, num_updates = returns.shape
-    window = max(1, int(num_updates * window_frac))
-    finals = []
-    for s in range(num_seeds):
-        finite = returns[s][np.isfinite(returns[s])]
-        finals.append(float(np.mean(finite[-window:])) if finite.size else float("nan"))
+    window = max(1, int(returns.shape[1] * window_frac))
+    finals = [final_return(row, window) for row in returns]
     with np.errstate(all="ignore"):
         counts = np.isfinite(returns).sum(axis=0)
         mean_curve = np.where(

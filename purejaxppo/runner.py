@@ -340,21 +340,6 @@ def _mean_recent_return(history: list[np.ndarray]) -> tuple[float, float]:
     return float(np.mean(per_seed)), float(np.std(per_seed))
 
 
-def windowed_return(history: list[np.ndarray], window: int) -> float:
-    """Mean over seeds of each seed's mean return over its last `window` finite updates
-    (the `final_return` rule applied to the updates so far); NaN until every seed has
-    finished an episode."""
-    if not history:
-        return float("nan")
-    per_seed = []
-    for row in np.concatenate(history, axis=1):
-        finite = row[np.isfinite(row)][-window:]
-        if not finite.size:
-            return float("nan")
-        per_seed.append(float(finite.mean()))
-    return float(np.mean(per_seed))
-
-
 class _Session:
     """State of one `run_job` call (kept out of function locals so helpers stay small)."""
 
@@ -533,8 +518,8 @@ def _run(session: _Session, stop: StopRequest) -> JobResult:
         _announce(session, sizes, every)
         compiled = _compile(session, keys, sizes or [chunk])
         if job.resume:
+            # Restored straight onto the compiled program's devices (the shape carries them).
             state, meta = checkpointer.restore(session.update, compiled.state_shape)
-            state = compiled.place(state, True)
             session.train_time_s = float(meta.train_time_s)
             session.last_saved = session.update
             session.metrics.truncate_after(session.update)
@@ -649,8 +634,8 @@ def _note_expected(session: _Session) -> None:
     expected = session.job.rc.expected_return
     if session.reached is not None or expected is None:
         return
-    window = max(1, int(session.num_updates * runio.FINAL_WINDOW_FRACTION))
-    value = windowed_return(session.returns, window)
+    returns = np.concatenate(session.returns, axis=1)  # [S, updates so far]
+    value = runio.recent_mean(returns, runio.final_window(session.num_updates))
     if math.isfinite(value) and value >= expected:
         session.reached = {
             "update": session.update,

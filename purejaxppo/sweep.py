@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from purejaxppo.config import HParams, PPOConfig
+from purejaxppo.runio import final_return
 from purejaxppo.sharding import local_rows, padded_size, population_map, population_mesh
 from purejaxppo.sharding import shard_rows as _shard_rows
 from purejaxppo.train import METRIC_NAMES, Trainer, TrainOutput, TrainState, make_trainer
@@ -52,7 +53,6 @@ SWEEPABLE = (*(f"hparams.{n}" for n in HPARAM_FIELDS), *(f"ppo.{n}" for n in PPO
 DISTRIBUTIONS = ("uniform", "log_uniform", "choice")
 SPEC_KEYS = ("base", "ppo", "hparams", "seed", "seeds", "grid", "random")
 DEFAULT_SEGMENT_UPDATES = 32
-FINAL_FRACTION = 0.05  # final return: the last 5% of updates (see final_return)
 
 
 # =========================================================================== search space
@@ -717,20 +717,6 @@ def select(output: TrainOutput, i: int) -> TrainOutput:
 
 
 # =========================================================================== results
-def final_return(returns: np.ndarray) -> float:
-    """Mean episode return over the last `max(1, 5% of U)` updates that had finished episodes.
-
-    The same rule as `purejaxppo train`'s summary, so best.yaml's expected return
-    is comparable with what `train` reports. Updates in which no episode ended
-    (NaN) are skipped, so a policy that balances for whole windows is not lost.
-    NaN only if no episode ended at all.
-    """
-    r = np.asarray(returns, np.float64)
-    window = max(1, int(r.shape[-1] * FINAL_FRACTION))
-    finite = r[np.isfinite(r)]
-    return float(np.mean(finite[-window:])) if finite.size else float("nan")
-
-
 def area_under_curve(returns: np.ndarray) -> float:
     """Mean episode return over all updates: the area under the learning curve / its length."""
     r = np.asarray(returns, np.float64)

@@ -209,11 +209,33 @@ def test_train_writes_the_run_folder(tiny_run):
     assert {"jax", "flax", "gymnax"} <= set(summary["versions"])
     assert summary["device"]["platform"] == "cpu"
 
+    # Time to solve: the first chunk end (chunks of 1 update here) whose windowed seed mean
+    # reaches expected_return (20), recomputed from metrics.csv.
+    returns = runio.metrics_matrix(cols, "episode_return", [0, 1])
+    window = runio.final_window(num_updates)
+    first = next(
+        (u for u in range(1, num_updates + 1) if runio.recent_mean(returns[:, :u], window) >= 20),
+        None,
+    )
+    reached = summary["expected_return_reached"]
+    assert (reached or {}).get("update") == first
+    if first is not None:
+        assert reached["env_steps_per_seed"] == first * batch
+        assert 0 < reached["wall_time_s"] < summary["session_wall_time_s"]
+        assert f"first reached at update {first} " in proc.stdout
+
     png = (run_dir / runio.CURVE_FILE).read_bytes()
     assert png.startswith(PNG_MAGIC) and len(png) > 10_000
 
     updates = sorted(int(p.name) for p in (run_dir / runio.CHECKPOINT_DIR).iterdir())
     assert updates[-1] == num_updates and len(updates) == 2  # the previous good one is kept
+
+
+def test_seeds_split_over_the_most_devices_that_divide_them():
+    from purejaxppo.runner import seed_devices
+
+    assert [seed_devices(n, 2) for n in (1, 2, 3, 4, 8)] == [1, 2, 1, 2, 2]
+    assert [seed_devices(n, 4) for n in (2, 6, 8, 9)] == [2, 3, 4, 3]
 
 
 @pytest.mark.slow
