@@ -1,0 +1,123 @@
+"""Time PureJaxRL's own PPO on its CartPole recipe, for a side-by-side ratio.
+
+    python scripts/time_purejaxrl.py --purejaxrl PATH [--seeds 1] [--repeats 2]
+
+PureJaxRL is not a package: clone https://github.com/luchris429/purejaxrl
+elsewhere and pass the checkout (the folder holding `purejaxrl/ppo.py`). Run it
+in an environment with the same jax as purejaxppo plus `distrax` (its PPO
+needs it) and `brax` (its wrappers module imports it); nothing of PureJaxRL is
+shipped or imported by purejaxppo itself.
+
+The recipe is the `__main__` config of `purejaxrl/ppo.py` (CartPole-v1, 4 envs
+x 128 steps, 5e5 steps, 4 epochs x 4 minibatches, 64x64 tanh), with `DEBUG`
+off. Seeds are vmapped on one device, as PureJaxRL does. Compile time is
+`lower + compile` of the whole `train`; steps/s is the best of `--repeats`
+full runs. Compare with `scripts/time_cartpole.py` (one seed) and
+`purejaxppo bench` (seeds split over all cores), run right before or after on
+the same machine.
+
+gymnax 1.x returns `(obs, state, reward, terminated, truncated, info)` from
+`step`; PureJaxRL's wrappers expect gymnax 0.0.x's `(obs, state, reward, done,
+info)`. This script adapts `gymnax.make`'s environment (done = terminated or
+truncated) instead of editing PureJaxRL's files; that is the only change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+RECIPE: dict[str, Any] = {
+    "LR": 2.5e-4,
+    "NUM_ENVS": 4,
+    "NUM_STEPS": 128,
+    "TOTAL_TIMESTEPS": 5e5,
+    "UPDATE_EPOCHS": 4,
+    "NUM_MINIBATCHES": 4,
+    "GAMMA": 0.99,
+    "GAE_LAMBDA": 0.95,
+    "CLIP_EPS": 0.2,
+    "ENT_COEF": 0.01,
+    "VF_COEF": 0.5,
+    "MAX_GRAD_NORM": 0.5,
+    "ACTIVATION": "tanh",
+    "ENV_NAME": "CartPole-v1",
+    "ANNEAL_LR": True,
+    "DEBUG": False,
+}
+
+
+class FiveTupleStep:
+    """A gymnax 1.x environment whose `step` returns gymnax 0.0.x's five values."""
+
+    def __init__(self, env: Any) -> None:
+        self._env = env
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._env, name)
+
+    def step(self, key: Any, state: Any, action: Any, params: Any = None) -> tuple:
+        import jax.numpy as jnp
+
+        obs, state, reward, terminated, truncated, info = self._env.step(key, state, action, params)
+        return obs, state, reward, jnp.logical_or(terminated, truncated), info
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--purejaxrl", required=True, help="a PureJaxRL checkout")
+    parser.add_argument("--seeds", type=int, default=1, help="seeds vmapped on one device")
+    parser.add_argument("--repeats", type=int, default=2, help="timed full runs")
+    args = parser.parse_args()
+    root = Path(args.purejaxrl)
+    if not (root / "purejaxrl" / "ppo.py").is_file():
+        print(f"--purejaxrl: expected a checkout holding purejaxrl/ppo.py, got {root}")
+        return 2
+    if args.seeds < 1 or args.repeats < 1:
+        print("--seeds and --repeats: expected integers >= 1")
+        return 2
+    sys.path.insert(0, str(root))
+
+    import gymnax
+    import jax
+
+    original_make = gymnax.make
+
+    def make_five_tuple(name: str, **kwargs: Any) -> tuple[FiveTupleStep, Any]:
+        env, env_params = original_make(name, **kwargs)
+        return FiveTupleStep(env), env_params
+
+    gymnax.make = make_five_tuple
+    from purejaxrl.ppo import make_train
+
+    train = make_train(dict(RECIPE))
+    keys = jax.random.split(jax.random.PRNGKey(30), args.seeds)
+    fn = jax.jit(jax.vmap(train)) if args.seeds > 1 else jax.jit(train)
+    arg = keys if args.seeds > 1 else keys[0]
+    start = time.perf_counter()
+    compiled = fn.lower(arg).compile()
+    compile_s = time.perf_counter() - start
+    best = float("inf")
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        out = jax.block_until_ready(compiled(arg))
+        best = min(best, time.perf_counter() - start)
+    batch = RECIPE["NUM_ENVS"] * RECIPE["NUM_STEPS"]
+    steps = args.seeds * (int(RECIPE["TOTAL_TIMESTEPS"]) // batch) * batch
+    returns = out["metrics"]["returned_episode_returns"][..., -1, :, :]
+    print(
+        f"PureJaxRL CartPole-v1, {args.seeds} seed(s) on 1 device: compile {compile_s:.1f} s, "
+        f"{steps / best:,.0f} steps/s (best of {args.repeats}), "
+        f"last-update return {float(returns.mean()):.1f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
