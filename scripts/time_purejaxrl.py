@@ -77,10 +77,13 @@ def main() -> int:
     args = parser.parse_args()
     root = Path(args.purejaxrl)
     if not (root / "purejaxrl" / "ppo.py").is_file():
-        print(f"--purejaxrl: expected a checkout holding purejaxrl/ppo.py, got {root}")
+        print(
+            f"--purejaxrl: expected a checkout holding purejaxrl/ppo.py, got {root}",
+            file=sys.stderr,
+        )
         return 2
     if args.seeds < 1 or args.repeats < 1:
-        print("--seeds and --repeats: expected integers >= 1")
+        print("--seeds and --repeats: expected integers >= 1", file=sys.stderr)
         return 2
     sys.path.insert(0, str(root))
 

@@ -1,0 +1,53 @@
+"""`scripts/time_purejaxrl.py`: input errors and the gymnax 1.x adapter (no PureJaxRL needed)."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnax
+import jax
+import numpy as np
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "time_purejaxrl.py"
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_bad_checkout_and_counts_exit_2_with_one_line(tmp_path):
+    missing = _run("--purejaxrl", str(tmp_path / "nowhere"))
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines() == [
+        f"--purejaxrl: expected a checkout holding purejaxrl/ppo.py, got {tmp_path / 'nowhere'}"
+    ]
+    (tmp_path / "purejaxrl").mkdir()
+    (tmp_path / "purejaxrl" / "ppo.py").write_text("")
+    zero = _run("--purejaxrl", str(tmp_path), "--seeds", "0")
+    assert zero.returncode == 2
+    assert zero.stderr.strip().splitlines() == ["--seeds and --repeats: expected integers >= 1"]
+
+
+def test_five_tuple_step_merges_termination_and_truncation():
+    spec = importlib.util.spec_from_file_location("time_purejaxrl", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    env, params = gymnax.make("CartPole-v1")
+    wrapped = module.FiveTupleStep(env)
+    key = jax.random.key(0)
+    _, state = wrapped.reset(key, params)
+    assert wrapped.num_actions == env.num_actions  # other attributes pass through
+    # One step short of the time limit: the next step truncates without terminating.
+    state = state.replace(time=params.max_steps_in_episode - 1)
+    step = wrapped.step(key, state, 0, params)
+    full = env.step(key, state, 0, params)
+    assert len(step) == 5
+    assert not bool(full[3]) and bool(full[4])
+    assert bool(step[3])
+    np.testing.assert_array_equal(step[0], full[0])
+    assert float(step[2]) == float(full[2])
