@@ -4,8 +4,8 @@
     purejaxppo train --resume DIR
     purejaxppo eval RUN_DIR [--episodes N] [--deterministic] [--seed S]
     purejaxppo envs
-    purejaxppo sweep SWEEP.yaml ...   (see purejaxppo.sweep_cli)
-    purejaxppo bench ...              (see purejaxppo.bench_cli)
+    purejaxppo sweep SWEEP.yaml ...   (see purejaxppo.sweep.cli)
+    purejaxppo bench ...              (see purejaxppo.bench.cli)
 
 Bad input (missing or invalid config, unknown env, unusable --out/--resume
 folder) prints one line on stderr and exits with status 2, before anything on
@@ -51,8 +51,8 @@ def _positive(name: str, value: int | None) -> None:
 
 def _make_trainer(rc, source: str):
     """`make_trainer(rc.ppo)`; env construction errors become one-line config errors."""
+    from purejaxppo.run.config import ConfigError
     from purejaxppo.train import make_trainer
-    from purejaxppo.yamlconfig import ConfigError
 
     try:
         return make_trainer(rc.ppo)
@@ -67,9 +67,9 @@ def _make_trainer(rc, source: str):
 # --------------------------------------------------------------------------- train
 def _resolve_resume(args: argparse.Namespace):
     """Check a `--resume` folder and the config against it; return `(rc, seeds, dir)`."""
-    from purejaxppo import runio
-    from purejaxppo.checkpoint import Checkpointer, CheckpointError
-    from purejaxppo.yamlconfig import (
+    from purejaxppo.run import rundir
+    from purejaxppo.run.checkpoint import Checkpointer, CheckpointError
+    from purejaxppo.run.config import (
         ConfigError,
         config_differences,
         load_run_config,
@@ -81,10 +81,10 @@ def _resolve_resume(args: argparse.Namespace):
         raise UsageError("--out: not allowed with --resume (the run continues in its own folder)")
     if not run_dir.is_dir():
         raise UsageError(f"--resume {run_dir}: no such run folder")
-    saved_path = run_dir / runio.CONFIG_FILE
+    saved_path = run_dir / rundir.CONFIG_FILE
     if not saved_path.is_file():
         raise UsageError(
-            f"--resume {run_dir}: not a purejaxppo run folder (no {runio.CONFIG_FILE})"
+            f"--resume {run_dir}: not a purejaxppo run folder (no {rundir.CONFIG_FILE})"
         )
     try:
         saved = load_run_config(saved_path)
@@ -96,9 +96,9 @@ def _resolve_resume(args: argparse.Namespace):
         wanted = load_run_config(saved_path, args.set)
     else:
         wanted = saved
-    ckpt_dir = run_dir / runio.CHECKPOINT_DIR
+    ckpt_dir = run_dir / rundir.CHECKPOINT_DIR
     if not ckpt_dir.is_dir():
-        raise UsageError(f"--resume {run_dir}: no {runio.CHECKPOINT_DIR}/ folder to resume from")
+        raise UsageError(f"--resume {run_dir}: no {rundir.CHECKPOINT_DIR}/ folder to resume from")
     try:
         checkpointer = Checkpointer(ckpt_dir, read_only=True)
         latest = checkpointer.latest_update()
@@ -114,7 +114,7 @@ def _resolve_resume(args: argparse.Namespace):
         raise UsageError(f"--resume {run_dir}: corrupt checkpoint record ({err})") from None
     if config_differences(in_checkpoint, saved):
         raise UsageError(
-            f"--resume {run_dir}: {runio.CONFIG_FILE} does not match the checkpoint's config "
+            f"--resume {run_dir}: {rundir.CONFIG_FILE} does not match the checkpoint's config "
             f"({'; '.join(config_differences(in_checkpoint, saved))})"
         )
     differences = [
@@ -136,9 +136,9 @@ def _resolve_resume(args: argparse.Namespace):
 
 
 def _train(args: argparse.Namespace) -> int:
-    from purejaxppo import jaxcache, runio
-    from purejaxppo.runner import Job, run_job
-    from purejaxppo.yamlconfig import MAX_SEED, load_run_config
+    from purejaxppo.run import jaxcache, rundir
+    from purejaxppo.run.config import MAX_SEED, load_run_config
+    from purejaxppo.run.runner import Job, run_job
 
     _positive("--seeds", args.seeds)
     _positive("--chunk", args.chunk)
@@ -151,7 +151,7 @@ def _train(args: argparse.Namespace) -> int:
         if args.overwrite:
             raise UsageError("--overwrite: not allowed with --resume")
         rc, seeds, run_dir, latest = _resolve_resume(args)
-        source = str(Path(args.resume) / runio.CONFIG_FILE)
+        source = str(Path(args.resume) / rundir.CONFIG_FILE)
         if latest == rc.ppo.num_updates:
             print(f"{run_dir}: the run is already complete ({latest} updates); nothing to do")
             return 0
@@ -162,8 +162,8 @@ def _train(args: argparse.Namespace) -> int:
         if rc.seed + num_seeds - 1 > MAX_SEED:
             raise UsageError(f"--seeds: seed {rc.seed} + {num_seeds} seeds exceeds {MAX_SEED}")
         seeds = [rc.seed + i for i in range(num_seeds)]
-        run_dir = Path(args.out) if args.out else runio.default_run_dir(rc.ppo.env_name)
-        runio.check_new_run_dir(run_dir, args.overwrite)
+        run_dir = Path(args.out) if args.out else rundir.default_run_dir(rc.ppo.env_name)
+        rundir.check_new_run_dir(run_dir, args.overwrite)
     trainer = _make_trainer(rc, source)
     job = Job(
         rc=rc,
@@ -186,11 +186,11 @@ def _eval(args: argparse.Namespace) -> int:
     import jax
     import numpy as np
 
-    from purejaxppo import jaxcache, runio
-    from purejaxppo.checkpoint import Checkpointer, CheckpointError
-    from purejaxppo.evaluate import evaluate
-    from purejaxppo.runner import seed_keys
-    from purejaxppo.yamlconfig import ConfigError, load_run_config
+    from purejaxppo.run import jaxcache, rundir
+    from purejaxppo.run.checkpoint import Checkpointer, CheckpointError
+    from purejaxppo.run.config import ConfigError, load_run_config
+    from purejaxppo.run.evaluate import evaluate
+    from purejaxppo.run.runner import seed_keys
 
     _positive("--episodes", args.episodes)
     if args.seed < 0:
@@ -199,19 +199,19 @@ def _eval(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise UsageError(f"{run_dir}: no such run folder")
-    config_path = run_dir / runio.CONFIG_FILE
+    config_path = run_dir / rundir.CONFIG_FILE
     if not config_path.is_file():
-        raise UsageError(f"{run_dir}: not a purejaxppo run folder (no {runio.CONFIG_FILE})")
+        raise UsageError(f"{run_dir}: not a purejaxppo run folder (no {rundir.CONFIG_FILE})")
     try:
         rc = load_run_config(config_path)
     except ConfigError as err:
         raise UsageError(f"{run_dir}: corrupt run folder ({err})") from None
     trainer = _make_trainer(rc, str(config_path))
     try:
-        checkpointer = Checkpointer(run_dir / runio.CHECKPOINT_DIR, read_only=True)
+        checkpointer = Checkpointer(run_dir / rundir.CHECKPOINT_DIR, read_only=True)
         update = checkpointer.latest_update()
         if update is None:
-            raise CheckpointError(f"{run_dir / runio.CHECKPOINT_DIR}: no complete checkpoint")
+            raise CheckpointError(f"{run_dir / rundir.CHECKPOINT_DIR}: no complete checkpoint")
         seeds = checkpointer.read_meta(update).seeds
         like = jax.eval_shape(jax.vmap(trainer.init, (0, None)), seed_keys(seeds), rc.hparams)
         state, _ = checkpointer.restore(update, like)
@@ -268,7 +268,7 @@ def _envs(args: argparse.Namespace) -> int:
     import gymnax
 
     from purejaxppo.envs import MNIST_FILES, make_env, mnist_dir
-    from purejaxppo.yamlconfig import ConfigError, load_run_config
+    from purejaxppo.run.config import ConfigError, load_run_config
 
     config_dir = find_config_dir()
     rows = []
@@ -416,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
         "is expected to reach).",
     )
     envs.set_defaults(func=_envs)
-    for module in ("sweep_cli", "bench_cli"):
+    for module in ("sweep.cli", "bench.cli"):
         _register_optional(sub, module)
     return parser
 
@@ -449,13 +449,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("sweep", "train"):
         # One XLA host device per core, fixed before JAX starts its backends: a sweep's
         # population and train's seeds are split over them.
-        from purejaxppo.hostdevices import use_all_cores
+        from purejaxppo.run.devices import use_all_cores
 
         use_all_cores()
     _quiet_orbax()
-    from purejaxppo.checkpoint import CheckpointError
-    from purejaxppo.runio import RunDirError
-    from purejaxppo.yamlconfig import ConfigError
+    from purejaxppo.run.checkpoint import CheckpointError
+    from purejaxppo.run.config import ConfigError
+    from purejaxppo.run.rundir import RunDirError
 
     try:
         return args.func(args)

@@ -56,7 +56,7 @@ def main() -> int:
     from purejaxppo.sharding import population_map, population_mesh
 
     if args.config:
-        from purejaxppo.yamlconfig import load_run_config
+        from purejaxppo.run.config import load_run_config
 
         rc = load_run_config(args.config)
         cfg, hp = rc.ppo, rc.hparams

@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from purejaxppo.hostdevices import ensure_host_devices
+from purejaxppo.run.devices import ensure_host_devices
 
 CLASSIC = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", "MountainCarContinuous-v0", "Pendulum-v1")
 MINATAR = (
@@ -60,10 +60,10 @@ def main() -> None:
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     ensure_host_devices()  # before jax starts: one XLA host device per core
 
-    from purejaxppo.bench import PopulationCache, measure_env
-    from purejaxppo.bench_hw import device_info, measure_matmul_peak
-    from purejaxppo.bench_report import clean_json
-    from purejaxppo.bench_suite import PLANS, parse_envs, resolve_env
+    from purejaxppo.bench.hw import device_info, measure_matmul_peak
+    from purejaxppo.bench.measure import PopulationCache, measure_env
+    from purejaxppo.bench.report import clean_json
+    from purejaxppo.bench.suite import PLANS, parse_envs, resolve_env
 
     plan = dataclasses.replace(PLANS["full"], seeds=args.seeds)
     start = time.perf_counter()

@@ -20,7 +20,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 import jax
 
 import purejaxppo as ppo
-from purejaxppo.bench_hw import cpu_model
+from purejaxppo.bench.hw import cpu_model
 
 
 def main() -> None:

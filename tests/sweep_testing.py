@@ -52,8 +52,8 @@ def cli_env(devices: int, cache: Path) -> dict[str, str]:
 
 
 def sweep_command(spec: Path, out: Path, *extra: str) -> list[str]:
-    """`python -m purejaxppo.sweep_cli sweep SPEC --out OUT ...`."""
-    return [sys.executable, "-m", "purejaxppo.sweep_cli", "sweep", str(spec), "--out", str(out),
+    """`python -m purejaxppo.sweep.cli sweep SPEC --out OUT ...`."""
+    return [sys.executable, "-m", "purejaxppo.sweep.cli", "sweep", str(spec), "--out", str(out),
             "--no-progress", *SEGMENT, *extra]  # fmt: skip
 
 
@@ -87,7 +87,7 @@ def reference_sweep(base: Path) -> tuple[Path, Path, Path]:
 
 def member_rows(out: Path) -> dict[int, dict[str, np.ndarray]]:
     """member -> metric name -> `[U]` curve, from every chunk file of a sweep folder."""
-    from purejaxppo.sweep_cli import read_chunk
+    from purejaxppo.sweep.cli import read_chunk
 
     rows: dict[int, dict[str, np.ndarray]] = {}
     for path in sorted((out / "chunks").glob("g*-c*.npz")):

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from purejaxppo import bench_cli
-from purejaxppo.bench import final_return, mean_ci95, recent_mean
-from purejaxppo.bench_suite import BenchInputError, parse_envs, resolve_env
+from purejaxppo.bench import cli as bench_cli
+from purejaxppo.bench.measure import final_return, mean_ci95, recent_mean
+from purejaxppo.bench.suite import BenchInputError, parse_envs, resolve_env
 
 REPO = Path(__file__).resolve().parent.parent
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -70,7 +70,7 @@ def _command() -> list[str]:
     """The real entry point: `python -m purejaxppo bench`, or the subcommand's own module."""
     if _bench_registered():
         return [sys.executable, "-m", "purejaxppo", "bench"]
-    return [sys.executable, "-m", "purejaxppo.bench_cli", "bench"]
+    return [sys.executable, "-m", "purejaxppo.bench.cli", "bench"]
 
 
 def _main(argv: list[str]) -> int:
@@ -244,9 +244,9 @@ def test_statistics() -> None:
 
 
 def test_flop_count_by_hand() -> None:
+    from purejaxppo.bench.flops import count_flops
     from purejaxppo.config import PPOConfig
     from purejaxppo.envs import SpaceInfo
-    from purejaxppo.flops import count_flops
 
     cfg = PPOConfig(env_name=None, hidden_sizes=(8,), update_epochs=2)
     box = SpaceInfo((3,), 0, 2, False, None, None)
@@ -261,7 +261,7 @@ def test_flop_count_by_hand() -> None:
 
 def test_flop_count_matches_xla_cost_analysis() -> None:
     import purejaxppo as ppo
-    from purejaxppo.flops import count_flops, xla_flops
+    from purejaxppo.bench.flops import count_flops, xla_flops
 
     for cfg in (ppo.PPOConfig(), ppo.PPOConfig(env_name="Pendulum-v1", update_epochs=2)):
         trainer = ppo.make_trainer(cfg)
@@ -273,11 +273,11 @@ def test_flop_count_matches_xla_cost_analysis() -> None:
 
 def _synthetic_result():
     """A small BenchResult with made-up numbers: two CartPole entries, a missing peer, NaNs."""
-    from purejaxppo.bench import BenchResult, CurvePoint, EnvResult, ScalingPoint
-    from purejaxppo.bench_hw import DeviceInfo, MatmulPeak
-    from purejaxppo.bench_peers import PeerResult
-    from purejaxppo.bench_suite import PLANS, REFERENCE
-    from purejaxppo.flops import FlopCount
+    from purejaxppo.bench.flops import FlopCount
+    from purejaxppo.bench.hw import DeviceInfo, MatmulPeak
+    from purejaxppo.bench.measure import BenchResult, CurvePoint, EnvResult, ScalingPoint
+    from purejaxppo.bench.peers import PeerResult
+    from purejaxppo.bench.suite import PLANS, REFERENCE
 
     flops = FlopCount(8960, 8832, 8960, 17664, 209408, 236032)
 
@@ -354,7 +354,7 @@ def _synthetic_result():
 
 
 def test_report_from_a_synthetic_result(tmp_path: Path) -> None:
-    from purejaxppo.bench_report import headline, write_report
+    from purejaxppo.bench.report import headline, write_report
 
     result = _synthetic_result()
     head = headline(result)

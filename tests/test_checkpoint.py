@@ -31,11 +31,11 @@ from _cli_support import (
 )
 
 import purejaxppo as ppo
-from purejaxppo import runio
-from purejaxppo.checkpoint import Checkpointer
 from purejaxppo.probe_envs import ConstantReward, ProbeParams
-from purejaxppo.runner import Job, default_chunk, describe_plan, plan_chunks, run_job, seed_keys
-from purejaxppo.yamlconfig import RunConfig, run_config_from_dict
+from purejaxppo.run import rundir
+from purejaxppo.run.checkpoint import Checkpointer
+from purejaxppo.run.config import RunConfig, run_config_from_dict
+from purejaxppo.run.runner import Job, default_chunk, describe_plan, plan_chunks, run_job, seed_keys
 
 NUM_UPDATES = 12  # TINY: 384 steps of 2 envs x 16 steps
 
@@ -54,7 +54,7 @@ def _same(a, b) -> bool:
 
 
 def _latest(run_dir: Path) -> int | None:
-    checkpointer = Checkpointer(run_dir / runio.CHECKPOINT_DIR, read_only=True)
+    checkpointer = Checkpointer(run_dir / rundir.CHECKPOINT_DIR, read_only=True)
     try:
         return checkpointer.latest_update()
     finally:
@@ -64,7 +64,7 @@ def _latest(run_dir: Path) -> int | None:
 def _restore(run_dir: Path, rc: RunConfig, seeds: list[int]):
     """The newest checkpoint's state (typed keys as raw key data) and record."""
     trainer = ppo.make_trainer(rc.ppo)
-    checkpointer = Checkpointer(run_dir / runio.CHECKPOINT_DIR, read_only=True)
+    checkpointer = Checkpointer(run_dir / rundir.CHECKPOINT_DIR, read_only=True)
     like = jax.eval_shape(jax.vmap(trainer.init, (0, None)), seed_keys(seeds), rc.hparams)
     state, meta = checkpointer.restore(checkpointer.latest_update(), like)
     checkpointer.close()
@@ -73,7 +73,7 @@ def _restore(run_dir: Path, rc: RunConfig, seeds: list[int]):
 
 def _rows(run_dir: Path) -> list[list[str]]:
     """metrics.csv cells, every column but wall_time_s."""
-    lines = (run_dir / runio.METRICS_FILE).read_text().splitlines()
+    lines = (run_dir / rundir.METRICS_FILE).read_text().splitlines()
     return [cells[:3] + cells[4:] for cells in (line.split(",") for line in lines)]
 
 
@@ -111,9 +111,9 @@ def test_chunked_runs_equal_one_jit_call(reference, tmp_path):
     full = jax.tree.map(lambda x: x[None], out.state)
     assert _same(state, full.replace(key=jax.random.key_data(full.key)))  # the whole state
 
-    cols = runio.read_metrics(reference["run"] / runio.METRICS_FILE)
+    cols = rundir.read_metrics(reference["run"] / rundir.METRICS_FILE)
     for name in ppo.METRIC_NAMES:
-        from_csv = runio.metrics_matrix(cols, name, [0])[0].astype(np.float32)
+        from_csv = rundir.metrics_matrix(cols, name, [0])[0].astype(np.float32)
         assert np.array_equal(from_csv, np.asarray(out.metrics[name]), equal_nan=True), name
 
     other = tmp_path / "chunks-of-5"
@@ -194,7 +194,7 @@ def test_half_written_checkpoint_is_ignored_and_damaged_one_refused(reference, t
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
-    ckpt = run_dir / runio.CHECKPOINT_DIR
+    ckpt = run_dir / rundir.CHECKPOINT_DIR
     assert sorted(int(p.name) for p in ckpt.iterdir()) == [8, 12]  # the previous one is kept
     rc = _tiny_rc()
     final, _ = _restore(run_dir, rc, [0])
@@ -258,7 +258,7 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
     assert "non-finite" in message and "at update 7 (seed 0)" in message, message
     assert "last good checkpoint (update 6)" in message
     assert _latest(job.run_dir) == 6
-    cols = runio.read_metrics(job.run_dir / runio.METRICS_FILE)
+    cols = rundir.read_metrics(job.run_dir / rundir.METRICS_FILE)
     assert cols["update"].max() == 7  # rows up to the bad update, for diagnosis
     assert np.isfinite(cols["total_loss"][cols["update"] <= 6]).all()
     assert not np.isfinite(cols["total_loss"][cols["update"] == 7]).all()

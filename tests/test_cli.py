@@ -21,9 +21,10 @@ from _cli_support import (
     write_config,
 )
 
-from purejaxppo import cli, runio
+from purejaxppo import cli
+from purejaxppo.run import rundir
+from purejaxppo.run.config import load_run_config
 from purejaxppo.train import METRIC_NAMES
-from purejaxppo.yamlconfig import load_run_config
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -141,9 +142,9 @@ def test_resume_of_missing_or_corrupt_folder(tmp_path, capsys, monkeypatch):
     assert_bad_input(proc, "--resume", "no such run folder")
 
     garbage = tmp_path / "garbage"
-    (garbage / runio.CHECKPOINT_DIR / "5").mkdir(parents=True)
-    shutil.copy(config, garbage / runio.CONFIG_FILE)
-    (garbage / runio.CHECKPOINT_DIR / "5" / "junk").write_text("not a checkpoint")
+    (garbage / rundir.CHECKPOINT_DIR / "5").mkdir(parents=True)
+    shutil.copy(config, garbage / rundir.CONFIG_FILE)
+    (garbage / rundir.CHECKPOINT_DIR / "5" / "junk").write_text("not a checkpoint")
     proc = run_cli("train", "--resume", garbage, cwd=tmp_path)
     assert_bad_input(proc, "corrupt checkpoint")
 
@@ -154,10 +155,10 @@ def test_resume_of_missing_or_corrupt_folder(tmp_path, capsys, monkeypatch):
     (not_a_run / "notes.txt").write_text("hello")
     no_ckpt = tmp_path / "no_ckpt"
     no_ckpt.mkdir()
-    shutil.copy(config, no_ckpt / runio.CONFIG_FILE)
+    shutil.copy(config, no_ckpt / rundir.CONFIG_FILE)
     bad_yaml = tmp_path / "bad_yaml"
     bad_yaml.mkdir()
-    (bad_yaml / runio.CONFIG_FILE).write_text("ppo: [\n")
+    (bad_yaml / rundir.CONFIG_FILE).write_text("ppo: [\n")
     before = tree_digest(tmp_path)
     for folder, fragment in [
         (not_a_run, "not a purejaxppo run folder"),
@@ -188,9 +189,9 @@ def test_train_writes_the_run_folder(tiny_run):
     run_dir, proc = tiny_run["run"], tiny_run["proc"]
     assert proc.stderr.strip() == ""
     assert "compiled in" in proc.stdout and "done: final return" in proc.stdout
-    assert load_run_config(run_dir / runio.CONFIG_FILE) == load_run_config(tiny_run["config"])
+    assert load_run_config(run_dir / rundir.CONFIG_FILE) == load_run_config(tiny_run["config"])
 
-    cols = runio.read_metrics(run_dir / runio.METRICS_FILE)
+    cols = rundir.read_metrics(run_dir / rundir.METRICS_FILE)
     num_updates, batch = 12, 32
     assert list(cols) == ["update", "seed", "env_steps", "wall_time_s", *METRIC_NAMES]
     assert len(cols["update"]) == num_updates * 2
@@ -199,7 +200,7 @@ def test_train_writes_the_run_folder(tiny_run):
     assert np.array_equal(cols["env_steps"], cols["update"] * batch)
     assert np.all(np.diff(cols["wall_time_s"]) >= 0)
 
-    summary = json.loads((run_dir / runio.SUMMARY_FILE).read_text())
+    summary = json.loads((run_dir / rundir.SUMMARY_FILE).read_text())
     assert summary["status"] == "completed" and summary["seeds"] == [0, 1]
     assert summary["updates_done"] == num_updates
     assert summary["compile_time_s"] > 0 and summary["train_time_s"] > 0
@@ -211,10 +212,10 @@ def test_train_writes_the_run_folder(tiny_run):
 
     # Time to solve: the first chunk end (chunks of 1 update here) whose windowed seed mean
     # reaches expected_return (20), recomputed from metrics.csv.
-    returns = runio.metrics_matrix(cols, "episode_return", [0, 1])
-    window = runio.final_window(num_updates)
+    returns = rundir.metrics_matrix(cols, "episode_return", [0, 1])
+    window = rundir.final_window(num_updates)
     first = next(
-        (u for u in range(1, num_updates + 1) if runio.recent_mean(returns[:, :u], window) >= 20),
+        (u for u in range(1, num_updates + 1) if rundir.recent_mean(returns[:, :u], window) >= 20),
         None,
     )
     reached = summary["expected_return_reached"]
@@ -224,15 +225,15 @@ def test_train_writes_the_run_folder(tiny_run):
         assert 0 < reached["wall_time_s"] < summary["session_wall_time_s"]
         assert f"first reached at update {first} " in proc.stdout
 
-    png = (run_dir / runio.CURVE_FILE).read_bytes()
+    png = (run_dir / rundir.CURVE_FILE).read_bytes()
     assert png.startswith(PNG_MAGIC) and len(png) > 10_000
 
-    updates = sorted(int(p.name) for p in (run_dir / runio.CHECKPOINT_DIR).iterdir())
+    updates = sorted(int(p.name) for p in (run_dir / rundir.CHECKPOINT_DIR).iterdir())
     assert updates[-1] == num_updates and len(updates) == 2  # the previous good one is kept
 
 
 def test_seeds_split_over_the_most_devices_that_divide_them():
-    from purejaxppo.runner import seed_devices
+    from purejaxppo.run.runner import seed_devices
 
     assert [seed_devices(n, 2) for n in (1, 2, 3, 4, 8)] == [1, 2, 1, 2, 2]
     assert [seed_devices(n, 4) for n in (2, 6, 8, 9)] == [2, 3, 4, 3]
@@ -245,17 +246,17 @@ def test_two_seed_run_equals_single_runs(tiny_run):
     import jax
 
     import purejaxppo as ppo
-    from purejaxppo.checkpoint import Checkpointer
-    from purejaxppo.runner import seed_keys
+    from purejaxppo.run.checkpoint import Checkpointer
+    from purejaxppo.run.runner import seed_keys
 
     assert "seeds split over 2 devices" in tiny_run["proc"].stdout
     rc = load_run_config(tiny_run["config"])
     train = jax.jit(ppo.make_train(rc.ppo))
     trainer = ppo.make_trainer(rc.ppo)
-    checkpointer = Checkpointer(tiny_run["run"] / runio.CHECKPOINT_DIR, read_only=True)
+    checkpointer = Checkpointer(tiny_run["run"] / rundir.CHECKPOINT_DIR, read_only=True)
     like = jax.eval_shape(jax.vmap(trainer.init, (0, None)), seed_keys([0, 1]), rc.hparams)
     state, _ = checkpointer.restore(12, like)
-    cols = runio.read_metrics(tiny_run["run"] / runio.METRICS_FILE)
+    cols = rundir.read_metrics(tiny_run["run"] / rundir.METRICS_FILE)
     for seed in (0, 1):
         out = train(jax.random.key(seed), rc.hparams)
         got_params = jax.tree.map(lambda x, s=seed: x[s], state.params)
@@ -264,7 +265,7 @@ def test_two_seed_run_equals_single_runs(tiny_run):
         got_key = jax.random.key_data(state.key)[seed]
         assert np.array_equal(got_key, jax.random.key_data(out.state.key))
         for name in METRIC_NAMES:
-            got = runio.metrics_matrix(cols, name, [seed])[0].astype(np.float32)
+            got = rundir.metrics_matrix(cols, name, [seed])[0].astype(np.float32)
             assert np.array_equal(got, np.asarray(out.metrics[name]), equal_nan=True), name
 
 
@@ -324,10 +325,10 @@ def test_incompatible_resume_is_refused(tiny_run, capsys, monkeypatch):
 def test_overwrite_and_compilation_cache(tiny_run):
     """A rerun with --overwrite replaces the run and loads its programs from the cache."""
     run_dir, root, cache = tiny_run["run"], tiny_run["root"], tiny_run["cache"]
-    first = json.loads((run_dir / runio.SUMMARY_FILE).read_text())
+    first = json.loads((run_dir / rundir.SUMMARY_FILE).read_text())
     assert "new entries in the compilation cache" in first["compilation_cache"]
     assert any(cache.iterdir())
-    old_metrics = (run_dir / runio.METRICS_FILE).read_text()
+    old_metrics = (run_dir / rundir.METRICS_FILE).read_text()
     proc = run_cli(
         "train",
         tiny_run["config"],
@@ -340,12 +341,12 @@ def test_overwrite_and_compilation_cache(tiny_run):
         cache_dir=cache,
     )
     assert proc.returncode == 0, proc.stderr
-    second = json.loads((run_dir / runio.SUMMARY_FILE).read_text())
+    second = json.loads((run_dir / rundir.SUMMARY_FILE).read_text())
     assert second["compilation_cache"].startswith("loaded from the compilation cache")
     assert second["compile_time_s"] < first["compile_time_s"]
     # Same config, same seeds: the same numbers (wall times aside).
     strip = [line.split(",", 4)[:3] + line.split(",", 4)[4:] for line in old_metrics.splitlines()]
-    new = (run_dir / runio.METRICS_FILE).read_text().splitlines()
+    new = (run_dir / rundir.METRICS_FILE).read_text().splitlines()
     assert strip == [line.split(",", 4)[:3] + line.split(",", 4)[4:] for line in new]
 
 

@@ -11,7 +11,7 @@ import yaml
 from _cli_support import REPO, TINY, write_config
 
 from purejaxppo.config import HParams, PPOConfig
-from purejaxppo.yamlconfig import (
+from purejaxppo.run.config import (
     ConfigError,
     RunConfig,
     apply_overrides,

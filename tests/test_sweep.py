@@ -14,8 +14,9 @@ import pytest
 
 import purejaxppo as ppo
 from purejaxppo import sweep as sw
-from purejaxppo import sweep_cli, sweep_report
-from purejaxppo.yamlconfig import ConfigError, load_run_config
+from purejaxppo.run.config import ConfigError, load_run_config
+from purejaxppo.sweep import cli as sweep_cli
+from purejaxppo.sweep import report as sweep_report
 
 TINY_PPO = """\
 ppo:
@@ -388,7 +389,7 @@ def test_chunk_files_are_written_atomically_and_merged(tmp_path):
 
 # --------------------------------------------------------------------------- helpers
 def test_ensure_host_devices_respects_the_users_count():
-    from purejaxppo.hostdevices import ensure_host_devices
+    from purejaxppo.run.devices import ensure_host_devices
 
     env = {}
     assert ensure_host_devices(3, environ=env) == 3

@@ -18,7 +18,7 @@ from sweep_testing import (
     sweep_command,
 )
 
-from purejaxppo.yamlconfig import load_run_config
+from purejaxppo.run.config import load_run_config
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ core and sharding the population over them (`purejaxppo.sharding`) runs a
 slice of the population on each core. The count must be fixed before jax
 initialises its backends, hence this module imports nothing from jax.
 
-    from purejaxppo.hostdevices import ensure_host_devices
+    from purejaxppo.run.devices import ensure_host_devices
     ensure_host_devices()          # before `import jax`
     import jax                     # jax.devices() now lists one CPU device per core
 

@@ -33,11 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from purejaxppo.config import HParams, PPOConfig
-from purejaxppo.runio import final_return
-from purejaxppo.sharding import local_rows, padded_size, population_map, population_mesh
-from purejaxppo.sharding import shard_rows as _shard_rows
-from purejaxppo.train import METRIC_NAMES, Trainer, TrainOutput, TrainState, make_trainer
-from purejaxppo.yamlconfig import (
+from purejaxppo.run.config import (
     MAX_SEED,
     ConfigError,
     RunConfig,
@@ -46,6 +42,10 @@ from purejaxppo.yamlconfig import (
     run_config_from_dict,
     run_config_to_dict,
 )
+from purejaxppo.run.rundir import final_return
+from purejaxppo.sharding import local_rows, padded_size, population_map, population_mesh
+from purejaxppo.sharding import shard_rows as _shard_rows
+from purejaxppo.train import METRIC_NAMES, Trainer, TrainOutput, TrainState, make_trainer
 
 PPO_FIELDS = tuple(f.name for f in dataclasses.fields(PPOConfig))
 HPARAM_FIELDS = tuple(f.name for f in dataclasses.fields(HParams))

@@ -9,7 +9,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from purejaxppo.bench import BenchResult, EnvResult, ScalingPoint, reference_recipe
+from purejaxppo.bench.measure import BenchResult, EnvResult, ScalingPoint, reference_recipe
 
 JSON_FILE = "bench.json"
 MARKDOWN_FILE = "BENCHMARKS.md"

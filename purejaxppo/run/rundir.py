@@ -4,7 +4,7 @@ A run folder `runs/<env>-<timestamp>/` holds `config.yaml` (the fully resolved
 RunConfig), `metrics.csv` (one row per update and seed), `summary.json` (final
 and best return, compile time, steps/s, versions, device), `curve.png` (mean
 +- std return over seeds against env steps) and `checkpoint/` (orbax, see
-`purejaxppo.checkpoint`).
+`purejaxppo.run.checkpoint`).
 """
 
 from __future__ import annotations

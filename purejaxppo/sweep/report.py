@@ -1,6 +1,6 @@
 """Sweep outputs: results.csv, summary.csv, best.yaml, curves.png, sensitivity.png (host side).
 
-Pure functions of the results (`purejaxppo.sweep.MemberResult`, `SetSummary`)
+Pure functions of the results (`purejaxppo.sweep.core.MemberResult`, `SetSummary`)
 and the per-member learning curves; no JAX. Plots use matplotlib's
 object-oriented API (`Figure`), so no global pyplot state or display is needed.
 """
@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from purejaxppo.config import HParams
-from purejaxppo.sweep import MemberResult, Population, SetSummary, best_run_config
-from purejaxppo.yamlconfig import dump_run_config
+from purejaxppo.run.config import dump_run_config
+from purejaxppo.sweep.core import MemberResult, Population, SetSummary, best_run_config
 
 HPARAM_FIELDS = tuple(f.name for f in dataclasses.fields(HParams))
 TOP_CURVES = 5

@@ -81,8 +81,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m purejaxppo.sweep_cli ...`: the `sweep` subcommand on its own."""
-    from purejaxppo.hostdevices import use_all_cores
+    """`python -m purejaxppo.sweep.cli ...`: the `sweep` subcommand on its own."""
+    from purejaxppo.run.devices import use_all_cores
 
     use_all_cores()
     parser = argparse.ArgumentParser(prog="purejaxppo")
@@ -94,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run the sweep described by `args`; returns the exit status (2: bad input)."""
-    from purejaxppo.yamlconfig import ConfigError
+    from purejaxppo.run.config import ConfigError
 
     try:
         return _run(args, sys.stdout, sys.stderr)
@@ -312,8 +312,8 @@ def _plan_chunk_size(
 
 
 def _run(args: argparse.Namespace, out_stream: TextIO, err_stream: TextIO) -> int:
-    from purejaxppo import sweep as sw
     from purejaxppo.sharding import DistributedArgs, barrier, initialize_distributed
+    from purejaxppo.sweep import core as sw
     from purejaxppo.train import make_trainer
 
     for name in ("max_batch", "segment_updates", "top"):
@@ -359,9 +359,9 @@ def _run(args: argparse.Namespace, out_stream: TextIO, err_stream: TextIO) -> in
 
     import jax
 
-    from purejaxppo import jaxcache
+    from purejaxppo.run import jaxcache
     from purejaxppo.sharding import population_mesh
-    from purejaxppo.sweep_report import atomic_write_bytes, write_report
+    from purejaxppo.sweep.report import atomic_write_bytes, write_report
 
     jaxcache.enable()
     pid, nproc = jax.process_index(), jax.process_count()
@@ -485,7 +485,7 @@ def collect_results(
     out: Path, population: Any, groups: Sequence[Any], sizes: dict[str, int]
 ) -> tuple[list[Any], dict[int, np.ndarray]]:
     """Read every chunk file: results rows in member order and episode-return curves."""
-    from purejaxppo import sweep as sw
+    from purejaxppo.sweep import core as sw
 
     results, curves = [], {}
     for g in groups:

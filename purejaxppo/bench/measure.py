@@ -34,12 +34,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from purejaxppo.bench_hw import DeviceInfo, MatmulPeak, device_info, library_versions
-from purejaxppo.bench_hw import measure_matmul_peak as _measure_matmul_peak
-from purejaxppo.bench_suite import REFERENCE_ENV, BenchPlan, EnvSpec, ReferenceFigures
+from purejaxppo.bench.flops import FlopCount, XlaFlops, count_flops, xla_flops
+from purejaxppo.bench.hw import DeviceInfo, MatmulPeak, device_info, library_versions
+from purejaxppo.bench.hw import measure_matmul_peak as _measure_matmul_peak
+from purejaxppo.bench.suite import REFERENCE_ENV, BenchPlan, EnvSpec, ReferenceFigures
 from purejaxppo.config import HParams, PPOConfig
-from purejaxppo.flops import FlopCount, XlaFlops, count_flops, xla_flops
-from purejaxppo.runio import final_return, final_window, recent_mean
+from purejaxppo.run.rundir import final_return, final_window, recent_mean
 from purejaxppo.sharding import population_map, population_mesh, shard_rows
 from purejaxppo.train import Trainer, make_trainer
 
@@ -466,8 +466,8 @@ def run_benchmark(
     plan: BenchPlan, specs: Sequence[EnvSpec], log: Log, command: str = "purejaxppo bench"
 ) -> BenchResult:
     """Measure everything `plan` asks for, in one process; see the module docstring."""
-    from purejaxppo.bench_peers import measure_peers
-    from purejaxppo.bench_suite import REFERENCE
+    from purejaxppo.bench.peers import measure_peers
+    from purejaxppo.bench.suite import REFERENCE
 
     start = time.perf_counter()
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")

@@ -29,13 +29,13 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from purejaxppo import jaxcache, runio
-from purejaxppo.checkpoint import Checkpointer, CheckpointError, CheckpointMeta
 from purejaxppo.config import HParams
-from purejaxppo.progress import Progress
+from purejaxppo.run import jaxcache, rundir
+from purejaxppo.run.checkpoint import Checkpointer, CheckpointError, CheckpointMeta
+from purejaxppo.run.config import RunConfig, dump_run_config, run_config_to_dict
+from purejaxppo.run.progress import Progress
 from purejaxppo.sharding import POP_AXIS, population_map, population_mesh
 from purejaxppo.train import METRIC_NAMES, Trainer, TrainState
-from purejaxppo.yamlconfig import RunConfig, dump_run_config, run_config_to_dict
 
 TARGET_CHUNKS = 25
 CHECKPOINTS_PER_RUN = 10
@@ -166,7 +166,7 @@ def compile_trainer(
     With several seeds the functions are vmapped over the seed axis, giving the
     bits of `jax.jit(jax.vmap(train, (0, None)))(keys, hparams)`; the seed axis
     is split over `seed_devices(S, num_devices)` local devices (on a CPU, one
-    host device per core: `purejaxppo.hostdevices`), each running the vmap of
+    host device per core: `purejaxppo.run.devices`), each running the vmap of
     its own seeds, which gives the same bits. With one seed they are not
     vmapped, only given a leading axis of size 1 at the boundary (XLA:CPU
     compiles a size-1 vmap differently), so a one-seed run has exactly the bits
@@ -349,7 +349,7 @@ class _Session:
         self.num_updates = cfg.num_updates
         self.batch_size = cfg.batch_size
         self.checkpointer: Checkpointer | None = None
-        self.metrics = runio.MetricsLog(job.run_dir / runio.METRICS_FILE, METRIC_NAMES)
+        self.metrics = rundir.MetricsLog(job.run_dir / rundir.METRICS_FILE, METRIC_NAMES)
         self.returns: list[np.ndarray] = []  # this session's [S, K] chunks
         self.train_time_s = 0.0  # all sessions, compilation excluded
         self.session_time_s = 0.0
@@ -384,9 +384,9 @@ class _Session:
 
 def _start_new(session: _Session) -> None:
     job = session.job
-    runio.create_run_dir(job.run_dir, job.overwrite)
+    rundir.create_run_dir(job.run_dir, job.overwrite)
     header = "# Fully resolved config of this run (purejaxppo train).\n"
-    runio.atomic_write_text(job.run_dir / runio.CONFIG_FILE, header + dump_run_config(job.rc))
+    rundir.atomic_write_text(job.run_dir / rundir.CONFIG_FILE, header + dump_run_config(job.rc))
     session.metrics.start()
 
 
@@ -411,10 +411,10 @@ def _compile(session: _Session, keys: jax.Array, sizes: Sequence[int]) -> Compil
 
 def _summary(session: _Session, status: str, wall_start: float) -> dict[str, Any]:
     job = session.job
-    columns = runio.read_metrics(job.run_dir / runio.METRICS_FILE)
-    returns = runio.metrics_matrix(columns, "episode_return", job.seeds)
+    columns = rundir.read_metrics(job.run_dir / rundir.METRICS_FILE)
+    returns = rundir.metrics_matrix(columns, "episode_return", job.seeds)
     steps = session.update * session.batch_size
-    stats = runio.final_and_best(returns) if returns.size else {}
+    stats = rundir.final_and_best(returns) if returns.size else {}
     expected = job.rc.expected_return
     final = stats.get("final_return")
     return {
@@ -440,27 +440,27 @@ def _summary(session: _Session, status: str, wall_start: float) -> dict[str, Any
         ),
         "steps_per_second_counts": "env steps of all seeds per second of training time",
         "session_wall_time_s": round(time.perf_counter() - wall_start, 3),
-        "versions": runio.versions(),
-        "device": runio.device_description(),
+        "versions": rundir.versions(),
+        "device": rundir.device_description(),
     }
 
 
 def _finish_files(session: _Session, status: str, wall_start: float) -> dict[str, Any]:
     """Write summary.json and curve.png for the rows written so far."""
-    from purejaxppo.plots import plot_curve
+    from purejaxppo.run.plots import plot_curve
 
     job = session.job
     summary = _summary(session, status, wall_start)
-    columns = runio.read_metrics(job.run_dir / runio.METRICS_FILE)
-    returns = runio.metrics_matrix(columns, "episode_return", job.seeds)
+    columns = rundir.read_metrics(job.run_dir / rundir.METRICS_FILE)
+    returns = rundir.metrics_matrix(columns, "episode_return", job.seeds)
     if returns.size:
         steps = np.arange(1, returns.shape[1] + 1) * session.batch_size
         seeds = len(job.seeds)
         title = f"{job.rc.ppo.env_name}: PPO, {seeds} seed{'s' if seeds != 1 else ''}"
         summary["curve_smoothing_updates"] = plot_curve(
-            job.run_dir / runio.CURVE_FILE, steps, returns, title, job.rc.expected_return
+            job.run_dir / rundir.CURVE_FILE, steps, returns, title, job.rc.expected_return
         )
-    runio.write_summary(job.run_dir / runio.SUMMARY_FILE, summary)
+    rundir.write_summary(job.run_dir / rundir.SUMMARY_FILE, summary)
     return summary
 
 
@@ -478,7 +478,8 @@ def run_job(job: Job, out: TextIO | None = None, err: TextIO | None = None) -> J
     except KeyboardInterrupt:
         saved = session.last_saved
         where = (
-            f"The last good checkpoint (update {saved}) is in {job.run_dir / runio.CHECKPOINT_DIR}."
+            f"The last good checkpoint (update {saved}) is in "
+            f"{job.run_dir / rundir.CHECKPOINT_DIR}."
             f" Resume with: purejaxppo train --resume {job.run_dir}"
             if saved >= 0
             else "No checkpoint was written yet."
@@ -496,7 +497,7 @@ def _run(session: _Session, stop: StopRequest) -> JobResult:
     hp = job.rc.hparams
     keys = seed_keys(job.seeds)
     if job.resume:
-        checkpointer = Checkpointer(job.run_dir / runio.CHECKPOINT_DIR)
+        checkpointer = Checkpointer(job.run_dir / rundir.CHECKPOINT_DIR)
         latest = checkpointer.latest_update()
         if latest is None:
             raise CheckpointError(f"{checkpointer.directory}: no complete checkpoint")
@@ -504,7 +505,7 @@ def _run(session: _Session, stop: StopRequest) -> JobResult:
         saved_chunk = checkpointer.read_meta(latest).chunk
     else:
         _start_new(session)
-        checkpointer = Checkpointer(job.run_dir / runio.CHECKPOINT_DIR)
+        checkpointer = Checkpointer(job.run_dir / rundir.CHECKPOINT_DIR)
         saved_chunk = 0
     session.checkpointer = checkpointer
     try:
@@ -596,7 +597,7 @@ def _chunks(
                 print(
                     f"purejaxppo: error: non-finite {bad.what} at update {bad.update} "
                     f"(seed {bad.seed}); stopped. The last good checkpoint (update "
-                    f"{session.last_saved}) is kept in {job.run_dir / runio.CHECKPOINT_DIR}; "
+                    f"{session.last_saved}) is kept in {job.run_dir / rundir.CHECKPOINT_DIR}; "
                     "try a lower hparams.learning_rate or hparams.max_grad_norm",
                     file=session.err,
                     flush=True,
@@ -635,7 +636,7 @@ def _note_expected(session: _Session) -> None:
     if session.reached is not None or expected is None:
         return
     returns = np.concatenate(session.returns, axis=1)  # [S, updates so far]
-    value = runio.recent_mean(returns, runio.final_window(session.num_updates))
+    value = rundir.recent_mean(returns, rundir.final_window(session.num_updates))
     if math.isfinite(value) and value >= expected:
         session.reached = {
             "update": session.update,
@@ -677,6 +678,6 @@ def _report_done(session: _Session, summary: dict[str, Any]) -> None:
         f"({rate:,.0f} steps/s)"
     )
     session.say(
-        f"wrote {session.job.run_dir}/: {runio.CONFIG_FILE}, {runio.METRICS_FILE}, "
-        f"{runio.SUMMARY_FILE}, {runio.CURVE_FILE}, {runio.CHECKPOINT_DIR}/{session.update}"
+        f"wrote {session.job.run_dir}/: {rundir.CONFIG_FILE}, {rundir.METRICS_FILE}, "
+        f"{rundir.SUMMARY_FILE}, {rundir.CURVE_FILE}, {rundir.CHECKPOINT_DIR}/{session.update}"
     )

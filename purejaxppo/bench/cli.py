@@ -30,7 +30,7 @@ REPORT_FILES = (
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add the `bench` subcommand to the `purejaxppo` parser's subparsers (sets `func=run`)."""
-    from purejaxppo.bench_suite import PLANS
+    from purejaxppo.bench.suite import PLANS
 
     quick, default = PLANS["quick"], PLANS["default"]
     p = subparsers.add_parser(
@@ -80,7 +80,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 def _check_out(out: Path, overwrite: bool) -> None:
     """Refuse an unusable --out (nothing on disk changes)."""
-    from purejaxppo.bench_suite import BenchInputError
+    from purejaxppo.bench.suite import BenchInputError
 
     if out.exists() and not out.is_dir():
         raise BenchInputError(f"--out {out}: exists and is not a folder")
@@ -101,7 +101,7 @@ def _check_out(out: Path, overwrite: bool) -> None:
 
 def _make_out(out: Path) -> None:
     """Create --out and check that it is writable."""
-    from purejaxppo.bench_suite import BenchInputError
+    from purejaxppo.bench.suite import BenchInputError
 
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -128,8 +128,8 @@ def _print(line: str, start: float) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run `purejaxppo bench` from parsed arguments; returns the exit status."""
-    from purejaxppo.bench_suite import PLANS, BenchInputError, parse_envs, resolve_env
-    from purejaxppo.hostdevices import use_all_cores
+    from purejaxppo.bench.suite import PLANS, BenchInputError, parse_envs, resolve_env
+    from purejaxppo.run.devices import use_all_cores
 
     start = time.perf_counter()
     use_all_cores()  # one XLA host device per core, before jax starts its backends
@@ -152,8 +152,8 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds is not None:
         plan = dataclasses.replace(plan, seeds=args.seeds)
 
-    from purejaxppo.bench import run_benchmark
-    from purejaxppo.bench_report import headline, write_report
+    from purejaxppo.bench.measure import run_benchmark
+    from purejaxppo.bench.report import headline, write_report
 
     result = run_benchmark(plan, specs, lambda line: _print(line, start), _command(args, out))
     paths = write_report(result, out)
@@ -176,7 +176,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m purejaxppo.bench_cli bench ...`: the subcommand without the main CLI."""
+    """`python -m purejaxppo.bench.cli bench ...`: the subcommand without the main CLI."""
     parser = _Parser(prog="purejaxppo")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     register(sub)

@@ -162,7 +162,7 @@ def _known_envs() -> list[str]:
 
 
 def _from_yaml(name: str, path: Path) -> EnvSpec:
-    from purejaxppo.yamlconfig import ConfigError, load_run_config
+    from purejaxppo.run.config import ConfigError, load_run_config
 
     try:
         rc = load_run_config(path)
@@ -191,7 +191,7 @@ def resolve_env(name: str) -> EnvSpec:
     if not name:
         raise BenchInputError("--envs: empty environment name")
     try:
-        import purejaxppo.yamlconfig  # noqa: F401  (issue-3 loader; optional)
+        import purejaxppo.run.config  # noqa: F401  (issue-3 loader; optional)
 
         have_loader = True
     except ImportError:
