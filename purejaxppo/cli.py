@@ -1,31 +1,20 @@
-"""purejaxppo command line: train from a YAML config, evaluate a run, list environments.
+"""The `purejaxppo` command: argument parsing and dispatch to each part's CLI.
 
-    purejaxppo train CONFIG [--set KEY=VALUE ...] [--seeds N] [--out DIR] [--overwrite]
-    purejaxppo train --resume DIR
-    purejaxppo eval RUN_DIR [--episodes N] [--deterministic] [--seed S]
-    purejaxppo envs
-    purejaxppo sweep SWEEP.yaml ...   (see purejaxppo.sweep.cli)
-    purejaxppo bench ...              (see purejaxppo.bench.cli)
+    purejaxppo train | eval | envs ...   (purejaxppo.run.cli)
+    purejaxppo sweep SWEEP.yaml ...      (purejaxppo.sweep.cli)
+    purejaxppo bench ...                 (purejaxppo.bench.cli)
 
-Bad input (missing or invalid config, unknown env, unusable --out/--resume
-folder) prints one line on stderr and exits with status 2, before anything on
-disk is changed. An interrupted run (Ctrl-C, SIGTERM) exits 130/143 after
-saving a checkpoint; a run stopped by NaN/inf exits 1.
+Every part registers its subcommands (`register(subparsers)`, setting `func`).
+User errors print one line on stderr and exit with status 2; see docs/cli.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import NoReturn
 
 EXIT_BAD_INPUT = 2
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
-
-
-class UsageError(ValueError):
-    """Bad command-line input; `str(err)` is the one-line message."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,276 +24,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-# --------------------------------------------------------------------------- helpers
-def find_config_dir() -> Path:
-    """The shipped `configs/` folder (next to the package in a source checkout, or ./configs)."""
-    for candidate in (CONFIG_DIR, Path.cwd() / "configs"):
-        if candidate.is_dir():
-            return candidate
-    return CONFIG_DIR
-
-
-def _positive(name: str, value: int | None) -> None:
-    if value is not None and value <= 0:
-        raise UsageError(f"{name}: expected a positive integer, got {value}")
-
-
-def _make_trainer(rc, source: str):
-    """`make_trainer(rc.ppo)`; env construction errors become one-line config errors."""
-    from purejaxppo.run.config import ConfigError
-    from purejaxppo.train import make_trainer
-
-    try:
-        return make_trainer(rc.ppo)
-    except ValueError as err:
-        text = str(err).splitlines()[0]
-        head, sep, rest = text.partition(": ")
-        if sep and head.isidentifier():
-            raise ConfigError(f"{source}: ppo.{head}: {rest}") from None
-        raise ConfigError(f"{source}: ppo: {text}") from None
-
-
-# --------------------------------------------------------------------------- train
-def _resolve_resume(args: argparse.Namespace):
-    """Check a `--resume` folder and the config against it; return `(rc, seeds, dir)`."""
-    from purejaxppo.run import rundir
-    from purejaxppo.run.checkpoint import Checkpointer, CheckpointError
-    from purejaxppo.run.config import (
-        ConfigError,
-        config_differences,
-        load_run_config,
-        run_config_from_dict,
-    )
-
-    run_dir = Path(args.resume)
-    if args.out is not None:
-        raise UsageError("--out: not allowed with --resume (the run continues in its own folder)")
-    if not run_dir.is_dir():
-        raise UsageError(f"--resume {run_dir}: no such run folder")
-    saved_path = run_dir / rundir.CONFIG_FILE
-    if not saved_path.is_file():
-        raise UsageError(
-            f"--resume {run_dir}: not a purejaxppo run folder (no {rundir.CONFIG_FILE})"
-        )
-    try:
-        saved = load_run_config(saved_path)
-    except ConfigError as err:
-        raise UsageError(f"--resume {run_dir}: corrupt run folder ({err})") from None
-    if args.config is not None:
-        wanted = load_run_config(args.config, args.set)
-    elif args.set:
-        wanted = load_run_config(saved_path, args.set)
-    else:
-        wanted = saved
-    ckpt_dir = run_dir / rundir.CHECKPOINT_DIR
-    if not ckpt_dir.is_dir():
-        raise UsageError(f"--resume {run_dir}: no {rundir.CHECKPOINT_DIR}/ folder to resume from")
-    try:
-        checkpointer = Checkpointer(ckpt_dir, read_only=True)
-        latest = checkpointer.latest_update()
-        if latest is None:
-            raise CheckpointError(f"{ckpt_dir}: no complete checkpoint")
-        meta = checkpointer.read_meta(latest)
-        checkpointer.close()
-    except CheckpointError as err:
-        raise UsageError(f"--resume {run_dir}: corrupt checkpoint ({err})") from None
-    try:
-        in_checkpoint = run_config_from_dict(meta.config, f"{ckpt_dir}/{latest}")
-    except ConfigError as err:
-        raise UsageError(f"--resume {run_dir}: corrupt checkpoint record ({err})") from None
-    if config_differences(in_checkpoint, saved):
-        raise UsageError(
-            f"--resume {run_dir}: {rundir.CONFIG_FILE} does not match the checkpoint's config "
-            f"({'; '.join(config_differences(in_checkpoint, saved))})"
-        )
-    differences = [
-        d for d in config_differences(saved, wanted) if not d.startswith("expected_return ")
-    ]
-    if differences:
-        raise UsageError(
-            f"--resume {run_dir}: incompatible config, it differs from the run's in "
-            f"{'; '.join(differences)}; resuming needs the same config"
-        )
-    seeds = list(meta.seeds)
-    if args.seeds is not None and args.seeds != len(seeds):
-        raise UsageError(
-            f"--seeds: the run at {run_dir} has {len(seeds)} seeds, got --seeds {args.seeds}"
-        )
-    if meta.num_updates != saved.ppo.num_updates or not 0 <= latest <= meta.num_updates:
-        raise UsageError(f"--resume {run_dir}: checkpoint {latest} does not fit the run's config")
-    return saved, seeds, run_dir, latest
-
-
-def _train(args: argparse.Namespace) -> int:
-    from purejaxppo.run import jaxcache, rundir
-    from purejaxppo.run.config import MAX_SEED, load_run_config
-    from purejaxppo.run.runner import Job, run_job
-
-    _positive("--seeds", args.seeds)
-    _positive("--chunk", args.chunk)
-    _positive("--checkpoint-every", args.checkpoint_every)
-    if args.config is None and args.resume is None:
-        raise UsageError("train: expected a CONFIG file (or --resume DIR)")
-    jaxcache.enable()  # before anything compiles
-
-    if args.resume is not None:
-        if args.overwrite:
-            raise UsageError("--overwrite: not allowed with --resume")
-        rc, seeds, run_dir, latest = _resolve_resume(args)
-        source = str(Path(args.resume) / rundir.CONFIG_FILE)
-        if latest == rc.ppo.num_updates:
-            print(f"{run_dir}: the run is already complete ({latest} updates); nothing to do")
-            return 0
-    else:
-        rc = load_run_config(args.config, args.set)
-        source = str(args.config)
-        num_seeds = args.seeds or 1
-        if rc.seed + num_seeds - 1 > MAX_SEED:
-            raise UsageError(f"--seeds: seed {rc.seed} + {num_seeds} seeds exceeds {MAX_SEED}")
-        seeds = [rc.seed + i for i in range(num_seeds)]
-        run_dir = Path(args.out) if args.out else rundir.default_run_dir(rc.ppo.env_name)
-        rundir.check_new_run_dir(run_dir, args.overwrite)
-    trainer = _make_trainer(rc, source)
-    job = Job(
-        rc=rc,
-        trainer=trainer,
-        seeds=seeds,
-        run_dir=run_dir,
-        resume=args.resume is not None,
-        overwrite=args.overwrite,
-        chunk=args.chunk,
-        checkpoint_every=args.checkpoint_every,
-        progress_bar=False if args.no_bar else None,
-    )
-    return run_job(job).exit_code
-
-
-# --------------------------------------------------------------------------- eval
-def _eval(args: argparse.Namespace) -> int:
-    import functools
-
-    import jax
-    import numpy as np
-
-    from purejaxppo.run import jaxcache, rundir
-    from purejaxppo.run.checkpoint import Checkpointer, CheckpointError
-    from purejaxppo.run.config import ConfigError, load_run_config
-    from purejaxppo.run.evaluate import evaluate
-    from purejaxppo.run.runner import seed_keys
-
-    _positive("--episodes", args.episodes)
-    if args.seed < 0:
-        raise UsageError(f"--seed: expected a non-negative integer, got {args.seed}")
-    jaxcache.enable()  # before anything compiles
-    run_dir = Path(args.run_dir)
-    if not run_dir.is_dir():
-        raise UsageError(f"{run_dir}: no such run folder")
-    config_path = run_dir / rundir.CONFIG_FILE
-    if not config_path.is_file():
-        raise UsageError(f"{run_dir}: not a purejaxppo run folder (no {rundir.CONFIG_FILE})")
-    try:
-        rc = load_run_config(config_path)
-    except ConfigError as err:
-        raise UsageError(f"{run_dir}: corrupt run folder ({err})") from None
-    trainer = _make_trainer(rc, str(config_path))
-    try:
-        checkpointer = Checkpointer(run_dir / rundir.CHECKPOINT_DIR, read_only=True)
-        update = checkpointer.latest_update()
-        if update is None:
-            raise CheckpointError(f"{run_dir / rundir.CHECKPOINT_DIR}: no complete checkpoint")
-        seeds = checkpointer.read_meta(update).seeds
-        like = jax.eval_shape(jax.vmap(trainer.init, (0, None)), seed_keys(seeds), rc.hparams)
-        state, _ = checkpointer.restore(update, like)
-        checkpointer.close()
-    except CheckpointError as err:
-        raise UsageError(f"{run_dir}: cannot load the checkpoint ({err})") from None
-
-    run_eval = jax.jit(
-        jax.vmap(
-            functools.partial(
-                evaluate,
-                trainer,
-                num_episodes=args.episodes,
-                deterministic=args.deterministic,
-            ),
-            (0, 0, 0),
-        )
-    )
-    keys = jax.vmap(jax.random.fold_in, (None, 0))(jax.random.key(args.seed), np.arange(len(seeds)))
-    result = jax.device_get(run_eval(state.params, state.obs_stats, keys))
-    policy = "deterministic (mode)" if args.deterministic else "stochastic (sampled)"
-    print(
-        f"{rc.ppo.env_name}: checkpoint at update {update}/{rc.ppo.num_updates}, "
-        f"{args.episodes} episodes per seed, {policy} actions, eval seed {args.seed}"
-    )
-    for i, seed in enumerate(seeds):
-        returns, lengths = np.asarray(result.returns[i]), np.asarray(result.lengths[i])
-        print(
-            f"  seed {seed}: return {returns.mean():.2f} ± {returns.std():.2f}  "
-            f"(min {returns.min():.2f}, max {returns.max():.2f}, mean length {lengths.mean():.1f})"
-        )
-    means = np.asarray(result.returns).mean(axis=1)
-    if len(seeds) > 1:
-        print(f"  all seeds: return {means.mean():.2f} ± {means.std():.2f} (std over seed means)")
-    return 0
-
-
-# --------------------------------------------------------------------------- envs
-def _action_text(space) -> str:
-    import numpy as np
-
-    from purejaxppo.envs import is_box, is_discrete
-
-    if is_discrete(space):
-        return f"Discrete({int(space.n)})"
-    if is_box(space):
-        low, high = np.min(np.asarray(space.low)), np.max(np.asarray(space.high))
-        return f"Box{tuple(int(d) for d in space.shape)} [{low:g}, {high:g}]"
-    return type(space).__name__
-
-
-def _envs(args: argparse.Namespace) -> int:
-    del args
-    import gymnax
-
-    from purejaxppo.envs import MNIST_FILES, make_env, mnist_dir
-    from purejaxppo.run.config import ConfigError, load_run_config
-
-    config_dir = find_config_dir()
-    rows = []
-    for name in gymnax.registered_envs:
-        config = config_dir / f"{name}.yaml"
-        expected, note = "", ""
-        if config.is_file():
-            try:
-                expected_value = load_run_config(config).expected_return
-                expected = "" if expected_value is None else f"{expected_value:g}"
-            except ConfigError:
-                note = "config does not load"
-        try:
-            env, params = make_env(name)
-            action = _action_text(env.action_space(params))
-            obs_space = env.observation_space(params)
-            obs_shape = tuple(int(d) for d in obs_space.shape)
-            obs = "x".join(map(str, obs_shape)) or _action_text(obs_space)
-        except ValueError:
-            action, obs = "Discrete(10)", "28x28"
-            missing = [f for f in MNIST_FILES if not (mnist_dir() / f).is_file()]
-            note = f"needs the MNIST files in {mnist_dir()} ({len(missing)} missing)"
-        shipped = f"{config_dir.name}/{config.name}" if config.is_file() else "-"
-        rows.append((name, action, obs, shipped, expected, note))
-    headers = ("environment", "actions", "obs", "config", "expected", "note")
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    for row in (headers, *rows):
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-    shipped_count = sum(r[3] != "-" for r in rows)
-    print(f"\n{len(rows)} gymnax environments, {shipped_count} with a config in {config_dir}")
-    return 0
-
-
-# --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     """The `purejaxppo` argument parser (all subcommands)."""
+    from purejaxppo.bench import cli as bench_cli
+    from purejaxppo.run import cli as run_cli
+    from purejaxppo.sweep import cli as sweep_cli
+
     parser = _Parser(
         prog="purejaxppo",
         description="PPO as one pure JAX function: train from YAML configs, evaluate runs, list "
@@ -313,125 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
         "2 bad input, 130/143 interrupted (checkpoint saved).",
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    train = sub.add_parser(
-        "train",
-        help="train from a YAML config (or resume a run)",
-        description="Train PPO from a YAML config in chunks of updates, writing a run folder\n"
-        "(config.yaml, metrics.csv, summary.json, curve.png, checkpoint/).\n\n"
-        "Ctrl-C or SIGTERM stops after the current chunk with a checkpoint (exit 130/143);\n"
-        "a second Ctrl-C abandons the chunk. A NaN/inf loss or parameter stops the run\n"
-        "(exit 1), keeping the last good checkpoint. Bad input exits 2 with one line.",
-        epilog="Examples:\n"
-        "  purejaxppo train configs/CartPole-v1.yaml\n"
-        "  purejaxppo train configs/Pendulum-v1.yaml --seeds 4 --set hparams.learning_rate=3e-4\n"
-        "  purejaxppo train --resume runs/CartPole-v1-20250101-120000\n"
-        "Compiled code is cached in ~/.cache/purejaxppo/jax ($PUREJAXPPO_CACHE_DIR; 'off' "
-        "disables).",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    train.add_argument(
-        "config",
-        nargs="?",
-        metavar="CONFIG",
-        help="YAML run config (configs/<env>.yaml); optional with --resume, which uses the "
-        "run's own config.yaml",
-    )
-    train.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, type-checked like the file: ppo.num_envs=8, "
-        "hparams.learning_rate=1e-3, seed=3 (repeatable)",
-    )
-    train.add_argument(
-        "--seeds",
-        type=int,
-        metavar="N",
-        help="train N seeds at once (vmapped): seed, seed+1, ... (default 1)",
-    )
-    train.add_argument(
-        "--out", metavar="DIR", help="run folder (default runs/<env>-<YYYYmmdd-HHMMSS>)"
-    )
-    train.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace an existing run folder given with --out (refused otherwise)",
-    )
-    train.add_argument(
-        "--resume",
-        metavar="DIR",
-        help="continue the run in DIR from its last checkpoint to total_timesteps; the result "
-        "is bit-identical to an uninterrupted run. A CONFIG/--set given must match the run's",
-    )
-    train.add_argument(
-        "--chunk",
-        type=int,
-        metavar="UPDATES",
-        help="updates per compiled chunk (default: a divisor of the update count giving about "
-        "25 chunks; on --resume the run's own); the results do not depend on it",
-    )
-    train.add_argument(
-        "--checkpoint-every",
-        type=int,
-        metavar="UPDATES",
-        help="checkpoint after the chunk that completes UPDATES more updates (default: about "
-        "10 per run); always at the end and when interrupted",
-    )
-    train.add_argument(
-        "--no-bar",
-        action="store_true",
-        help="plain progress lines (at most one per 5%% of the run or 10 s) instead of a "
-        "progress bar; automatic when stdout is not a terminal",
-    )
-    train.set_defaults(func=_train)
-
-    evaluate = sub.add_parser(
-        "eval",
-        help="evaluate a run's last checkpoint on fresh episodes",
-        description="Load the last checkpoint of RUN_DIR and run fresh episodes for every "
-        "seed of the run, with the run's observation normalisation applied; prints the mean ± "
-        "std return per seed.",
-    )
-    evaluate.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by train")
-    evaluate.add_argument(
-        "--episodes", type=int, default=10, metavar="N", help="episodes per seed (default 10)"
-    )
-    evaluate.add_argument(
-        "--deterministic",
-        action="store_true",
-        help="act with the policy's mode (argmax / Gaussian mean) instead of sampling",
-    )
-    evaluate.add_argument(
-        "--seed", type=int, default=0, metavar="S", help="PRNG seed of the evaluation (default 0)"
-    )
-    evaluate.set_defaults(func=_eval)
-
-    envs = sub.add_parser(
-        "envs",
-        help="list the gymnax environments, their action spaces and shipped configs",
-        description="List every registered gymnax environment with its action space, "
-        "observation shape, and whether a tuned config ships in configs/ (with the return it "
-        "is expected to reach).",
-    )
-    envs.set_defaults(func=_envs)
-    for module in ("sweep.cli", "bench.cli"):
-        _register_optional(sub, module)
+    run_cli.register(sub)
+    sweep_cli.register(sub)
+    bench_cli.register(sub)
     return parser
-
-
-def _register_optional(sub: argparse._SubParsersAction, module: str) -> None:
-    """Add the subcommand defined by `purejaxppo.<module>.register` (sweep, bench) if present."""
-    import importlib
-
-    try:
-        mod = importlib.import_module(f"purejaxppo.{module}")
-    except ModuleNotFoundError as err:
-        if err.name != f"purejaxppo.{module}":
-            raise
-        return
-    mod.register(sub)
 
 
 def _quiet_orbax() -> None:
@@ -455,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_orbax()
     from purejaxppo.run.checkpoint import CheckpointError
     from purejaxppo.run.config import ConfigError
+    from purejaxppo.run.errors import UsageError
     from purejaxppo.run.rundir import RunDirError
 
     try:

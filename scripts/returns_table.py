@@ -61,7 +61,8 @@ def main() -> None:
     ensure_host_devices()  # before jax starts: one XLA host device per core
 
     from purejaxppo.bench.hw import device_info, measure_matmul_peak
-    from purejaxppo.bench.measure import PopulationCache, measure_env
+    from purejaxppo.bench.measure import measure_env
+    from purejaxppo.bench.population import PopulationCache
     from purejaxppo.bench.report import clean_json
     from purejaxppo.bench.suite import PLANS, parse_envs, resolve_env
 

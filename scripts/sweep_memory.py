@@ -21,8 +21,8 @@ import argparse
 import jax
 
 import purejaxppo as ppo
-from purejaxppo import sweep
 from purejaxppo.sharding import population_mesh
+from purejaxppo.sweep import DEFAULT_SEGMENT_UPDATES, GroupRunner
 
 MIB = 2**20
 
@@ -30,7 +30,7 @@ MIB = 2**20
 def footprint(cfg: ppo.PPOConfig, population: int, segment: int) -> dict[str, float]:
     """MiB per device of the init and update programs for a chunk of `population` members."""
     mesh = population_mesh(jax.local_devices()[:1])
-    runner = sweep.GroupRunner(cfg, population, mesh, segment)
+    runner = GroupRunner(cfg, population, mesh, segment)
     row = {}
     for name, compiled in zip(("init", "update"), runner.programs(), strict=True):
         m = compiled.memory_analysis()
@@ -45,7 +45,7 @@ def footprint(cfg: ppo.PPOConfig, population: int, segment: int) -> dict[str, fl
     row["total"] = runner.memory_bytes() / MIB
     stats = jax.local_devices()[0].memory_stats()
     if stats and "peak_bytes_in_use" in stats:  # GPU/TPU: measure a real (short) run too
-        short = sweep.GroupRunner(
+        short = GroupRunner(
             cfg.replace(total_timesteps=segment * cfg.batch_size), population, mesh, segment
         )
         short.run_chunk(list(range(population)), [ppo.HParams()] * population)
@@ -71,7 +71,7 @@ def main() -> None:
     parser.add_argument("--populations", type=int, nargs="+", default=[1, 4, 16, 64])
     parser.add_argument("--timesteps", type=float, nargs="+", default=[1e5, 1e6, 1e7])
     parser.add_argument("--population-for-timesteps", type=int, default=16)
-    parser.add_argument("--segment-updates", type=int, default=sweep.DEFAULT_SEGMENT_UPDATES)
+    parser.add_argument("--segment-updates", type=int, default=DEFAULT_SEGMENT_UPDATES)
     args = parser.parse_args()
     base = ppo.PPOConfig(
         env_name=args.env,

@@ -20,10 +20,10 @@ CHILD = r"""
 import json, sys, time
 import jax
 import purejaxppo as ppo
-from purejaxppo import sweep
+from purejaxppo.sweep import GroupRunner
 members, timesteps = int(sys.argv[1]), int(sys.argv[2])
 cfg = ppo.PPOConfig(env_name="CartPole-v1", total_timesteps=timesteps)
-runner = sweep.GroupRunner(cfg, chunk_size=members)
+runner = GroupRunner(cfg, chunk_size=members)
 compile_s = runner.compile()
 hps = [ppo.HParams(learning_rate=2.5e-4 * (1 + i % 4)) for i in range(members)]
 res = runner.run_chunk(list(range(members)), hps)

@@ -87,7 +87,7 @@ def reference_sweep(base: Path) -> tuple[Path, Path, Path]:
 
 def member_rows(out: Path) -> dict[int, dict[str, np.ndarray]]:
     """member -> metric name -> `[U]` curve, from every chunk file of a sweep folder."""
-    from purejaxppo.sweep.cli import read_chunk
+    from purejaxppo.sweep.store import read_chunk
 
     rows: dict[int, dict[str, np.ndarray]] = {}
     for path in sorted((out / "chunks").glob("g*-c*.npz")):

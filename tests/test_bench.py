@@ -275,8 +275,8 @@ def _synthetic_result():
     """A small BenchResult with made-up numbers: two CartPole entries, a missing peer, NaNs."""
     from purejaxppo.bench.flops import FlopCount
     from purejaxppo.bench.hw import DeviceInfo, MatmulPeak
-    from purejaxppo.bench.measure import BenchResult, CurvePoint, EnvResult, ScalingPoint
     from purejaxppo.bench.peers import PeerResult
+    from purejaxppo.bench.results import BenchResult, CurvePoint, EnvResult, ScalingPoint
     from purejaxppo.bench.suite import PLANS, REFERENCE
 
     flops = FlopCount(8960, 8832, 8960, 17664, 209408, 236032)
@@ -354,7 +354,8 @@ def _synthetic_result():
 
 
 def test_report_from_a_synthetic_result(tmp_path: Path) -> None:
-    from purejaxppo.bench.report import headline, write_report
+    from purejaxppo.bench.headline import headline
+    from purejaxppo.bench.report import write_report
 
     result = _synthetic_result()
     head = headline(result)

@@ -34,8 +34,9 @@ import purejaxppo as ppo
 from purejaxppo.probe_envs import ConstantReward, ProbeParams
 from purejaxppo.run import rundir
 from purejaxppo.run.checkpoint import Checkpointer
+from purejaxppo.run.compiled import default_chunk, describe_plan, plan_chunks, seed_keys
 from purejaxppo.run.config import RunConfig, run_config_from_dict
-from purejaxppo.run.runner import Job, default_chunk, describe_plan, plan_chunks, run_job, seed_keys
+from purejaxppo.run.runner import Job, run_job
 
 NUM_UPDATES = 12  # TINY: 384 steps of 2 envs x 16 steps
 

@@ -130,7 +130,7 @@ def test_missing_config_file(tmp_path):
 
 def test_mnist_bandit_without_data_is_bad_input(tmp_path, monkeypatch):
     monkeypatch.setenv("PUREJAXPPO_MNIST_DIR", str(tmp_path / "no-mnist"))
-    config = cli.find_config_dir() / "MNISTBandit-bsuite.yaml"
+    config = run_cli.find_config_dir() / "MNISTBandit-bsuite.yaml"
     proc = run_cli("train", config, "--out", tmp_path / "run", cwd=tmp_path)
     assert_bad_input(proc, "ppo.env_name: MNISTBandit-bsuite needs the MNIST files")
     assert not (tmp_path / "run").exists()
@@ -233,7 +233,7 @@ def test_train_writes_the_run_folder(tiny_run):
 
 
 def test_seeds_split_over_the_most_devices_that_divide_them():
-    from purejaxppo.run.runner import seed_devices
+    from purejaxppo.run.compiled import seed_devices
 
     assert [seed_devices(n, 2) for n in (1, 2, 3, 4, 8)] == [1, 2, 1, 2, 2]
     assert [seed_devices(n, 4) for n in (2, 6, 8, 9)] == [2, 3, 4, 3]
@@ -247,7 +247,7 @@ def test_two_seed_run_equals_single_runs(tiny_run):
 
     import purejaxppo as ppo
     from purejaxppo.run.checkpoint import Checkpointer
-    from purejaxppo.run.runner import seed_keys
+    from purejaxppo.run.compiled import seed_keys
 
     assert "seeds split over 2 devices" in tiny_run["proc"].stdout
     rc = load_run_config(tiny_run["config"])

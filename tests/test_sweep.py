@@ -15,8 +15,10 @@ import pytest
 import purejaxppo as ppo
 from purejaxppo import sweep as sw
 from purejaxppo.run.config import ConfigError, load_run_config
+from purejaxppo.run.rundir import final_return
 from purejaxppo.sweep import cli as sweep_cli
 from purejaxppo.sweep import report as sweep_report
+from purejaxppo.sweep import store as sweep_store
 
 TINY_PPO = """\
 ppo:
@@ -222,12 +224,12 @@ def test_missing_sweep_file(tmp_path):
 # --------------------------------------------------------------------------- statistics
 def test_final_return_and_auc_skip_updates_without_episodes():
     curve = np.array([np.nan, 2.0, 4.0] + [np.nan] * 5 + [10.0] * 12)
-    assert sw.final_return(curve) == 10.0  # window: 5% of 20 updates = 1
+    assert final_return(curve) == 10.0  # window: 5% of 20 updates = 1
     assert sw.area_under_curve(curve) == pytest.approx((2 + 4 + 120) / 14)
     # 100 updates: window 5; NaN updates (no episode ended) are skipped, not counted
     curve = np.r_[np.zeros(90), 1.0, 2.0, 3.0, np.nan, 4.0, 5.0, np.nan, np.nan, np.nan, np.nan]
-    assert sw.final_return(curve) == pytest.approx(3.0)
-    assert math.isnan(sw.final_return(np.full(5, np.nan)))
+    assert final_return(curve) == pytest.approx(3.0)
+    assert math.isnan(final_return(np.full(5, np.nan)))
 
 
 def _fake_results(pop: sw.Population, finals: list[float]) -> list[sw.MemberResult]:
@@ -349,12 +351,12 @@ def test_changed_sweep_is_refused_naming_what_changed(tmp_path):
     spec = load(tmp_path, "seeds: 2\ngrid: {hparams.learning_rate: [1.0e-4, 1.0e-3]}")
     out = tmp_path / "out"
     out.mkdir()
-    manifest = sweep_cli.manifest_for(spec.to_dict(), 2, 4)
-    (out / sweep_cli.MANIFEST).write_text(json.dumps(manifest))
-    assert sweep_cli.check_manifest(out / sweep_cli.MANIFEST, spec.to_dict()) is not None
+    manifest = sweep_store.manifest_for(spec.to_dict(), 2, 4)
+    (out / sweep_store.MANIFEST).write_text(json.dumps(manifest))
+    assert sweep_store.check_manifest(out / sweep_store.MANIFEST, spec.to_dict()) is not None
     changed = load(tmp_path, "seeds: 3\ngrid: {hparams.learning_rate: [1.0e-4, 3.0e-3]}")
-    with pytest.raises(sweep_cli.SweepError) as info:
-        sweep_cli.check_manifest(out / sweep_cli.MANIFEST, changed.to_dict())
+    with pytest.raises(sweep_store.SweepError) as info:
+        sweep_store.check_manifest(out / sweep_store.MANIFEST, changed.to_dict())
     assert str(info.value) == (
         f"{out}: holds a different sweep (changed: grid.hparams.learning_rate, seeds); "
         "use another --out or delete the folder"
@@ -365,7 +367,7 @@ def test_changed_sweep_is_refused_naming_what_changed(tmp_path):
     assert (
         code == 2 and "holds a different sweep (changed: grid.hparams.learning_rate, seeds)" in err
     )
-    assert sorted(p.name for p in out.iterdir()) == [sweep_cli.MANIFEST]
+    assert sorted(p.name for p in out.iterdir()) == [sweep_store.MANIFEST]
     # and a different --max-batch against the same sweep
     same = write(tmp_path, TINY_PPO + "seeds: 2\ngrid: {hparams.learning_rate: [1.0e-4, 1.0e-3]}")
     code, _, err = run_cli(["sweep", str(same), "--out", str(out), "--max-batch", "3"])
@@ -377,11 +379,11 @@ def test_chunk_files_are_written_atomically_and_merged(tmp_path):
     metrics = {"episode_return": np.arange(6, dtype=np.float32).reshape(3, 2)}
     for p, members in ((0, [4, 1]), (1, [2])):
         rows = {"episode_return": metrics["episode_return"][: len(members)] + p}
-        path = sweep_cli.chunk_path(tmp_path, 0, 3, p)
-        sweep_cli.write_chunk(path, np.array(members), rows, run_s=1.0 + p)
-    sweep_cli.merge_parts(tmp_path, 0, 3, 2)
+        path = sweep_store.chunk_path(tmp_path, 0, 3, p)
+        sweep_store.write_chunk(path, np.array(members), rows, run_s=1.0 + p)
+    sweep_store.merge_parts(tmp_path, 0, 3, 2)
     assert sorted(p.name for p in (tmp_path / "chunks").iterdir()) == ["g00-c0003.npz"]
-    members, merged, info = sweep_cli.read_chunk(sweep_cli.chunk_path(tmp_path, 0, 3))
+    members, merged, info = sweep_store.read_chunk(sweep_store.chunk_path(tmp_path, 0, 3))
     np.testing.assert_array_equal(members, [1, 2, 4])
     np.testing.assert_array_equal(merged["episode_return"], [[2, 3], [1, 2], [0, 1]])
     assert info == {"run_s": 2.0}

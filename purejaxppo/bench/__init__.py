@@ -1,4 +1,19 @@
 """Host shell of `purejaxppo bench`: measurements, suite, hardware, peers, FLOP count,
 report and the subcommand. Imports the core and `purejaxppo.run`; nothing imports it
 except `purejaxppo.cli`.
+
+Modules (importing this package imports none of them, so neither the CLI nor
+matplotlib):
+
+- `suite`: modes (`PLANS`), the env suite, the reference recipe and figures;
+- `measure`: `run_benchmark` (the whole run) and `measure_env` (one suite env);
+- `population`: compiled, sharded populations of seeds and their chunk size;
+- `scaling`: steps/s of the reference recipe against `num_envs` and population size;
+- `results`: the result dataclasses (`BenchResult`, `EnvResult`, `ScalingPoint`, ...);
+- `hw`: the machine (device, CPU, library versions) and its matmul peak;
+- `flops`: the analytic FLOP count per env step and XLA's cross-check;
+- `peers`: other PPO implementations timed on the reference recipe;
+- `headline`: the reference-recipe figures picked out of a result;
+- `report`: `bench.json` and `BENCHMARKS.md`; `plots`: the PNG plots;
+- `cli`: the `purejaxppo bench` subcommand.
 """

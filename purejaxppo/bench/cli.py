@@ -152,8 +152,9 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds is not None:
         plan = dataclasses.replace(plan, seeds=args.seeds)
 
+    from purejaxppo.bench.headline import headline
     from purejaxppo.bench.measure import run_benchmark
-    from purejaxppo.bench.report import headline, write_report
+    from purejaxppo.bench.report import write_report
 
     result = run_benchmark(plan, specs, lambda line: _print(line, start), _command(args, out))
     paths = write_report(result, out)

@@ -1,4 +1,4 @@
-"""What `purejaxppo bench` measures: modes, the env suite, reference figures (host side).
+"""What `purejaxppo bench` measures: modes, env suite, reference recipe, figures (host side).
 
 Nothing here touches a device, so bad input is reported before any work starts.
 """
@@ -47,6 +47,11 @@ class ReferenceFigures:
 
 
 REFERENCE = ReferenceFigures()
+
+
+def reference_recipe() -> tuple[PPOConfig, HParams]:
+    """PureJaxRL's CartPole: 4 envs x 128 steps, 4 x 4 minibatches, 64x64 tanh, 5e5 steps."""
+    return PPOConfig(env_name=REFERENCE_ENV), HParams()
 
 
 @dataclasses.dataclass(frozen=True)

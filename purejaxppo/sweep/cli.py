@@ -19,28 +19,47 @@ folder must then be on a filesystem every process sees.
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import math
-import os
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+import jax
 import numpy as np
+
+from purejaxppo.run import jaxcache
+from purejaxppo.run.config import ConfigError
+from purejaxppo.sharding import DistributedArgs, barrier, initialize_distributed, population_mesh
+from purejaxppo.sweep.population import Population, StaticGroup
+from purejaxppo.sweep.progress import ProgressBar
+from purejaxppo.sweep.report import write_report
+from purejaxppo.sweep.results import SetSummary, summarize
+from purejaxppo.sweep.runner import (
+    DEFAULT_SEGMENT_UPDATES,
+    GroupRunner,
+    chunk_bounds,
+    plan_chunk_size,
+)
+from purejaxppo.sweep.spec import SweepSpec, load_sweep
+from purejaxppo.sweep.store import (
+    MANIFEST,
+    SweepError,
+    check_manifest,
+    chunk_path,
+    collect_results,
+    default_out,
+    manifest_for,
+    merge_parts,
+    prepare_folder,
+    write_chunk,
+    write_manifest,
+)
+from purejaxppo.train import make_trainer
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
-MANIFEST = "sweep.json"
-MANIFEST_FORMAT = 1
-CHUNK_DIR = "chunks"
-MEMORY_FRACTION = 0.7  # of a device's memory a chunk may plan to use
-LOG_EVERY_S = 30.0  # not on a terminal: a progress line at most this often inside a chunk
-
-
-class SweepError(ValueError):
-    """Bad sweep input or output folder; `str(err)` is the one-line message."""
 
 
 # =========================================================================== argparse
@@ -94,8 +113,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run the sweep described by `args`; returns the exit status (2: bad input)."""
-    from purejaxppo.run.config import ConfigError
-
     try:
         return _run(args, sys.stdout, sys.stderr)
     except (ConfigError, SweepError) as err:
@@ -111,216 +128,100 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
 
 
-# =========================================================================== folder
-def default_out(sweep_path: str | Path) -> Path:
-    """`runs/sweeps/<SWEEP file stem>`."""
-    return Path("runs") / "sweeps" / Path(sweep_path).stem
-
-
-def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(data, dict) and data:
-        out: dict[str, Any] = {}
-        for k, v in data.items():
-            out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
-        return out
-    return {prefix: data}
-
-
-def manifest_for(spec_dict: dict[str, Any], max_batch: int | None, segment: int) -> dict[str, Any]:
-    """The folder's record of what it holds; any difference on rerun is refused."""
-    return {
-        "format": MANIFEST_FORMAT,
-        "spec": spec_dict,
-        "max_batch": max_batch,
-        "segment_updates": segment,
-        "chunk_sizes": {},
-    }
-
-
-def check_manifest(path: Path, spec_dict: dict[str, Any]) -> dict[str, Any] | None:
-    """The existing manifest, or None; raises `SweepError` if it holds a different sweep."""
-    if not path.exists():
-        return None
-    try:
-        old = json.loads(path.read_text())
-        old_spec = old["spec"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise SweepError(
-            f"{path}: not a readable sweep record; use another --out or delete the folder"
-        ) from None
-    if old.get("format") != MANIFEST_FORMAT or old_spec != json.loads(json.dumps(spec_dict)):
-        a, b = _flat(old_spec), _flat(json.loads(json.dumps(spec_dict)))
-        changed = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
-        more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
-        shown = ", ".join(changed[:4]) + more
-        raise SweepError(
-            f"{path.parent}: holds a different sweep (changed: {shown or 'format'}); "
-            "use another --out or delete the folder"
-        )
-    return old
-
-
-def chunk_path(out: Path, group: int, chunk: int, process: int | None = None) -> Path:
-    """`chunks/gGG-cCCCC.npz`, or a process's part `chunks/gGG-cCCCC.pPPP.npz`."""
-    part = "" if process is None else f".p{process:03d}"
-    return out / CHUNK_DIR / f"g{group:02d}-c{chunk:04d}{part}.npz"
-
-
-def write_chunk(
-    path: Path, members: np.ndarray, metrics: dict[str, np.ndarray], **info: float
-) -> None:
-    """Save a chunk's rows atomically: temporary file, fsync, `os.replace`."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        np.savez(f, members=members, **{f"metric_{k}": v for k, v in metrics.items()}, **info)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def read_chunk(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, float]]:
-    """`(members [n], metrics name -> [n, U], info)` of a chunk file."""
-    with np.load(path) as z:
-        members = z["members"]
-        metrics = {k.removeprefix("metric_"): z[k] for k in z.files if k.startswith("metric_")}
-        info = {k: float(z[k]) for k in z.files if k != "members" and not k.startswith("metric_")}
-    return members, metrics, info
-
-
-def merge_parts(out: Path, group: int, chunk: int, processes: int) -> None:
-    """Process 0: join the processes' parts of a chunk into one file, then delete the parts."""
-    parts = [read_chunk(chunk_path(out, group, chunk, p)) for p in range(processes)]
-    members = np.concatenate([p[0] for p in parts])
-    order = np.argsort(members)
-    metrics = {k: np.concatenate([p[1][k] for p in parts])[order] for k in parts[0][1]}
-    info = {k: max(p[2][k] for p in parts) for k in parts[0][2]}
-    write_chunk(chunk_path(out, group, chunk), members[order], metrics, **info)
-    for p in range(processes):
-        chunk_path(out, group, chunk, p).unlink(missing_ok=True)
-
-
-# =========================================================================== progress
-class ProgressBar:
-    """One status line over members, chunks and updates (redrawn on a terminal).
-
-    Not on a terminal (a log file), it prints a line per finished chunk and,
-    inside a long chunk, one every `LOG_EVERY_S` seconds.
-    """
-
-    def __init__(self, total_members: int, total_chunks: int, stream: TextIO, enabled: bool):
-        self.total_members = total_members
-        self.total_chunks = total_chunks
-        self.stream = stream
-        self.enabled = enabled
-        self.tty = enabled and stream.isatty()
-        self.members = 0
-        self.chunks = 0
-        self.start = time.perf_counter()
-        self.work_done = 0.0  # members x fraction of their updates, this session
-        self.work_start = 0
-        self.last_line = self.start
-        self.excluded = 0.0  # compile seconds, not part of the training rate
-
-    def resume(self, members: int, chunks: int) -> None:
-        """Count already finished chunks (they do not enter the rate)."""
-        self.members, self.chunks, self.work_start = members, chunks, members
-
-    def exclude(self, seconds: float) -> None:
-        """Leave `seconds` (compilation) out of the rate behind the ETA."""
-        self.excluded += seconds
-
-    def _line(self, chunk_members: int, frac: float | None, group: str) -> str:
-        done = self.members + chunk_members * (frac or 0.0)
-        width = 24
-        fill = int(width * done / max(1, self.total_members))
-        elapsed = time.perf_counter() - self.start
-        work = done - self.work_start
-        left = self.total_members - done
-        eta = max(0.0, elapsed - self.excluded) * left / work if work > 0 else math.nan
-        eta_text = "?" if math.isnan(eta) else f"{eta:.0f}s"
-        chunk = "" if frac is None else f" | {frac * 100:3.0f}% of chunk"
-        return (
-            f"[{'#' * fill}{'.' * (width - fill)}] {int(done)}/{self.total_members} members | "
-            f"chunk {min(self.chunks + 1, self.total_chunks)}/{self.total_chunks} | "
-            f"{group}{chunk} | {elapsed:.0f}s, eta {eta_text}"
-        )
-
-    def update(self, chunk_members: int, frac: float, group: str) -> None:
-        """Progress inside the running chunk (`frac` of its updates done)."""
-        if self.tty:
-            self.stream.write("\r" + self._line(chunk_members, frac, group)[:160] + "\x1b[K")
-            self.stream.flush()
-        elif self.enabled and time.perf_counter() - self.last_line > LOG_EVERY_S:
-            self.last_line = time.perf_counter()
-            self.stream.write(self._line(chunk_members, frac, group) + "\n")
-            self.stream.flush()
-
-    def chunk_done(self, chunk_members: int, group: str, seconds: float) -> None:
-        """A chunk finished and was written."""
-        self.members += chunk_members
-        self.chunks += 1
-        if not self.enabled:
-            return
-        if self.tty:
-            self.stream.write("\r" + self._line(0, None, group)[:160] + "\x1b[K")
-            if self.chunks == self.total_chunks:
-                self.stream.write("\n")
-        else:
-            self.stream.write(
-                f"chunk {self.chunks}/{self.total_chunks} done ({group}, {chunk_members} members, "
-                f"{seconds:.1f}s): {self.members}/{self.total_members} members\n"
-            )
-        self.stream.flush()
-
-
 # =========================================================================== the run
-def _memory_budget(device: Any, local_devices: int) -> int | None:
-    """Bytes one chunk may plan to use on `device` (None: unknown)."""
-    stats = None
-    try:
-        stats = device.memory_stats()
-    except Exception:  # backends without memory stats raise various errors
-        stats = None
-    if stats and stats.get("bytes_limit"):
-        return int(stats["bytes_limit"] * MEMORY_FRACTION)
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
-    return int(total * MEMORY_FRACTION / max(1, local_devices))
+@dataclasses.dataclass
+class _Sweep:
+    """What the steps of one `purejaxppo sweep` run share.
 
-
-def _plan_chunk_size(
-    sweep_mod: Any, config: Any, group_size: int, segment: int, mesh: Any
-) -> tuple[int, Any]:
-    """Largest chunk (<= the group) whose compiled programs fit in device memory.
-
-    Compiles at the whole group; if the memory analysis says it does not fit,
-    shrinks in proportion (memory is linear in the chunk size) and compiles again.
+    Attributes:
+      args: the command line.
+      population: the members; groups: their static groups.
+      out: the output folder; manifest: its `sweep.json` record (updated as
+        chunk sizes are fixed).
+      max_batch, segment: the chunk size limit (None: fit to memory) and the
+        updates per device call, as given or recorded.
+      pid, nproc: this process and the number of processes.
+      mesh: the device mesh of the population axis.
+      stream: where process 0 prints.
+      sizes: group index (str) -> chunk size, as recorded in the manifest.
+      planned: group index -> chunk size expected before planning (progress total).
     """
-    import jax
 
-    size = group_size
-    budget = _memory_budget(jax.local_devices()[0], len(jax.local_devices()))
-    for _ in range(4):
-        runner = sweep_mod.GroupRunner(config, size, mesh, segment)
-        need = runner.memory_bytes()
-        if budget is None or need <= budget or size <= mesh.devices.size:
-            return size, runner
-        size = max(mesh.devices.size, int(size * budget / need * 0.9))
-    return size, sweep_mod.GroupRunner(config, size, mesh, segment)
+    args: argparse.Namespace
+    population: Population
+    out: Path
+    manifest: dict[str, Any]
+    max_batch: int | None
+    segment: int
+    pid: int
+    nproc: int
+    mesh: Any
+    stream: TextIO
+    groups: tuple[StaticGroup, ...] = dataclasses.field(init=False)
+    sizes: dict[str, int] = dataclasses.field(init=False)
+    planned: dict[int, int] = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        self.groups = self.population.groups()
+        # chunk layout per group: recorded in the manifest so reruns keep it
+        self.sizes = dict(self.manifest.get("chunk_sizes", {}))
+        self.planned = {
+            g.index: self.sizes.get(str(g.index))
+            or min(len(g.members), self.max_batch or len(g.members))
+            for g in self.groups
+        }
+
+    @property
+    def lead(self) -> bool:
+        """Process 0: writes the manifest, merges parts, reports and prints."""
+        return self.pid == 0
+
+    def say(self, text: str) -> None:
+        """Print a line (process 0 only)."""
+        if self.lead:
+            print(text, file=self.stream, flush=True)
+
+    def save_manifest(self) -> None:
+        """Write `sweep.json` (process 0 only)."""
+        if self.lead:
+            write_manifest(self.out, self.manifest)
 
 
 def _run(args: argparse.Namespace, out_stream: TextIO, err_stream: TextIO) -> int:
-    from purejaxppo.sharding import DistributedArgs, barrier, initialize_distributed
-    from purejaxppo.sweep import core as sw
-    from purejaxppo.train import make_trainer
+    """Check, load, open the folder, train every group's pending chunks, report (process 0)."""
+    _check_flags(args)
+    _start_processes(args)
+    spec, population = _load(args)
+    out, old, max_batch, segment = _open_folder(args, spec)
+    manifest = old or manifest_for(spec.to_dict(), max_batch, segment)
+    jaxcache.enable()
+    pid, nproc = jax.process_index(), jax.process_count()
+    if pid == 0:
+        prepare_folder(out, Path(args.sweep), manifest, fresh=old is None)
+    barrier("purejaxppo-sweep-start")
+    mesh = population_mesh()
+    s = _Sweep(args, population, out, manifest, max_batch, segment, pid, nproc, mesh, out_stream)
+    _announce(s)
+    bar = _progress_bar(s, err_stream)
+    for g in s.groups:
+        _run_group(s, g, bar)
+    barrier("purejaxppo-sweep-done")
+    if s.lead:  # results: process 0
+        _report(s)
+    return 0
 
+
+def _check_flags(args: argparse.Namespace) -> None:
+    """`--max-batch`, `--segment-updates` and `--top` are positive when given."""
     for name in ("max_batch", "segment_updates", "top"):
         value = getattr(args, name)
         if value is not None and value < 1:
             flag = "--" + name.replace("_", "-")
             raise SweepError(f"{flag}: expected a positive integer, got {value}")
+
+
+def _start_processes(args: argparse.Namespace) -> None:
+    """Join a multi-process run if asked (flags or environment)."""
     try:
         dist = DistributedArgs.from_env(
             args.coordinator, args.num_processes, args.process_id, args.distributed
@@ -329,7 +230,11 @@ def _run(args: argparse.Namespace, out_stream: TextIO, err_stream: TextIO) -> in
         raise SweepError(str(err)) from None
     # before anything touches a device (validating HParams does): JAX's own runtime
     initialize_distributed(dist)
-    spec = sw.load_sweep(args.sweep)
+
+
+def _load(args: argparse.Namespace) -> tuple[SweepSpec, Population]:
+    """The sweep file and its population; every group's trainer is checked to build."""
+    spec = load_sweep(args.sweep)
     population = spec.population()
     for g in population.groups():  # env construction and network checks, before any output
         try:
@@ -337,11 +242,17 @@ def _run(args: argparse.Namespace, out_stream: TextIO, err_stream: TextIO) -> in
         except ValueError as err:
             where = "" if len(population.groups()) == 1 else f" (group {g.label()})"
             raise SweepError(f"{args.sweep}{where}: {str(err).splitlines()[0]}") from None
+    return spec, population
+
+
+def _open_folder(
+    args: argparse.Namespace, spec: SweepSpec
+) -> tuple[Path, dict[str, Any] | None, int | None, int]:
+    """`(out, old manifest or None, max_batch, segment)`; refuses a folder of another sweep."""
     out = Path(args.out) if args.out else default_out(args.sweep)
     if out.exists() and not out.is_dir():
         raise SweepError(f"--out {out}: exists and is not a folder")
-    manifest_path = out / MANIFEST
-    old = check_manifest(manifest_path, spec.to_dict())
+    old = check_manifest(out / MANIFEST, spec.to_dict())
     if old is not None:
         for name, flag in (("max_batch", "--max-batch"), ("segment_updates", "--segment-updates")):
             given = getattr(args, name)
@@ -352,157 +263,135 @@ def _run(args: argparse.Namespace, out_stream: TextIO, err_stream: TextIO) -> in
                     f"rerun with {flag} {old[name]} or use another --out"
                 )
     max_batch = args.max_batch if args.max_batch is not None else (old or {}).get("max_batch")
-    segment = (
-        args.segment_updates or (old or {}).get("segment_updates") or sw.DEFAULT_SEGMENT_UPDATES
+    segment = args.segment_updates or (old or {}).get("segment_updates") or DEFAULT_SEGMENT_UPDATES
+    return out, old, max_batch, segment
+
+
+def _announce(s: _Sweep) -> None:
+    """What runs where, and the static groups if there are several."""
+    s.say(
+        f"sweep {s.args.sweep}: {len(s.population.sets)} hyperparameter set(s) x "
+        f"{len(s.population.seeds)} seed(s) = {s.population.size} members on "
+        f"{s.mesh.devices.size} {jax.devices()[0].platform} device(s)"
+        + (f" in {s.nproc} processes" if s.nproc > 1 else "")
+        + f" -> {s.out}"
     )
-    manifest = old or manifest_for(spec.to_dict(), max_batch, segment)
-
-    import jax
-
-    from purejaxppo.run import jaxcache
-    from purejaxppo.sharding import population_mesh
-    from purejaxppo.sweep.report import atomic_write_bytes, write_report
-
-    jaxcache.enable()
-    pid, nproc = jax.process_index(), jax.process_count()
-    lead = pid == 0
-
-    def say(text: str) -> None:
-        if lead:
-            print(text, file=out_stream, flush=True)
-
-    if lead:
-        (out / CHUNK_DIR).mkdir(parents=True, exist_ok=True)
-        for stale in (out / CHUNK_DIR).glob(".*.tmp-*"):
-            stale.unlink(missing_ok=True)  # a killed writer's leftovers
-        if old is None:
-            atomic_write_bytes(out / "SWEEP.yaml", Path(args.sweep).read_bytes())
-            atomic_write_bytes(manifest_path, json.dumps(manifest, indent=1).encode())
-    barrier("purejaxppo-sweep-start")
-
-    mesh = population_mesh()
-    groups = population.groups()
-    say(
-        f"sweep {args.sweep}: {len(population.sets)} hyperparameter set(s) x "
-        f"{len(population.seeds)} seed(s) = {population.size} members on "
-        f"{mesh.devices.size} {jax.devices()[0].platform} device(s)"
-        + (f" in {nproc} processes" if nproc > 1 else "")
-        + f" -> {out}"
-    )
-    if len(groups) > 1:
-        static = sorted({k for g in groups for k, _ in g.values})
-        say(
-            f"{len(groups)} static groups (different {', '.join(static)}): each compiles once "
+    if len(s.groups) > 1:
+        static = sorted({k for g in s.groups for k, _ in g.values})
+        s.say(
+            f"{len(s.groups)} static groups (different {', '.join(static)}): each compiles once "
             "and they run in turn"
         )
 
-    # chunk layout per group: recorded in the manifest so reruns keep it
-    sizes: dict[str, int] = dict(manifest.get("chunk_sizes", {}))
-    planned = {
-        g.index: sizes.get(str(g.index)) or min(len(g.members), max_batch or len(g.members))
-        for g in groups
-    }
-    total_chunks = sum(len(sw.chunk_bounds(len(g.members), planned[g.index])) for g in groups)
-    bar = ProgressBar(population.size, total_chunks, err_stream, lead and not args.no_progress)
+
+def _progress_bar(s: _Sweep, err_stream: TextIO) -> ProgressBar:
+    """The progress bar over all planned chunks, counting those already on disk."""
+    total_chunks = sum(len(chunk_bounds(len(g.members), s.planned[g.index])) for g in s.groups)
+    bar = ProgressBar(
+        s.population.size, total_chunks, err_stream, s.lead and not s.args.no_progress
+    )
     done_members = done_chunks = 0
-    for g in groups:
-        for c, (lo, hi) in enumerate(sw.chunk_bounds(len(g.members), planned[g.index])):
-            if chunk_path(out, g.index, c).exists():
+    for g in s.groups:
+        for c, (lo, hi) in enumerate(chunk_bounds(len(g.members), s.planned[g.index])):
+            if chunk_path(s.out, g.index, c).exists():
                 done_members, done_chunks = done_members + hi - lo, done_chunks + 1
     bar.resume(done_members, done_chunks)
     if done_chunks:
-        say(f"resuming: {done_chunks}/{total_chunks} chunks already done, skipping them")
-
-    for g in groups:
-        label = f"group {g.index + 1}/{len(groups)} ({g.label()})"
-        runner = None
-        if str(g.index) not in sizes:
-            if max_batch is None:
-                size, runner = _plan_chunk_size(sw, g.config, len(g.members), segment, mesh)
-                if nproc > 1:  # every process must use the same layout
-                    from jax.experimental import multihost_utils
-
-                    size = int(multihost_utils.broadcast_one_to_all(np.int32(size)))
-                    if runner.chunk_size != size:
-                        runner = None
-            else:
-                size = planned[g.index]
-            sizes[str(g.index)] = size
-            bar.total_chunks += len(sw.chunk_bounds(len(g.members), size)) - len(
-                sw.chunk_bounds(len(g.members), planned[g.index])
-            )
-            manifest["chunk_sizes"] = sizes
-            if lead:
-                atomic_write_bytes(manifest_path, json.dumps(manifest, indent=1).encode())
-        size = sizes[str(g.index)]
-        bounds = sw.chunk_bounds(len(g.members), size)
-        pending = [c for c in range(len(bounds)) if not chunk_path(out, g.index, c).exists()]
-        if not pending:
-            say(f"{label}: all {len(bounds)} chunk(s) done")
-            continue
-        if runner is None:
-            runner = sw.GroupRunner(g.config, size, mesh, segment)
-        compile_s = runner.compile()
-        bar.exclude(compile_s)
-        say(
-            f"{label}: {len(g.members)} members in {len(bounds)} chunk(s) of {size} "
-            f"({runner.padded // mesh.devices.size} per device), "
-            f"{g.config.num_updates} updates each; compiled once in {compile_s:.1f}s"
-        )
-        for c in pending:
-            lo, hi = bounds[c]
-            ids = np.asarray(g.members[lo:hi], np.int64)
-            n = hi - lo
-            total = g.config.num_updates
-            res = runner.run_chunk(
-                population.seeds_of(ids),
-                population.hparams_of(ids),
-                lambda k, n=n, total=total, label=label: bar.update(n, k / total, label),
-            )
-            info = {"run_s": res.run_s, "compile_s": compile_s, "devices": mesh.devices.size}
-            if nproc == 1:
-                write_chunk(chunk_path(out, g.index, c), ids[res.rows], res.metrics, **info)
-            else:
-                write_chunk(chunk_path(out, g.index, c, pid), ids[res.rows], res.metrics, **info)
-                barrier(f"purejaxppo-sweep-g{g.index}-c{c}")
-                if lead:
-                    merge_parts(out, g.index, c, nproc)
-            bar.chunk_done(n, label, res.run_s)
-    barrier("purejaxppo-sweep-done")
-    if not lead:
-        return 0
-
-    # ---- results (process 0)
-    results, curves = collect_results(out, population, groups, sizes)
-    summary = sw.summarize(results, population)
-    files = write_report(out, population, results, summary, curves)
-    say(format_top(summary, population, args.top))
-    say("wrote " + ", ".join(str(f) for f in files))
-    return 0
+        s.say(f"resuming: {done_chunks}/{total_chunks} chunks already done, skipping them")
+    return bar
 
 
-def collect_results(
-    out: Path, population: Any, groups: Sequence[Any], sizes: dict[str, int]
-) -> tuple[list[Any], dict[int, np.ndarray]]:
-    """Read every chunk file: results rows in member order and episode-return curves."""
-    from purejaxppo.sweep import core as sw
+def _run_group(s: _Sweep, g: StaticGroup, bar: ProgressBar) -> None:
+    """Train a static group's unfinished chunks (compiling once), writing each when done."""
+    label = f"group {g.index + 1}/{len(s.groups)} ({g.label()})"
+    runner = None
+    if str(g.index) not in s.sizes:
+        runner = _fix_chunk_size(s, g, bar)
+    size = s.sizes[str(g.index)]
+    bounds = chunk_bounds(len(g.members), size)
+    pending = [c for c in range(len(bounds)) if not chunk_path(s.out, g.index, c).exists()]
+    if not pending:
+        s.say(f"{label}: all {len(bounds)} chunk(s) done")
+        return
+    if runner is None:
+        runner = GroupRunner(g.config, size, s.mesh, s.segment)
+    compile_s = runner.compile()
+    bar.exclude(compile_s)
+    s.say(
+        f"{label}: {len(g.members)} members in {len(bounds)} chunk(s) of {size} "
+        f"({runner.padded // s.mesh.devices.size} per device), "
+        f"{g.config.num_updates} updates each; compiled once in {compile_s:.1f}s"
+    )
+    for c in pending:
+        _train_chunk(s, g, c, bounds[c], runner, compile_s, bar, label)
 
-    results, curves = [], {}
-    for g in groups:
-        for c, _ in enumerate(sw.chunk_bounds(len(g.members), sizes[str(g.index)])):
-            members, metrics, info = read_chunk(chunk_path(out, g.index, c))
-            for row, m in enumerate(members):
-                curve = metrics["episode_return"][row]
-                curves[int(m)] = curve
-                row_result = sw.member_result(population, int(m), curve, g.index, c, info["run_s"])
-                results.append(row_result)
-    results.sort(key=lambda r: r.member)
-    if len(results) != population.size:
-        raise SweepError(f"{out}: {population.size - len(results)} member(s) missing from chunks/")
-    return results, curves
+
+def _fix_chunk_size(s: _Sweep, g: StaticGroup, bar: ProgressBar) -> GroupRunner | None:
+    """Choose a group's chunk size (the same in every process) and record it in the manifest.
+
+    Returns the runner compiled while planning, if it has that size.
+    """
+    runner = None
+    if s.max_batch is None:
+        size, runner = plan_chunk_size(g.config, len(g.members), s.segment, s.mesh)
+        if s.nproc > 1:  # every process must use the same layout
+            from jax.experimental import multihost_utils
+
+            size = int(multihost_utils.broadcast_one_to_all(np.int32(size)))
+            if runner.chunk_size != size:
+                runner = None
+    else:
+        size = s.planned[g.index]
+    s.sizes[str(g.index)] = size
+    bar.total_chunks += len(chunk_bounds(len(g.members), size)) - len(
+        chunk_bounds(len(g.members), s.planned[g.index])
+    )
+    s.manifest["chunk_sizes"] = s.sizes
+    s.save_manifest()
+    return runner
 
 
-def format_top(summary: Sequence[Any], population: Any, top: int) -> str:
+def _train_chunk(
+    s: _Sweep,
+    g: StaticGroup,
+    c: int,
+    bounds: tuple[int, int],
+    runner: GroupRunner,
+    compile_s: float,
+    bar: ProgressBar,
+    label: str,
+) -> None:
+    """Train chunk `c` of group `g` and write its file (processes' parts merged by process 0)."""
+    lo, hi = bounds
+    ids = np.asarray(g.members[lo:hi], np.int64)
+    n = hi - lo
+    total = g.config.num_updates
+    res = runner.run_chunk(
+        s.population.seeds_of(ids),
+        s.population.hparams_of(ids),
+        lambda k, n=n, total=total, label=label: bar.update(n, k / total, label),
+    )
+    info = {"run_s": res.run_s, "compile_s": compile_s, "devices": s.mesh.devices.size}
+    if s.nproc == 1:
+        write_chunk(chunk_path(s.out, g.index, c), ids[res.rows], res.metrics, **info)
+    else:
+        write_chunk(chunk_path(s.out, g.index, c, s.pid), ids[res.rows], res.metrics, **info)
+        barrier(f"purejaxppo-sweep-g{g.index}-c{c}")
+        if s.lead:
+            merge_parts(s.out, g.index, c, s.nproc)
+    bar.chunk_done(n, label, res.run_s)
+
+
+def _report(s: _Sweep) -> None:
+    """Process 0: read every chunk, write the report files, print the best sets."""
+    results, curves = collect_results(s.out, s.population, s.groups, s.sizes)
+    summary = summarize(results, s.population)
+    files = write_report(s.out, s.population, results, summary, curves)
+    s.say(format_top(summary, s.population, s.args.top))
+    s.say("wrote " + ", ".join(str(f) for f in files))
+
+
+def format_top(summary: Sequence[SetSummary], population: Population, top: int) -> str:
     """A small text table of the best sets."""
     head = f"top {min(top, len(summary))} of {len(summary)} sets"
     lines = [f"{head} (final return, 95% CI over seeds):"]

@@ -1,6 +1,6 @@
 """Sweep outputs: results.csv, summary.csv, best.yaml, curves.png, sensitivity.png (host side).
 
-Pure functions of the results (`purejaxppo.sweep.core.MemberResult`, `SetSummary`)
+Pure functions of the results (`purejaxppo.sweep.results.MemberResult`, `SetSummary`)
 and the per-member learning curves; no JAX. Plots use matplotlib's
 object-oriented API (`Figure`), so no global pyplot state or display is needed.
 """
@@ -22,7 +22,8 @@ import numpy as np
 
 from purejaxppo.config import HParams
 from purejaxppo.run.config import dump_run_config
-from purejaxppo.sweep.core import MemberResult, Population, SetSummary, best_run_config
+from purejaxppo.sweep.population import Population
+from purejaxppo.sweep.results import MemberResult, SetSummary, best_run_config
 
 HPARAM_FIELDS = tuple(f.name for f in dataclasses.fields(HParams))
 TOP_CURVES = 5

@@ -1,0 +1,97 @@
+"""Guards of a running job: SIGINT/SIGTERM handling and NaN/inf detection (host side)."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+
+from purejaxppo.train import METRIC_NAMES
+
+# Metrics that must stay finite: all but the episode statistics (NaN when no episode
+# ended) and explained variance (NaN when the returns have zero variance).
+CHECKED_METRICS = tuple(
+    name
+    for name in METRIC_NAMES
+    if name not in ("episode_return", "episode_length", "explained_variance")
+)
+EXIT_INTERRUPTED = {signal.SIGINT: 130, signal.SIGTERM: 143}
+EXIT_NONFINITE = 1
+
+
+# --------------------------------------------------------------------------- signals
+class StopRequest:
+    """SIGINT/SIGTERM handling: the first signal asks to stop after the current chunk,
+    a second one abandons it (raises `KeyboardInterrupt`)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        del frame
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __enter__(self) -> StopRequest:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def wait_ready(tree: Any) -> None:
+    """Block until `tree` is computed, in short sleeps so signals are handled promptly."""
+    leaves = [x for x in jax.tree.leaves(tree) if hasattr(x, "is_ready")]  # not typed keys
+    while not all(x.is_ready() for x in leaves):
+        time.sleep(0.01)
+
+
+# --------------------------------------------------------------------------- NaN checks
+class NonFinite(NamedTuple):
+    """Where training blew up: 1-based update number, seed, and what was not finite."""
+
+    update: int
+    seed: int
+    what: str
+
+
+def find_nonfinite(
+    first_update: int,
+    seeds: Sequence[int],
+    metrics: dict[str, np.ndarray],
+    params: Any,
+) -> NonFinite | None:
+    """The first update (and seed) of a chunk with a NaN/inf loss metric or parameter.
+
+    Args:
+      first_update: update number of the chunk's first row.
+      seeds: the seed of each member.
+      metrics: `{name: [S, K]}` host arrays.
+      params: parameters after the chunk, leaves `[S, ...]`.
+    """
+    first: NonFinite | None = None
+    for name in CHECKED_METRICS:
+        bad = ~np.isfinite(metrics[name])  # [S, K]
+        if bad.any():
+            s, k = np.argwhere(bad)[np.argmin(np.argwhere(bad)[:, 1])]
+            hit = NonFinite(first_update + int(k), int(seeds[s]), name)
+            if first is None or hit.update < first.update:
+                first = hit
+    if first is not None:
+        return first
+    num_updates = next(iter(metrics.values())).shape[1]
+    for leaf in jax.tree.leaves(jax.device_get(params)):
+        bad_seeds = ~np.isfinite(np.reshape(leaf, (leaf.shape[0], -1))).all(axis=1)
+        if bad_seeds.any():
+            s = int(np.argmax(bad_seeds))
+            return NonFinite(first_update + num_updates - 1, int(seeds[s]), "parameters")
+    return None

@@ -1,0 +1,219 @@
+"""One training job and what it reports: `Job`, `JobResult`, the per-session state,
+summary.json, the curve, the time to the expected return and the closing lines (host side)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+from typing import Any, NamedTuple, TextIO
+
+import numpy as np
+
+from purejaxppo.run import rundir
+from purejaxppo.run.checkpoint import Checkpointer, CheckpointMeta
+from purejaxppo.run.config import RunConfig, run_config_to_dict
+from purejaxppo.train import METRIC_NAMES, Trainer, TrainState
+
+
+@dataclasses.dataclass
+class Job:
+    """A training job as the CLI resolved it.
+
+    Attributes:
+      rc: the run config.
+      trainer: `make_trainer(rc.ppo)` (or with a custom env).
+      seeds: integer seed of each member (`rc.seed + i`).
+      run_dir: the run folder.
+      resume: continue from the latest checkpoint in `run_dir`.
+      overwrite: replace an existing run in `run_dir` (new runs only).
+      chunk: updates per compiled chunk (None: `default_chunk`).
+      checkpoint_every: updates between checkpoints (None: about 10 per run).
+      progress_bar: True/False, or None for "on a terminal".
+    """
+
+    rc: RunConfig
+    trainer: Trainer
+    seeds: list[int]
+    run_dir: Path
+    resume: bool = False
+    overwrite: bool = False
+    chunk: int | None = None
+    checkpoint_every: int | None = None
+    progress_bar: bool | None = None
+
+
+class JobResult(NamedTuple):
+    """How a job ended: `status` is completed / interrupted / nonfinite; `exit_code` for the CLI."""
+
+    status: str
+    exit_code: int
+    update: int
+    summary: dict[str, Any]
+
+
+def mean_recent_return(history: list[np.ndarray]) -> tuple[float, float]:
+    """Mean and std over seeds of each seed's mean return over its last 10 finite updates."""
+    if not history:
+        return float("nan"), float("nan")
+    returns = np.concatenate(history, axis=1)  # [S, U]
+    per_seed = []
+    for row in returns:
+        finite = row[np.isfinite(row)][-10:]
+        if finite.size:
+            per_seed.append(float(finite.mean()))
+    if not per_seed:
+        return float("nan"), float("nan")
+    return float(np.mean(per_seed)), float(np.std(per_seed))
+
+
+class Session:
+    """State of one `run_job` call (kept out of function locals so helpers stay small)."""
+
+    def __init__(self, job: Job, out: TextIO, err: TextIO) -> None:
+        self.job, self.out, self.err = job, out, err
+        cfg = job.rc.ppo
+        self.num_updates = cfg.num_updates
+        self.batch_size = cfg.batch_size
+        self.checkpointer: Checkpointer | None = None
+        self.metrics = rundir.MetricsLog(job.run_dir / rundir.METRICS_FILE, METRIC_NAMES)
+        self.returns: list[np.ndarray] = []  # this session's [S, K] chunks
+        self.train_time_s = 0.0  # all sessions, compilation excluded
+        self.session_time_s = 0.0
+        self.update = 0
+        self.last_saved = -1
+        self.chunk = 0
+        self.compile_time_s = 0.0
+        self.cache_info = ""
+        self.wall_start = time.perf_counter()
+        self.reached: dict[str, Any] | None = None  # when the expected return was first reached
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def meta(self) -> CheckpointMeta:
+        return CheckpointMeta(
+            update=self.update,
+            num_updates=self.num_updates,
+            seeds=list(self.job.seeds),
+            train_time_s=self.train_time_s,
+            config=run_config_to_dict(self.job.rc),
+            chunk=self.chunk,
+        )
+
+    def save(self, state: TrainState) -> None:
+        if self.last_saved == self.update:
+            return
+        assert self.checkpointer is not None
+        self.checkpointer.save(state, self.meta())
+        self.last_saved = self.update
+
+
+def summary_of(session: Session, status: str, wall_start: float) -> dict[str, Any]:
+    job = session.job
+    columns = rundir.read_metrics(job.run_dir / rundir.METRICS_FILE)
+    returns = rundir.metrics_matrix(columns, "episode_return", job.seeds)
+    steps = session.update * session.batch_size
+    stats = rundir.final_and_best(returns) if returns.size else {}
+    expected = job.rc.expected_return
+    final = stats.get("final_return")
+    return {
+        "status": status,
+        "env_name": job.rc.ppo.env_name,
+        "seeds": list(job.seeds),
+        "updates_done": session.update,
+        "num_updates": session.num_updates,
+        "env_steps_per_seed": steps,
+        **stats,
+        "expected_return": expected,
+        "reached_expected_return": (
+            None if expected is None or final is None else bool(final >= expected)
+        ),
+        "expected_return_reached": session.reached,
+        "compile_time_s": round(session.compile_time_s, 3),
+        "compilation_cache": session.cache_info,
+        "train_time_s": round(session.train_time_s, 3),
+        "steps_per_second": (
+            round(steps * len(job.seeds) / session.train_time_s, 1)
+            if session.train_time_s > 0
+            else None
+        ),
+        "steps_per_second_counts": "env steps of all seeds per second of training time",
+        "session_wall_time_s": round(time.perf_counter() - wall_start, 3),
+        "versions": rundir.versions(),
+        "device": rundir.device_description(),
+    }
+
+
+def finish_files(session: Session, status: str, wall_start: float) -> dict[str, Any]:
+    """Write summary.json and curve.png for the rows written so far."""
+    from purejaxppo.run.plots import plot_curve
+
+    job = session.job
+    summary = summary_of(session, status, wall_start)
+    columns = rundir.read_metrics(job.run_dir / rundir.METRICS_FILE)
+    returns = rundir.metrics_matrix(columns, "episode_return", job.seeds)
+    if returns.size:
+        steps = np.arange(1, returns.shape[1] + 1) * session.batch_size
+        seeds = len(job.seeds)
+        title = f"{job.rc.ppo.env_name}: PPO, {seeds} seed{'s' if seeds != 1 else ''}"
+        summary["curve_smoothing_updates"] = plot_curve(
+            job.run_dir / rundir.CURVE_FILE, steps, returns, title, job.rc.expected_return
+        )
+    rundir.write_summary(job.run_dir / rundir.SUMMARY_FILE, summary)
+    return summary
+
+
+def note_expected(session: Session) -> None:
+    """Record the first chunk end at which the seeds' windowed return reaches
+    `expected_return` (the time to solve, compilation included)."""
+    expected = session.job.rc.expected_return
+    if session.reached is not None or expected is None:
+        return
+    returns = np.concatenate(session.returns, axis=1)  # [S, updates so far]
+    value = rundir.recent_mean(returns, rundir.final_window(session.num_updates))
+    if math.isfinite(value) and value >= expected:
+        session.reached = {
+            "update": session.update,
+            "env_steps_per_seed": session.update * session.batch_size,
+            "return": round(value, 3),
+            "wall_time_s": round(time.perf_counter() - session.wall_start, 3),
+            "wall_time_counts": (
+                "seconds from the start of this session (compilation, checkpoints and "
+                "file writes included) to the end of the chunk that reached it"
+                + ("; this session resumed a run" if session.job.resume else "")
+            ),
+        }
+
+
+def report_done(session: Session, summary: dict[str, Any]) -> None:
+    final, std = summary.get("final_return"), summary.get("final_return_std")
+    expected = summary.get("expected_return")
+    final_text = "n/a" if final is None else f"{final:.2f}"
+    if final is not None and std and len(session.job.seeds) > 1:
+        final_text += f" ± {std:.2f}"
+    verdict = ""
+    if expected is not None and final is not None:
+        reached = "reached" if summary["reached_expected_return"] else "NOT reached"
+        verdict = f" (expected {expected:g}: {reached})"
+    reached = session.reached
+    if reached is not None:
+        verdict += (
+            f"; first reached at update {reached['update']} "
+            f"({reached['env_steps_per_seed']:,} steps/seed), {reached['wall_time_s']:.1f} s "
+            "after start incl. compilation"
+        )
+    best = summary.get("best_return")
+    rate = summary.get("steps_per_second") or 0.0
+    session.say(
+        f"done: final return {final_text}{verdict}, best {best if best is None else f'{best:.2f}'}"
+    )
+    session.say(
+        f"time: compile {session.compile_time_s:.1f} s, train {session.train_time_s:.1f} s "
+        f"({rate:,.0f} steps/s)"
+    )
+    session.say(
+        f"wrote {session.job.run_dir}/: {rundir.CONFIG_FILE}, {rundir.METRICS_FILE}, "
+        f"{rundir.SUMMARY_FILE}, {rundir.CURVE_FILE}, {rundir.CHECKPOINT_DIR}/{session.update}"
+    )
