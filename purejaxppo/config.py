@@ -9,24 +9,15 @@ recompiling.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 from collections.abc import Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-from flax import struct
+import numpy as np
 
 ACTIVATIONS = ("tanh", "relu", "gelu", "silu", "elu")
-
-
-def _known_env_names() -> list[str]:
-    import gymnax
-
-    from purejaxppo.probe_envs import PROBE_ENVS
-
-    return [*gymnax.registered_envs, *PROBE_ENVS]
 
 
 def _check_positive_int(name: str, value: Any) -> None:
@@ -45,8 +36,10 @@ class PPOConfig:
     minibatches, separate 64x64 tanh actor and critic).
 
     Attributes:
-      env_name: a registered gymnax id (or a purejaxppo probe env). `None` means
-        "I pass `env=` to `make_train` myself"; the name is then only a label.
+      env_name: a registered gymnax id (or a purejaxppo probe env), from which
+        `make_train(cfg)` builds the env; with `make_train(cfg, env=...)` it is only a
+        label (logs, run folders) and may be any name, or `None`. The registry is
+        checked where an env is built from the name (`make_env`), before compiling.
       num_envs: parallel environments N.
       num_steps: rollout length T per update; one batch is `T * N` transitions.
       total_timesteps: environment steps over the whole run (rounded down to
@@ -77,17 +70,8 @@ class PPOConfig:
     normalize_rewards: bool = False
 
     def __post_init__(self) -> None:
-        if self.env_name is not None:
-            if not isinstance(self.env_name, str):
-                raise ValueError(f"env_name: expected a string, got {self.env_name!r}")
-            known = _known_env_names()
-            if self.env_name not in known:
-                close = difflib.get_close_matches(self.env_name, known, n=3, cutoff=0.5)
-                hint = f"; did you mean {', '.join(close)}?" if close else ""
-                raise ValueError(
-                    f"env_name: unknown environment {self.env_name!r}{hint} "
-                    "(`purejaxppo envs` lists them)"
-                )
+        if self.env_name is not None and (not isinstance(self.env_name, str) or not self.env_name):
+            raise ValueError(f"env_name: expected a non-empty string, got {self.env_name!r}")
         for name in ("num_envs", "num_steps", "total_timesteps"):
             _check_positive_int(name, getattr(self, name))
         for name in ("update_epochs", "num_minibatches"):
@@ -174,12 +158,51 @@ def _range_text(lo: float, lo_in: bool, hi: float, hi_in: bool) -> str:
     return f"a number in {'[' if lo_in else '('}{lo:g}, {hi:g}{']' if hi_in else ')'}"
 
 
-@struct.dataclass
+def _as_float32(value: Any) -> Any:
+    """A concrete number or array as a float32 `jax.Array` (one jit cache entry for every
+    numeric form); tracers, placeholders and float32 jax arrays (which may be sharded)
+    unchanged."""
+    if isinstance(value, jax.core.Tracer) or value is None:
+        return value
+    if isinstance(value, (bool, int, float, np.number, np.ndarray)):
+        return jnp.asarray(value, jnp.float32)
+    if isinstance(value, jax.Array) and value.dtype != jnp.float32:
+        return value.astype(jnp.float32)
+    return value
+
+
+def _check_field(name: str, value: Any) -> None:
+    """Raise `ValueError` naming `name` unless every element of a concrete `value` is in range.
+
+    Tracers, shape structs and the placeholder objects JAX unflattens pytrees with pass.
+    """
+    if isinstance(value, jax.core.Tracer):
+        return
+    if value is None or isinstance(value, (str, bytes, complex)):
+        raise ValueError(f"{name}: expected a number, got {value!r}")
+    if isinstance(value, (bool, int, float, np.number, np.ndarray, jax.Array)):
+        array = np.asarray(value)
+        if not (jnp.issubdtype(array.dtype, jnp.number) or array.dtype == np.bool_):
+            raise ValueError(f"{name}: expected a number, got {value!r}")
+        lo, lo_in, hi, hi_in = _HPARAM_RANGES[name]
+        for v in np.asarray(array, np.float64).ravel().tolist():
+            ok = (v > lo or (lo_in and v == lo)) and (v < hi or (hi_in and v == hi))
+            if not ok:
+                raise ValueError(f"{name}: expected {_range_text(lo, lo_in, hi, hi_in)}, got {v:g}")
+
+
+@dataclasses.dataclass(frozen=True)
 class HParams:
     """Traced PPO hyperparameters: a pytree of float scalars (or `[P]` arrays when stacked).
 
-    Defaults are the PPO-paper / PureJaxRL CartPole values. Any field can be
-    vmapped; changing values never recompiles.
+    Defaults are PureJaxRL's CartPole recipe (learning rate 2.5e-4; the rest as in
+    the PPO paper's Atari/MuJoCo settings: gamma 0.99, lambda 0.95, clip 0.2).
+    Any field can be vmapped; changing values never recompiles.
+
+    Concrete values are checked when the object is built (`ValueError` naming the
+    field; traced values pass). As a pytree, every concrete leaf is a float32
+    array, so a Python float, an int, a `np.float64` or a `jnp.float32` of the
+    same value all hit one compiled program.
     """
 
     learning_rate: Any = HPARAM_DEFAULTS["learning_rate"]
@@ -190,24 +213,41 @@ class HParams:
     vf_coef: Any = HPARAM_DEFAULTS["vf_coef"]
     max_grad_norm: Any = HPARAM_DEFAULTS["max_grad_norm"]
 
+    def __post_init__(self) -> None:
+        self.validate()
+
     def validate(self) -> HParams:
         """Check concrete values; raise `ValueError` naming the field. Traced values pass."""
         for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if isinstance(value, jax.core.Tracer):
-                continue
-            try:
-                values = jnp.asarray(value, dtype=jnp.float32).ravel().tolist()
-            except (TypeError, ValueError):
-                raise ValueError(f"{field.name}: expected a number, got {value!r}") from None
-            lo, lo_in, hi, hi_in = _HPARAM_RANGES[field.name]
-            for v in values:
-                ok = (v > lo or (lo_in and v == lo)) and (v < hi or (hi_in and v == hi))
-                if not ok:
-                    raise ValueError(
-                        f"{field.name}: expected {_range_text(lo, lo_in, hi, hi_in)}, got {v:g}"
-                    )
+            _check_field(field.name, getattr(self, field.name))
         return self
+
+    def replace(self, **changes: Any) -> HParams:
+        """A copy with `changes` applied (checked again)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _flatten_hparams(hp: HParams) -> tuple[list[Any], None]:
+    return [_as_float32(getattr(hp, f.name)) for f in dataclasses.fields(hp)], None
+
+
+def _flatten_hparams_with_keys(hp: HParams) -> tuple[list[tuple[Any, Any]], None]:
+    leaves, aux = _flatten_hparams(hp)
+    names = [f.name for f in dataclasses.fields(hp)]
+    return [(jax.tree_util.GetAttrKey(n), v) for n, v in zip(names, leaves, strict=True)], aux
+
+
+def _unflatten_hparams(aux: None, leaves: Sequence[Any]) -> HParams:
+    del aux
+    hp = object.__new__(HParams)  # no check: JAX rebuilds pytrees from placeholders too
+    for field, leaf in zip(dataclasses.fields(HParams), leaves, strict=True):
+        object.__setattr__(hp, field.name, leaf)
+    return hp
+
+
+jax.tree_util.register_pytree_with_keys(
+    HParams, _flatten_hparams_with_keys, _unflatten_hparams, _flatten_hparams
+)
 
 
 def stack_hparams(hparams: Sequence[HParams]) -> HParams:
@@ -220,3 +260,36 @@ def stack_hparams(hparams: Sequence[HParams]) -> HParams:
             raise ValueError(f"stack_hparams: expected HParams, got {type(hp).__name__}")
         hp.validate()
     return jax.tree.map(lambda *xs: jnp.asarray(xs, dtype=jnp.float32), *hparams)
+
+
+def check_member_hparams(hparams: Any) -> None:
+    """Raise `ValueError` unless `hparams` is an `HParams` of one member: every leaf a scalar.
+
+    Called by the trainer at trace time. A stacked `HParams` (from `stack_hparams`,
+    leaves `[P]`) must be vmapped: `jax.vmap(train, in_axes=(None, 0))(key, stacked)`.
+    """
+    if not isinstance(hparams, HParams):
+        raise ValueError(
+            f"hparams: expected an HParams, got {type(hparams).__name__} "
+            "(build one with purejaxppo.HParams(...))"
+        )
+    shapes = {
+        f.name: tuple(jnp.shape(getattr(hparams, f.name))) for f in dataclasses.fields(hparams)
+    }
+    stacked = {name: shape for name, shape in shapes.items() if shape}
+    if not stacked:
+        return
+    name, shape = next(iter(stacked.items()))
+    scalars = [n for n, sh in shapes.items() if not sh]
+    if scalars:
+        raise ValueError(
+            f"hparams.{name}: expected a scalar per member like {scalars[0]}, got shape {shape}; "
+            "to train several values at once stack whole HParams with stack_hparams([...]) "
+            "and vmap: jax.vmap(train, in_axes=(None, 0))(key, stacked)"
+        )
+    raise ValueError(
+        f"hparams.{name}: expected a scalar per member, got shape {shape}: a stacked HParams "
+        "must be vmapped over its leading axis, e.g. jax.vmap(train, in_axes=(None, 0))(key, "
+        "stacked), or jax.vmap(jax.vmap(train, (0, None)), (None, 0))(keys, stacked) for "
+        "seeds x hparams"
+    )

@@ -53,12 +53,35 @@ def _make_mnist_bandit() -> Any:
     return env
 
 
+def known_env_names() -> list[str]:
+    """Every name `make_env` builds: gymnax's registry, then purejaxppo's probe envs."""
+    import gymnax
+
+    from purejaxppo.probe_envs import PROBE_ENVS
+
+    return [*gymnax.registered_envs, *PROBE_ENVS]
+
+
+def check_env_name(env_name: Any) -> None:
+    """Raise `ValueError("env_name: ...")`, with close names, unless `make_env` knows it."""
+    import difflib
+
+    known = known_env_names()
+    if not isinstance(env_name, str) or env_name not in known:
+        close = difflib.get_close_matches(str(env_name), known, n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(
+            f"env_name: unknown environment {env_name!r}{hint} (`purejaxppo envs` lists them)"
+        )
+
+
 def make_env(env_name: str) -> tuple[Any, Any]:
     """Build `(env, env_params)` for a gymnax id or a purejaxppo probe env."""
     import gymnax
 
     from purejaxppo.probe_envs import PROBE_ENVS
 
+    check_env_name(env_name)
     if env_name in PROBE_ENVS:
         env = PROBE_ENVS[env_name]()
         return env, env.default_params
@@ -69,16 +92,112 @@ def make_env(env_name: str) -> tuple[Any, Any]:
 
 
 def resolve_env(config: Any, env: Any = None, env_params: Any = None) -> tuple[Any, Any, str]:
-    """`(env, env_params, label)`: the given env, or one made from `config.env_name`."""
-    label = config.env_name or type(env).__name__
+    """`(env, env_params, label)`: the given env, or one made from `config.env_name`.
+
+    The label starts every error message about the env: `env_name: NAME` for an env
+    built from the name, `env (NAME)` / `env (ClassName)` for one passed as `env=`.
+    """
     if env is None:
         if config.env_name is None:
             raise ValueError("env_name: is None, so pass env= (and env_params=)")
         env, default_params = make_env(config.env_name)
         env_params = default_params if env_params is None else env_params
-    elif env_params is None:
-        env_params = env.default_params
+        return env, env_params, f"env_name: {config.env_name}"
+    shown = env.__name__ if isinstance(env, type) else type(env).__name__
+    label = f"env ({config.env_name or shown})"
+    _check_env_object(env, label)
+    if env_params is None:
+        env_params = getattr(env, "default_params", None)
+        if env_params is None:
+            raise ValueError(f"{label}: has no default_params, so pass env_params=")
     return env, env_params, label
+
+
+def _check_env_object(env: Any, label: str) -> None:
+    """Catch the usual mistakes of `env=` before anything is traced."""
+    if isinstance(env, tuple):
+        raise ValueError(
+            f"{label}: expected an environment, got a tuple of {len(env)}; gymnax.make returns "
+            "(env, env_params): pass env=env, env_params=env_params"
+        )
+    if isinstance(env, type):
+        raise ValueError(
+            f"{label}: expected an environment instance, got the class {env.__name__}; "
+            f"pass env={env.__name__}()"
+        )
+    missing = [m for m in ENV_METHODS if not callable(getattr(env, m, None))]
+    if missing:
+        raise ValueError(
+            f"{label}: {type(env).__name__} lacks {', '.join(missing)}; expected the gymnax 1.x "
+            "interface (reset, step, observation_space, action_space)"
+        )
+
+
+ENV_METHODS = ("reset", "step", "observation_space", "action_space")
+
+
+def check_env_signature(env: Any, env_params: Any, info: SpaceInfo, label: str) -> None:
+    """Trace one reset and one step abstractly (`jax.eval_shape`, nothing runs) and check
+    them against the gymnax 1.x interface and the env's observation space.
+
+    Raises `ValueError` starting with `label` for a step that does not return six
+    values, an `info` without `final_observation`, or observations whose shape
+    differs from `observation_space`.
+    """
+    key = jax.random.key(0)
+    reset_out = jax.eval_shape(env.reset, key, env_params)
+    if not (isinstance(reset_out, tuple) and len(reset_out) == 2):
+        raise ValueError(
+            f"{label}: reset(key, params) must return (obs, state), got {_describe(reset_out)}"
+        )
+    obs, state = reset_out
+    _check_obs_shape(obs, info, label, "reset")
+    if info.continuous:
+        action = jax.ShapeDtypeStruct((info.action_dim,), jnp.float32)
+    else:
+        action = jax.ShapeDtypeStruct((), jnp.int32)
+    step_out = jax.eval_shape(env.step, key, state, action, env_params)
+    if not (isinstance(step_out, tuple) and len(step_out) == 6):
+        hint = (
+            " (a gymnax 0.x step: obs, state, reward, done, info; gymnax 1.x splits done into "
+            "terminated and truncated)"
+            if isinstance(step_out, tuple) and len(step_out) == 5
+            else ""
+        )
+        raise ValueError(
+            f"{label}: step(key, state, action, params) must return (obs, state, reward, "
+            f"terminated, truncated, info), got {_describe(step_out)}{hint}"
+        )
+    next_obs, _, reward, terminated, truncated, step_info = step_out
+    _check_obs_shape(next_obs, info, label, "step")
+    for name, value in (("reward", reward), ("terminated", terminated), ("truncated", truncated)):
+        if tuple(getattr(value, "shape", ())) != ():
+            raise ValueError(
+                f"{label}: step's {name} must be a scalar per env, got shape {value.shape}"
+            )
+    if not isinstance(step_info, dict) or "final_observation" not in step_info:
+        raise ValueError(
+            f"{label}: step's info must hold info['final_observation'] (the observation that "
+            "ended the episode, before the auto-reset), needed to bootstrap truncated episodes"
+        )
+    _check_obs_shape(step_info["final_observation"], info, label, "info['final_observation']")
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, tuple):
+        return f"a tuple of {len(value)} values"
+    return type(value).__name__
+
+
+def _check_obs_shape(obs: Any, info: SpaceInfo, label: str, where: str) -> None:
+    shape = tuple(getattr(obs, "shape", ()))
+    if not hasattr(obs, "shape"):
+        raise ValueError(f"{label}: {where} returned an observation of type {type(obs).__name__}")
+    if shape != info.obs_shape:
+        raise ValueError(
+            f"{label}: {where} returned observations of shape {shape}, but observation_space "
+            f"says {info.obs_shape}"
+        )
 
 
 def is_discrete(space: Any) -> bool:
@@ -102,7 +221,7 @@ class SpaceInfo(NamedTuple):
     action_high: tuple[float, ...] | None
 
 
-def space_info(env: Any, env_params: Any, env_name: str = "environment") -> SpaceInfo:
+def space_info(env: Any, env_params: Any, label: str = "env") -> SpaceInfo:
     """Read and check an environment's spaces; unsupported ones raise `ValueError`."""
     import numpy as np
 
@@ -114,8 +233,7 @@ def space_info(env: Any, env_params: Any, env_name: str = "environment") -> Spac
         obs_shape, obs_categories = tuple(int(d) for d in obs_space.shape), 0
     else:
         raise ValueError(
-            f"env_name: {env_name} has an unsupported observation space {obs_space!r} "
-            "(expected Discrete or Box)"
+            f"{label}: unsupported observation space {obs_space!r} (expected Discrete or Box)"
         )
     if is_discrete(act_space):
         return SpaceInfo(obs_shape, obs_categories, int(act_space.n), False, None, None)
@@ -125,8 +243,7 @@ def space_info(env: Any, env_params: Any, env_name: str = "environment") -> Spac
         high = tuple(np.broadcast_to(np.asarray(act_space.high, np.float32), (dim,)).tolist())
         return SpaceInfo(obs_shape, obs_categories, dim, True, low, high)
     raise ValueError(
-        f"env_name: {env_name} has an unsupported action space {act_space!r} "
-        "(expected Discrete or a 1-D Box)"
+        f"{label}: unsupported action space {act_space!r} (expected Discrete or a 1-D Box)"
     )
 
 

@@ -21,10 +21,11 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from purejaxppo.config import HParams, PPOConfig
+from purejaxppo.config import HParams, PPOConfig, check_member_hparams
 from purejaxppo.envs import (
     RunningStats,
     SpaceInfo,
+    check_env_signature,
     env_action,
     normalize_observation,
     resolve_env,
@@ -152,6 +153,12 @@ class OptCarry(NamedTuple):
 
 
 def _as_float(hparams: HParams) -> HParams:
+    """One member's hyperparameters as float32 scalars; wrong shapes raise `ValueError`.
+
+    Runs at trace time, where shapes are known: a stacked `HParams` (leaves `[P]`)
+    reaching the trainer was not vmapped, or was vmapped over the wrong axis.
+    """
+    check_member_hparams(hparams)
     return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), hparams)
 
 
@@ -342,11 +349,17 @@ class Trainer:
         return jax.lax.scan(functools.partial(self._minibatch_step, hparams), carry, minibatches)
 
     def learning_rate(self, hparams: HParams, update_step: jax.Array) -> jax.Array:
-        """Learning rate of update `update_step` (linear decay to 0 when `anneal_lr`)."""
+        """Learning rate of update `update_step` (linear decay to 0 when `anneal_lr`).
+
+        The decay reaches 0 at `config.num_updates` and stays there: updates past the
+        horizon do not move the policy. To continue a run with a decaying rate, build a
+        trainer for a longer `total_timesteps` and pass it the old state (README,
+        "Continuing a run"): the decay then runs to the new horizon.
+        """
         if not self.config.anneal_lr:
             return jnp.asarray(hparams.learning_rate, jnp.float32)
         frac = 1.0 - update_step.astype(jnp.float32) / self.config.num_updates
-        return hparams.learning_rate * frac
+        return hparams.learning_rate * jnp.maximum(frac, 0.0)
 
     def update(self, state: TrainState, hparams: HParams) -> tuple[TrainState, dict[str, Any]]:
         """One PPO update: rollout, GAE, `update_epochs` x `num_minibatches` steps."""
@@ -417,10 +430,11 @@ def make_trainer(config: PPOConfig, env: Any = None, env_params: Any = None) -> 
         raise ValueError(f"config: expected a PPOConfig, got {type(config).__name__}")
     env, env_params, label = resolve_env(config, env, env_params)
     space = space_info(env, env_params, label)
+    check_env_signature(env, env_params, space, label)
     if config.normalize_observations and space.obs_categories:
         raise ValueError(
-            f"normalize_observations: {label} has a Discrete observation space "
-            "(one-hot encoded); normalising it makes no sense, set it to false"
+            f"normalize_observations: {label.partition(': ')[2] or label} has a Discrete "
+            "observation space (one-hot encoded); normalising it makes no sense, set it to false"
         )
     network = ActorCritic(
         space=space, hidden_sizes=config.hidden_sizes, activation=config.activation

@@ -42,7 +42,8 @@ def test_config_is_frozen_and_hashable():
         ({"hidden_sizes": 64}, "hidden_sizes"),
         ({"activation": "sigmoidish"}, "activation"),
         ({"anneal_lr": "yes"}, "anneal_lr"),
-        ({"env_name": "CartPole-v2"}, "env_name"),
+        ({"env_name": ""}, "env_name"),
+        ({"env_name": 3}, "env_name"),
     ],
 )
 def test_bad_config_names_the_field(changes, field):
@@ -50,9 +51,22 @@ def test_bad_config_names_the_field(changes, field):
         ppo.PPOConfig(**changes)
 
 
-def test_unknown_env_suggests_close_names():
-    with pytest.raises(ValueError, match="did you mean CartPole-v1"):
-        ppo.PPOConfig(env_name="Cartpole-v1")
+def test_unknown_env_suggests_close_names_before_compiling(monkeypatch):
+    calls = []
+    monkeypatch.setattr(jax, "jit", lambda *a, **k: calls.append(1))
+    cfg = ppo.PPOConfig(env_name="Cartpole-v1")  # only a label until an env is built from it
+    with pytest.raises(ValueError, match=r"^env_name: .*did you mean CartPole-v1"):
+        ppo.make_train(cfg)
+    assert not calls
+
+
+def test_custom_env_may_carry_its_own_name_as_a_label():
+    from purejaxppo.probe_envs import ConstantReward
+
+    env = ConstantReward()
+    cfg = ppo.PPOConfig(env_name="MyEnv", num_envs=2, num_steps=8, total_timesteps=32)
+    trainer = ppo.make_trainer(cfg, env=env, env_params=env.default_params)
+    assert trainer.config.env_name == "MyEnv"
 
 
 def test_bad_config_raises_before_compiling(monkeypatch):

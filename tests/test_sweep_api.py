@@ -65,11 +65,14 @@ def test_members_equal_single_runs(population_output):
 
 def test_selected_member_trains_further_like_a_single_run(population_output):
     out, _ = population_output
-    trainer = ppo.make_trainer(CFG)
+    # A trainer for a longer run continues the state, annealing to its own horizon.
+    longer = CFG.replace(total_timesteps=CFG.total_timesteps + 2 * CFG.batch_size)
+    trainer = ppo.make_trainer(longer)
     member = sw.select(out, 1)
     state, metrics = jax.jit(trainer.run, static_argnums=2)(member.state, HPS[1], 2)
     assert int(state.update_step) == CFG.num_updates + 2
     assert metrics["episode_return"].shape == (2,)
+    assert (np.asarray(metrics["learning_rate"]) > 0).all()
     assert not np.array_equal(
         np.asarray(jax.tree.leaves(state.params)[0]), np.asarray(jax.tree.leaves(member.params)[0])
     )

@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from purejaxppo.config import HParams, PPOConfig
+from purejaxppo.envs import check_env_name
 
 SECTIONS = ("ppo", "hparams", "seed", "expected_return")
 MAX_SEED = 2**31 - 1
@@ -288,12 +289,13 @@ def run_config_from_dict(
 
     try:
         ppo = PPOConfig(**sections["ppo"])
+        # A run config builds its env from the name: check it now, before anything compiles.
+        check_env_name(ppo.env_name)
     except ValueError as err:
         raise _field_error(source, "ppo", err, overridden) from None
-    hparams = HParams(**sections["hparams"])
-    hparams = HParams(**{n: float(getattr(hparams, n)) for n in HPARAM_FIELDS})
     try:
-        hparams.validate()
+        hparams = HParams(**sections["hparams"])
+        hparams = HParams(**{n: float(getattr(hparams, n)) for n in HPARAM_FIELDS})
     except ValueError as err:
         raise _field_error(source, "hparams", err, overridden) from None
 
