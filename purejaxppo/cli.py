@@ -11,6 +11,7 @@ User errors print one line on stderr and exit with status 2; see docs/cli.md.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import NoReturn
 
@@ -22,6 +23,20 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _version() -> str:
+    """`purejaxppo 0.1.0 (jax 0.10.2, flax ..., gymnax ...)` from the installed metadata."""
+    from importlib import metadata
+
+    def installed(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    libs = ", ".join(f"{n} {installed(n)}" for n in ("jax", "flax", "optax", "gymnax"))
+    return f"purejaxppo {installed('purejaxppo')} ({libs})"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Docs: docs/cli.md and docs/configs.md. Exit status: 0 ok, 1 NaN/inf stop, "
         "2 bad input, 130/143 interrupted (checkpoint saved).",
     )
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run_cli.register(sub)
     sweep_cli.register(sub)
@@ -56,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `purejaxppo` command; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Custom envs are import strings (`env_name: mypkg.envs:Corridor`): find modules in the
+    # current folder as `python -m purejaxppo` would, also from the `purejaxppo` script.
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     if args.command in ("sweep", "train"):
         # One XLA host device per core, fixed before JAX starts its backends: a sweep's
         # population and train's seeds are split over them.

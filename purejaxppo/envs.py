@@ -63,25 +63,73 @@ def known_env_names() -> list[str]:
 
 
 def check_env_name(env_name: Any) -> None:
-    """Raise `ValueError("env_name: ...")`, with close names, unless `make_env` knows it."""
+    """Raise `ValueError("env_name: ...")`, with close names, unless `make_env` knows it.
+
+    An import string `module:attr` is checked by importing it.
+    """
     import difflib
 
+    if isinstance(env_name, str) and ":" in env_name:
+        _import_env(env_name)
+        return
     known = known_env_names()
     if not isinstance(env_name, str) or env_name not in known:
         close = difflib.get_close_matches(str(env_name), known, n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ValueError(
-            f"env_name: unknown environment {env_name!r}{hint} (`purejaxppo envs` lists them)"
+            f"env_name: unknown environment {env_name!r}{hint} (`purejaxppo envs` lists them; "
+            "a custom env is an import string module:ClassOrFactory)"
         )
 
 
+def _import_env(spec: str) -> tuple[Any, Any]:
+    """`(env, env_params)` from an import string `package.module:attr` (attr may be dotted).
+
+    `attr` is an environment class (called with no arguments), a factory returning an
+    env or `(env, env_params)`, or an env instance; params default to `env.default_params`.
+    """
+    import importlib
+
+    module_name, _, attr = spec.partition(":")
+    label = f"env_name: {spec}"
+    if not module_name or not attr:
+        raise ValueError(f"{label}: expected an import string module:ClassOrFactory")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ValueError(
+            f"{label}: cannot import {module_name} ({err}); put it on PYTHONPATH or run from "
+            "the folder that holds it"
+        ) from None
+    target: Any = module
+    for part in attr.split("."):
+        if not hasattr(target, part):
+            raise ValueError(f"{label}: {module_name} has no attribute {attr}")
+        target = getattr(target, part)
+    is_factory = isinstance(target, type) or (callable(target) and not hasattr(target, "step"))
+    made = target() if is_factory else target
+    if isinstance(made, tuple) and len(made) == 2 and hasattr(made[0], "step"):
+        env, env_params = made
+    else:
+        env, env_params = made, None
+    _check_env_object(env, label)
+    if env_params is None:
+        env_params = getattr(env, "default_params", None)
+        if env_params is None:
+            raise ValueError(f"{label}: has no default_params; return (env, env_params) instead")
+    return env, env_params
+
+
 def make_env(env_name: str) -> tuple[Any, Any]:
-    """Build `(env, env_params)` for a gymnax id or a purejaxppo probe env."""
+    """Build `(env, env_params)` for a gymnax id, a purejaxppo probe env, or an import string
+    `module:ClassOrFactory` naming a custom gymnax-1.x env."""
     import gymnax
 
     from purejaxppo.probe_envs import PROBE_ENVS
 
     check_env_name(env_name)
+    if ":" in env_name:
+        return _import_env(env_name)
     if env_name in PROBE_ENVS:
         env = PROBE_ENVS[env_name]()
         return env, env.default_params

@@ -22,6 +22,7 @@ from _cli_support import (
 )
 
 from purejaxppo import cli
+from purejaxppo.run import cli as run_commands
 from purejaxppo.run import rundir
 from purejaxppo.run.config import load_run_config
 from purejaxppo.train import METRIC_NAMES
@@ -130,7 +131,7 @@ def test_missing_config_file(tmp_path):
 
 def test_mnist_bandit_without_data_is_bad_input(tmp_path, monkeypatch):
     monkeypatch.setenv("PUREJAXPPO_MNIST_DIR", str(tmp_path / "no-mnist"))
-    config = run_cli.find_config_dir() / "MNISTBandit-bsuite.yaml"
+    config = run_commands.find_config_dir() / "MNISTBandit-bsuite.yaml"
     proc = run_cli("train", config, "--out", tmp_path / "run", cwd=tmp_path)
     assert_bad_input(proc, "ppo.env_name: MNISTBandit-bsuite needs the MNIST files")
     assert not (tmp_path / "run").exists()
@@ -322,6 +323,44 @@ def test_incompatible_resume_is_refused(tiny_run, capsys, monkeypatch):
 
 
 @pytest.mark.slow
+def test_resume_with_a_larger_total_extends_the_run(tiny_run, capsys, monkeypatch, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_run["run"], run_dir)
+    monkeypatch.setenv("PUREJAXPPO_CACHE_DIR", "off")
+    before = tree_digest(run_dir)
+    for total, fragment in [
+        (200, "ppo.total_timesteps: the run has 384 (12 updates); extending it needs"),
+        (400, "extending it needs at least one more update of 32 steps, got 400"),
+    ]:
+        status, _, err = _main_in_process(
+            capsys, "train", "--resume", run_dir, "--set", f"ppo.total_timesteps={total}"
+        )
+        assert status == 2 and fragment in err and len(err.strip().splitlines()) == 1, err
+    assert tree_digest(run_dir) == before
+
+    args = ("train", "--resume", run_dir, "--set", "ppo.total_timesteps=512", "--no-bar")
+    status, out, err = _main_in_process(capsys, *args)
+    assert status == 0, err
+    assert "extending the run from 12 to 16 updates" in out
+    rc = load_run_config(run_dir / rundir.CONFIG_FILE)
+    assert rc.ppo.total_timesteps == 512
+    assert "Extended from 12 to 16 updates" in (run_dir / rundir.CONFIG_FILE).read_text()
+    cols = rundir.read_metrics(run_dir / rundir.METRICS_FILE)
+    assert np.array_equal(np.unique(cols["update"]), np.arange(1, 17))
+    new_rows = cols["update"] > 12
+    lr = cols["learning_rate"][new_rows]
+    assert (lr > 0).all() and np.isclose(lr.max(), 2.5e-4 * (1 - 12 / 16), rtol=1e-5)
+    summary = json.loads((run_dir / rundir.SUMMARY_FILE).read_text())
+    assert summary["updates_done"] == 16 and summary["status"] == "completed"
+    # The reached flag counts every session's rows, by the one rule.
+    returns = rundir.metrics_matrix(cols, "episode_return", [0, 1])
+    assert summary["reached_expected_return"] == rundir.reached_expected(returns, 16, 20.0)
+    # Done again: the extended run is complete, and resumes to "nothing to do".
+    status, out, _ = _main_in_process(capsys, "train", "--resume", run_dir)
+    assert status == 0 and "already complete (16 updates)" in out
+
+
+@pytest.mark.slow
 def test_overwrite_and_compilation_cache(tiny_run):
     """A rerun with --overwrite replaces the run and loads its programs from the cache."""
     run_dir, root, cache = tiny_run["run"], tiny_run["root"], tiny_run["cache"]
@@ -353,3 +392,52 @@ def test_overwrite_and_compilation_cache(tiny_run):
 def test_make_train_target_uses_this_cli():
     makefile = (Path(cli.__file__).resolve().parent.parent / "Makefile").read_text()
     assert "purejaxppo train configs/CartPole-v1.yaml" in makefile
+
+
+def test_version_names_the_libraries(capsys):
+    status, out, _ = _main_in_process(capsys, "--version")
+    assert status == 0 and out.startswith("purejaxppo 0.") and "jax 0." in out
+
+
+def test_envs_shows_config_paths_that_resolve_from_anywhere(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    status, out, _ = _main_in_process(capsys, "envs")
+    assert status == 0
+    row = next(line for line in out.splitlines() if line.startswith("CartPole-v1 "))
+    shown = next(word for word in row.split() if word.endswith(".yaml"))
+    assert Path(shown).is_file(), shown
+
+
+@pytest.mark.parametrize(
+    ("make", "fragment"),
+    [
+        (
+            lambda root: Path(__file__).parent.parent / "configs/sweeps/cartpole_lr.yaml",
+            "a sweep file (it has grid, seeds, base), not a run config: run it with "
+            "purejaxppo sweep ",
+        ),
+        (lambda root: _fake_folder(root, "config.yaml"), "is a run folder (for purejaxppo eval"),
+        (lambda root: _fake_folder(root, "sweep.json"), "is a sweep output folder"),
+    ],
+)
+def test_train_says_what_the_file_is(capsys, tmp_path, make, fragment):
+    status, _, err = _main_in_process(capsys, "train", make(tmp_path))
+    assert status == 2 and fragment in err and len(err.strip().splitlines()) == 1, err
+
+
+def _fake_folder(root: Path, marker: str) -> Path:
+    folder = root / "folder"
+    folder.mkdir()
+    (folder / marker).write_text("{}")
+    return folder
+
+
+@pytest.mark.slow
+def test_a_chunk_longer_than_the_run_is_clamped_in_the_header(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("PUREJAXPPO_CACHE_DIR", "off")
+    config = write_config(tmp_path / "tiny.yaml")
+    args = ("train", config, "--out", tmp_path / "run", "--chunk", "1000", "--no-bar")
+    status, out, err = _main_in_process(capsys, *args)
+    assert status == 0, err
+    assert "1 seed (0)" in out and "1 seeds" not in out
+    assert "chunks: 1 x 12 updates (one compiled size); checkpoint every 12 updates" in out

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +126,14 @@ class Checkpointer:
             read_only=read_only,
             enable_async_checkpointing=False,
         )
-        self._manager = ocp.CheckpointManager(self.directory, options=options)
+        absl = logging.getLogger("absl")
+        level = absl.level
+        if read_only:  # orbax logs "Given directory is read only" for what was asked for
+            absl.setLevel(max(level, logging.ERROR))
+        try:
+            self._manager = ocp.CheckpointManager(self.directory, options=options)
+        finally:
+            absl.setLevel(level)
 
     def save(self, state: TrainState, meta: CheckpointMeta) -> None:
         """Write `state` as checkpoint `meta.update` (blocks until committed)."""

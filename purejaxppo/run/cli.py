@@ -36,25 +36,10 @@ def _positive(name: str, value: int | None) -> None:
         raise UsageError(f"{name}: expected a positive integer, got {value}")
 
 
-def _make_trainer(rc, source: str):
-    """`make_trainer(rc.ppo)`; env construction errors become one-line config errors."""
-    from purejaxppo.run.config import ConfigError
-    from purejaxppo.train import make_trainer
-
-    try:
-        return make_trainer(rc.ppo)
-    except ValueError as err:
-        text = str(err).splitlines()[0]
-        head, sep, rest = text.partition(": ")
-        if sep and head.isidentifier():
-            raise ConfigError(f"{source}: ppo.{head}: {rest}") from None
-        raise ConfigError(f"{source}: ppo: {text}") from None
-
-
 # --------------------------------------------------------------------------- train
 def _train(args: argparse.Namespace) -> int:
     from purejaxppo.run import jaxcache, rundir
-    from purejaxppo.run.config import MAX_SEED, load_run_config
+    from purejaxppo.run.config import MAX_SEED, load_run_config, make_run_trainer
     from purejaxppo.run.resume import resolve_resume
     from purejaxppo.run.runner import Job, run_job
 
@@ -68,12 +53,14 @@ def _train(args: argparse.Namespace) -> int:
     if args.resume is not None:
         if args.overwrite:
             raise UsageError("--overwrite: not allowed with --resume")
-        rc, seeds, run_dir, latest = resolve_resume(
-            args.resume, args.config, args.set, args.seeds, args.out
-        )
+        resumed = resolve_resume(args.resume, args.config, args.set, args.seeds, args.out)
+        rc, seeds, run_dir, extends = resumed.rc, resumed.seeds, resumed.run_dir, resumed.extends
         source = str(Path(args.resume) / rundir.CONFIG_FILE)
-        if latest == rc.ppo.num_updates:
-            print(f"{run_dir}: the run is already complete ({latest} updates); nothing to do")
+        if resumed.latest == rc.ppo.num_updates:
+            print(
+                f"{run_dir}: the run is already complete ({resumed.latest} updates); nothing "
+                "to do (to train further: --set ppo.total_timesteps=N with a larger N)"
+            )
             return 0
     else:
         rc = load_run_config(args.config, args.set)
@@ -82,9 +69,10 @@ def _train(args: argparse.Namespace) -> int:
         if rc.seed + num_seeds - 1 > MAX_SEED:
             raise UsageError(f"--seeds: seed {rc.seed} + {num_seeds} seeds exceeds {MAX_SEED}")
         seeds = [rc.seed + i for i in range(num_seeds)]
+        extends = None
         run_dir = Path(args.out) if args.out else rundir.default_run_dir(rc.ppo.env_name)
         rundir.check_new_run_dir(run_dir, args.overwrite)
-    trainer = _make_trainer(rc, source)
+    trainer = make_run_trainer(rc, source)
     job = Job(
         rc=rc,
         trainer=trainer,
@@ -95,6 +83,7 @@ def _train(args: argparse.Namespace) -> int:
         chunk=args.chunk,
         checkpoint_every=args.checkpoint_every,
         progress_bar=False if args.no_bar else None,
+        extends=extends,
     )
     return run_job(job).exit_code
 
@@ -106,38 +95,16 @@ def _eval(args: argparse.Namespace) -> int:
     import jax
     import numpy as np
 
-    from purejaxppo.run import jaxcache, rundir
-    from purejaxppo.run.checkpoint import Checkpointer, CheckpointError
-    from purejaxppo.run.compiled import seed_keys
-    from purejaxppo.run.config import ConfigError, load_run_config
+    from purejaxppo.run import jaxcache
     from purejaxppo.run.evaluate import evaluate
+    from purejaxppo.run.load import load_run
 
     _positive("--episodes", args.episodes)
     if args.seed < 0:
         raise UsageError(f"--seed: expected a non-negative integer, got {args.seed}")
     jaxcache.enable()  # before anything compiles
-    run_dir = Path(args.run_dir)
-    if not run_dir.is_dir():
-        raise UsageError(f"{run_dir}: no such run folder")
-    config_path = run_dir / rundir.CONFIG_FILE
-    if not config_path.is_file():
-        raise UsageError(f"{run_dir}: not a purejaxppo run folder (no {rundir.CONFIG_FILE})")
-    try:
-        rc = load_run_config(config_path)
-    except ConfigError as err:
-        raise UsageError(f"{run_dir}: corrupt run folder ({err})") from None
-    trainer = _make_trainer(rc, str(config_path))
-    try:
-        checkpointer = Checkpointer(run_dir / rundir.CHECKPOINT_DIR, read_only=True)
-        update = checkpointer.latest_update()
-        if update is None:
-            raise CheckpointError(f"{run_dir / rundir.CHECKPOINT_DIR}: no complete checkpoint")
-        seeds = checkpointer.read_meta(update).seeds
-        like = jax.eval_shape(jax.vmap(trainer.init, (0, None)), seed_keys(seeds), rc.hparams)
-        state, _ = checkpointer.restore(update, like)
-        checkpointer.close()
-    except CheckpointError as err:
-        raise UsageError(f"{run_dir}: cannot load the checkpoint ({err})") from None
+    run = load_run(args.run_dir)
+    trainer, state, seeds, rc, update = run.trainer, run.state, run.seeds, run.config, run.update
 
     run_eval = jax.jit(
         jax.vmap(
@@ -170,6 +137,16 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- envs
+def _shown_path(path: Path) -> str:
+    """`path` relative to the current folder when under it, else absolute: a path that
+    `purejaxppo train PATH` finds from where the user is."""
+    path = path.resolve()
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def _action_text(space) -> str:
     import numpy as np
 
@@ -211,7 +188,7 @@ def _envs(args: argparse.Namespace) -> int:
             action, obs = "Discrete(10)", "28x28"
             missing = [f for f in MNIST_FILES if not (mnist_dir() / f).is_file()]
             note = f"needs the MNIST files in {mnist_dir()} ({len(missing)} missing)"
-        shipped = f"{config_dir.name}/{config.name}" if config.is_file() else "-"
+        shipped = _shown_path(config) if config.is_file() else "-"
         rows.append((name, action, obs, shipped, expected, note))
     headers = ("environment", "actions", "obs", "config", "expected", "note")
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]

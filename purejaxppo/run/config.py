@@ -25,12 +25,15 @@ import re
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from purejaxppo.config import HParams, PPOConfig
 from purejaxppo.envs import check_env_name
+
+if TYPE_CHECKING:
+    from purejaxppo.train import Trainer
 
 SECTIONS = ("ppo", "hparams", "seed", "expected_return")
 MAX_SEED = 2**31 - 1
@@ -261,6 +264,12 @@ def run_config_from_dict(
         raise ConfigError(
             f"{source}: expected a mapping with keys {', '.join(SECTIONS)}, got {_got(data)}"
         )
+    sweep_keys = [k for k in SWEEP_ONLY_KEYS if k in data]
+    if sweep_keys:
+        raise ConfigError(
+            f"{source}: a sweep file (it has {', '.join(sweep_keys)}), not a run config: run it "
+            f"with purejaxppo sweep {source}"
+        )
     for key in data:
         if key not in SECTIONS:
             raise _unknown_key(source, str(key))
@@ -363,6 +372,19 @@ def apply_overrides(
     return out, frozenset(keys)
 
 
+# Keys of a sweep file that a run config never has (see purejaxppo.sweep.spec).
+SWEEP_ONLY_KEYS = ("grid", "random", "seeds", "base")
+
+
+def _folder_kind(path: Path) -> str:
+    """What a folder given as a config is, and which command takes it."""
+    if (path / "sweep.json").is_file():
+        return "is a sweep output folder (its best.yaml is a run config)"
+    if (path / "config.yaml").is_file():
+        return "is a run folder (for purejaxppo eval RUN or train --resume RUN)"
+    return "is a directory"
+
+
 def load_run_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
     """Read, override and validate a YAML run config.
 
@@ -380,7 +402,9 @@ def load_run_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfi
     except FileNotFoundError:
         raise ConfigError(f"{source}: no such config file") from None
     except IsADirectoryError:
-        raise ConfigError(f"{source}: is a directory, expected a YAML config file") from None
+        raise ConfigError(
+            f"{source}: {_folder_kind(Path(path))}, expected a YAML config file"
+        ) from None
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"{source}: cannot read ({type(err).__name__}: {err})") from None
     data = parse_yaml(text, source)
@@ -408,3 +432,18 @@ def _flatten(data: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+def make_run_trainer(rc: RunConfig, source: str) -> Trainer:
+    """`make_trainer(rc.ppo)`; env construction errors become one-line `ConfigError`s
+    naming `source` and the key (`configs/x.yaml: ppo.env_name: ...`)."""
+    from purejaxppo.train import make_trainer
+
+    try:
+        return make_trainer(rc.ppo)
+    except ValueError as err:
+        text = str(err).splitlines()[0]
+        head, sep, rest = text.partition(": ")
+        if sep and head.isidentifier():
+            raise ConfigError(f"{source}: ppo.{head}: {rest}") from None
+        raise ConfigError(f"{source}: ppo: {text}") from None

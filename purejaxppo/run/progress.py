@@ -17,6 +17,11 @@ def _fmt_duration(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """`1 seed`, `2 seeds`, `1 entry` / `3 entries` (pass `plural` when it is not noun + s)."""
+    return f"{n} {noun if n == 1 else (plural or noun + 's')}"
+
+
 def _fmt_return(mean: float, std: float) -> str:
     if not math.isfinite(mean):
         return "n/a"

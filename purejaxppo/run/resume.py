@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from purejaxppo.run import rundir
 from purejaxppo.run.checkpoint import Checkpointer, CheckpointError
@@ -15,6 +17,20 @@ from purejaxppo.run.config import (
     run_config_from_dict,
 )
 from purejaxppo.run.errors import UsageError
+from purejaxppo.run.progress import count
+
+TOTAL = "ppo.total_timesteps"
+
+
+class Resumed(NamedTuple):
+    """A checked `--resume` folder: the config to run (extended or not), the seeds, the
+    folder, the latest checkpointed update, and the old update count when extending."""
+
+    rc: RunConfig
+    seeds: list[int]
+    run_dir: Path
+    latest: int
+    extends: int | None
 
 
 def resolve_resume(
@@ -23,10 +39,11 @@ def resolve_resume(
     overrides: Sequence[str],
     num_seeds: int | None,
     out: str | Path | None,
-) -> tuple[RunConfig, list[int], Path, int]:
+) -> Resumed:
     """Check a `--resume` folder, and the CONFIG/--set given with it, against the run.
 
-    Returns `(run config, seeds, run folder, latest checkpointed update)`; raises
+    A larger `ppo.total_timesteps` (in CONFIG or `--set`) extends the run: the
+    returned config has it and `extends` is the old update count. Raises
     `UsageError` with one line naming what does not fit.
     """
     run_dir = Path(resume)
@@ -65,24 +82,50 @@ def resolve_resume(
         in_checkpoint = run_config_from_dict(meta.config, f"{ckpt_dir}/{latest}")
     except ConfigError as err:
         raise UsageError(f"--resume {run_dir}: corrupt checkpoint record ({err})") from None
-    if config_differences(in_checkpoint, saved):
+    if _differences(in_checkpoint, saved, may_grow=True):
         raise UsageError(
             f"--resume {run_dir}: {rundir.CONFIG_FILE} does not match the checkpoint's config "
-            f"({'; '.join(config_differences(in_checkpoint, saved))})"
+            f"({'; '.join(_differences(in_checkpoint, saved, may_grow=True))})"
         )
-    differences = [
-        d for d in config_differences(saved, wanted) if not d.startswith("expected_return ")
-    ]
-    if differences:
-        raise UsageError(
-            f"--resume {run_dir}: incompatible config, it differs from the run's in "
-            f"{'; '.join(differences)}; resuming needs the same config"
-        )
+    rc = _extended(run_dir, saved, wanted)
     seeds = list(meta.seeds)
     if num_seeds is not None and num_seeds != len(seeds):
         raise UsageError(
-            f"--seeds: the run at {run_dir} has {len(seeds)} seeds, got --seeds {num_seeds}"
+            f"--seeds: the run at {run_dir} has {count(len(seeds), 'seed')}, "
+            f"got --seeds {num_seeds}"
         )
-    if meta.num_updates != saved.ppo.num_updates or not 0 <= latest <= meta.num_updates:
+    if meta.num_updates > saved.ppo.num_updates or not 0 <= latest <= meta.num_updates:
         raise UsageError(f"--resume {run_dir}: checkpoint {latest} does not fit the run's config")
-    return saved, seeds, run_dir, latest
+    extends = saved.ppo.num_updates if rc is not saved else None
+    return Resumed(rc, seeds, run_dir, latest, extends)
+
+
+def _differences(old: RunConfig, new: RunConfig, may_grow: bool = False) -> list[str]:
+    """`config_differences` less `expected_return` (a label, not training) and, with
+    `may_grow`, less a larger `ppo.total_timesteps` (an extended run)."""
+    out = [d for d in config_differences(old, new) if not d.startswith("expected_return ")]
+    if may_grow and new.ppo.total_timesteps > old.ppo.total_timesteps:
+        out = [d for d in out if not d.startswith(f"{TOTAL} ")]
+    return out
+
+
+def _extended(run_dir: Path, saved: RunConfig, wanted: RunConfig) -> RunConfig:
+    """`saved`, or `saved` with the larger `ppo.total_timesteps` of `wanted` (extending a
+    run). Any other difference is refused: resuming needs the same config."""
+    others = [d for d in _differences(saved, wanted) if not d.startswith(f"{TOTAL} ")]
+    if others:
+        raise UsageError(
+            f"--resume {run_dir}: incompatible config, it differs from the run's in "
+            f"{'; '.join(others)}; resuming needs the same config (only {TOTAL} may grow, "
+            "to extend the run)"
+        )
+    old, new = saved.ppo, wanted.ppo
+    if new.total_timesteps == old.total_timesteps:
+        return saved
+    if new.num_updates <= old.num_updates:
+        raise UsageError(
+            f"--resume {run_dir}: {TOTAL}: the run has {old.total_timesteps} "
+            f"({old.num_updates} updates); extending it needs at least one more update of "
+            f"{old.batch_size} steps, got {new.total_timesteps}"
+        )
+    return dataclasses.replace(saved, ppo=old.replace(total_timesteps=new.total_timesteps))

@@ -15,6 +15,7 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -58,7 +59,8 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 def default_run_dir(env_name: str, root: str | Path = "runs") -> Path:
     """`runs/<env>-<YYYYmmdd-HHMMSS>` (a `-2`, `-3`, ... suffix if that exists)."""
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path(root) / f"{env_name}-{stamp}"
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", env_name)  # an import string mod:Env -> mod-Env
+    base = Path(root) / f"{safe}-{stamp}"
     path, n = base, 1
     while path.exists():
         n += 1
@@ -244,6 +246,43 @@ def recent_mean(returns: np.ndarray, window: int) -> float:
     per_seed = [final_return(row, window) for row in np.asarray(returns, np.float64)]
     finite = [v for v in per_seed if math.isfinite(v)]
     return float(np.mean(finite)) if len(finite) == len(per_seed) and finite else math.nan
+
+
+REACHED_RULE = (
+    "reached when the mean over seeds of each seed's mean return over its last "
+    "max(1, 5% of the run's updates) updates with finished episodes is >= expected_return"
+)
+
+
+def run_return(returns: np.ndarray, num_updates: int) -> float:
+    """THE return of a run, the one `expected_return` is compared with, everywhere.
+
+    The mean over seeds of each seed's mean return over its last
+    `final_window(num_updates)` updates that had finished episodes, taken over all
+    rows written so far (`returns` `[S, U]`, every session of a resumed run). NaN
+    until every seed has finished an episode. At the end of a run this is the
+    seed mean of `final_return`.
+    """
+    return recent_mean(returns, final_window(num_updates))
+
+
+def reached_expected(returns: np.ndarray, num_updates: int, expected: float | None) -> bool | None:
+    """Whether `run_return(returns, num_updates) >= expected` (None without a threshold
+    or before every seed has finished an episode)."""
+    value = run_return(returns, num_updates) if np.size(returns) else math.nan
+    if expected is None or not math.isfinite(value):
+        return None
+    return bool(value >= expected)
+
+
+def run_return_spread(returns: np.ndarray, num_updates: int) -> tuple[float, float]:
+    """`(run_return, std over seeds of the per-seed windowed returns)`, for progress lines."""
+    window = final_window(num_updates)
+    per_seed = [final_return(row, window) for row in np.asarray(returns, np.float64)]
+    finite = [v for v in per_seed if math.isfinite(v)]
+    if not finite or len(finite) != len(per_seed):
+        return math.nan, math.nan
+    return float(np.mean(finite)), float(np.std(finite))
 
 
 def final_and_best(

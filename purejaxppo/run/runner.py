@@ -39,13 +39,13 @@ from purejaxppo.run.guards import (
     find_nonfinite,
     wait_ready,
 )
-from purejaxppo.run.progress import Progress
+from purejaxppo.run.progress import Progress, count
 from purejaxppo.run.session import (
     Job,
     JobResult,
     Session,
     finish_files,
-    mean_recent_return,
+    load_history,
     note_expected,
     report_done,
 )
@@ -60,9 +60,20 @@ CHECKPOINTS_PER_RUN = 10
 def _start_new(session: Session) -> None:
     job = session.job
     rundir.create_run_dir(job.run_dir, job.overwrite)
-    header = "# Fully resolved config of this run (purejaxppo train).\n"
-    rundir.atomic_write_text(job.run_dir / rundir.CONFIG_FILE, header + dump_run_config(job.rc))
+    _write_config(session)
     session.metrics.start()
+
+
+def _write_config(session: Session) -> None:
+    """config.yaml, atomically: the run's fully resolved config (an extended run's new total)."""
+    job = session.job
+    header = "# Fully resolved config of this run (purejaxppo train).\n"
+    if job.extends is not None:
+        header += (
+            f"# Extended from {job.extends} to {job.rc.ppo.num_updates} updates by "
+            "train --resume with a larger ppo.total_timesteps.\n"
+        )
+    rundir.atomic_write_text(job.run_dir / rundir.CONFIG_FILE, header + dump_run_config(job.rc))
 
 
 def _compile(session: Session, keys: jax.Array, sizes: Sequence[int]) -> Compiled:
@@ -77,7 +88,9 @@ def _compile(session: Session, keys: jax.Array, sizes: Sequence[int]) -> Compile
     elif new == 0:
         session.cache_info = f"loaded from the compilation cache {cache}"
     else:
-        session.cache_info = f"{new} new entries in the compilation cache {cache}"
+        session.cache_info = (
+            f"{count(new, 'new entry', 'new entries')} in the compilation cache {cache}"
+        )
     session.compile_time_s = compiled.compile_time_s
     split = f"; seeds split over {compiled.devices} devices" if compiled.devices > 1 else ""
     session.say(f"compiled in {compiled.compile_time_s:.1f} s ({session.cache_info}){split}")
@@ -130,7 +143,10 @@ def _run(session: Session, stop: StopRequest) -> JobResult:
     session.checkpointer = checkpointer
     try:
         # On resume, the original chunk size keeps the plan (and compiled code) the same.
-        chunk = job.chunk or saved_chunk or default_chunk(session.num_updates)
+        # A --chunk longer than the run is one chunk of the whole run (and says so).
+        chunk = min(
+            job.chunk or saved_chunk or default_chunk(session.num_updates), session.num_updates
+        )
         session.chunk = chunk
         sizes = plan_chunks(session.update, session.num_updates, chunk)
         every = job.checkpoint_every or max(
@@ -144,6 +160,9 @@ def _run(session: Session, stop: StopRequest) -> JobResult:
             session.train_time_s = float(meta.train_time_s)
             session.last_saved = session.update
             session.metrics.truncate_after(session.update)
+            load_history(session)
+            if job.extends is not None:
+                _write_config(session)
         else:
             assert compiled.init is not None
             state = compiled.init(compiled.place(keys, True), compiled.place(hp, False))
@@ -160,16 +179,24 @@ def _run(session: Session, stop: StopRequest) -> JobResult:
 def _announce(session: Session, sizes: Sequence[int], every: int) -> None:
     job = session.job
     seeds_text = ", ".join(str(s) for s in job.seeds)
-    plural = "s" if len(job.seeds) != 1 else ""
     session.say(
         f"{'resuming' if job.resume else 'training'} {job.rc.ppo.env_name}: "
-        f"{len(job.seeds)} seed{plural} ({seeds_text}), "
+        f"{count(len(job.seeds), 'seed')} ({seeds_text}), "
         f"{session.num_updates} updates x {session.batch_size} steps "
         f"= {session.num_updates * session.batch_size:,} steps per seed"
     )
     session.say(f"run folder: {job.run_dir}")
     if job.resume:
         session.say(f"continuing from the checkpoint at update {session.update}")
+    if job.extends is not None:
+        session.say(
+            f"extending the run from {job.extends} to {session.num_updates} updates"
+            + (
+                " (anneal_lr: the learning rate now decays to 0 at the new end)"
+                if job.rc.ppo.anneal_lr
+                else ""
+            )
+        )
     session.say(
         f"chunks: {describe_plan(sizes)}; checkpoint every {every} updates "
         f"on {jax.devices()[0].platform}"
@@ -230,7 +257,8 @@ def _chunks(
             session.metrics.append(
                 first, job.seeds, session.batch_size, session.train_time_s, metrics
             )
-            mean, std = mean_recent_return(session.returns)
+            history = np.concatenate(session.returns, axis=1)
+            mean, std = rundir.run_return_spread(history, session.num_updates)
             progress.update(session.update, session.session_time_s, mean, std)
             note_expected(session)
             if since_save >= every or session.update == session.num_updates:

@@ -4,7 +4,7 @@ summary.json, the curve, the time to the expected return and the closing lines (
 from __future__ import annotations
 
 import dataclasses
-import math
+import json
 import time
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
@@ -31,6 +31,8 @@ class Job:
       chunk: updates per compiled chunk (None: `default_chunk`).
       checkpoint_every: updates between checkpoints (None: about 10 per run).
       progress_bar: True/False, or None for "on a terminal".
+      extends: on a resume that extends the run to a larger `total_timesteps`, the old
+        update count (config.yaml is rewritten with the new total before training).
     """
 
     rc: RunConfig
@@ -42,6 +44,7 @@ class Job:
     chunk: int | None = None
     checkpoint_every: int | None = None
     progress_bar: bool | None = None
+    extends: int | None = None
 
 
 class JobResult(NamedTuple):
@@ -51,21 +54,6 @@ class JobResult(NamedTuple):
     exit_code: int
     update: int
     summary: dict[str, Any]
-
-
-def mean_recent_return(history: list[np.ndarray]) -> tuple[float, float]:
-    """Mean and std over seeds of each seed's mean return over its last 10 finite updates."""
-    if not history:
-        return float("nan"), float("nan")
-    returns = np.concatenate(history, axis=1)  # [S, U]
-    per_seed = []
-    for row in returns:
-        finite = row[np.isfinite(row)][-10:]
-        if finite.size:
-            per_seed.append(float(finite.mean()))
-    if not per_seed:
-        return float("nan"), float("nan")
-    return float(np.mean(per_seed)), float(np.std(per_seed))
 
 
 class Session:
@@ -78,7 +66,7 @@ class Session:
         self.batch_size = cfg.batch_size
         self.checkpointer: Checkpointer | None = None
         self.metrics = rundir.MetricsLog(job.run_dir / rundir.METRICS_FILE, METRIC_NAMES)
-        self.returns: list[np.ndarray] = []  # this session's [S, K] chunks
+        self.returns: list[np.ndarray] = []  # [S, K] chunks of every session (resume loads)
         self.train_time_s = 0.0  # all sessions, compilation excluded
         self.session_time_s = 0.0
         self.update = 0
@@ -117,7 +105,6 @@ def summary_of(session: Session, status: str, wall_start: float) -> dict[str, An
     steps = session.update * session.batch_size
     stats = rundir.final_and_best(returns) if returns.size else {}
     expected = job.rc.expected_return
-    final = stats.get("final_return")
     return {
         "status": status,
         "env_name": job.rc.ppo.env_name,
@@ -127,9 +114,8 @@ def summary_of(session: Session, status: str, wall_start: float) -> dict[str, An
         "env_steps_per_seed": steps,
         **stats,
         "expected_return": expected,
-        "reached_expected_return": (
-            None if expected is None or final is None else bool(final >= expected)
-        ),
+        "reached_expected_return": rundir.reached_expected(returns, session.num_updates, expected),
+        "reached_expected_return_rule": rundir.REACHED_RULE,
         "expected_return_reached": session.reached,
         "compile_time_s": round(session.compile_time_s, 3),
         "compilation_cache": session.cache_info,
@@ -165,19 +151,40 @@ def finish_files(session: Session, status: str, wall_start: float) -> dict[str, 
     return summary
 
 
+def load_history(session: Session) -> None:
+    """On resume: the returns of the rows already written, and when an earlier session
+    first reached `expected_return` (from its summary.json), so both count the whole run."""
+    job = session.job
+    columns = rundir.read_metrics(job.run_dir / rundir.METRICS_FILE)
+    returns = rundir.metrics_matrix(columns, "episode_return", job.seeds)
+    if returns.size:
+        session.returns = [returns[:, : session.update]]
+    try:
+        earlier = json.loads((job.run_dir / rundir.SUMMARY_FILE).read_text())
+    except (OSError, ValueError):
+        return
+    reached = earlier.get("expected_return_reached") if isinstance(earlier, dict) else None
+    if (
+        isinstance(reached, dict)
+        and isinstance(reached.get("update"), int)
+        and reached["update"] <= session.update
+        and earlier.get("expected_return") == job.rc.expected_return
+    ):
+        session.reached = {**reached, "session": "an earlier session of this run"}
+
+
 def note_expected(session: Session) -> None:
-    """Record the first chunk end at which the seeds' windowed return reaches
-    `expected_return` (the time to solve, compilation included)."""
+    """Record the first chunk end at which the run's return (`rundir.run_return`, over
+    every session's rows) reaches `expected_return`: the time to solve."""
     expected = session.job.rc.expected_return
-    if session.reached is not None or expected is None:
+    if session.reached is not None or expected is None or not session.returns:
         return
     returns = np.concatenate(session.returns, axis=1)  # [S, updates so far]
-    value = rundir.recent_mean(returns, rundir.final_window(session.num_updates))
-    if math.isfinite(value) and value >= expected:
+    if rundir.reached_expected(returns, session.num_updates, expected):
         session.reached = {
             "update": session.update,
             "env_steps_per_seed": session.update * session.batch_size,
-            "return": round(value, 3),
+            "return": round(rundir.run_return(returns, session.num_updates), 3),
             "wall_time_s": round(time.perf_counter() - session.wall_start, 3),
             "wall_time_counts": (
                 "seconds from the start of this session (compilation, checkpoints and "
@@ -194,15 +201,20 @@ def report_done(session: Session, summary: dict[str, Any]) -> None:
     if final is not None and std and len(session.job.seeds) > 1:
         final_text += f" ± {std:.2f}"
     verdict = ""
-    if expected is not None and final is not None:
-        reached = "reached" if summary["reached_expected_return"] else "NOT reached"
+    if expected is not None:
+        flag = summary["reached_expected_return"]
+        reached = {True: "reached", False: "NOT reached"}.get(flag, "not measurable")
         verdict = f" (expected {expected:g}: {reached})"
-    reached = session.reached
-    if reached is not None:
+    first = session.reached
+    if first is not None:
+        when = (
+            "in an earlier session"
+            if "session" in first
+            else f"{first['wall_time_s']:.1f} s after start incl. compilation"
+        )
         verdict += (
-            f"; first reached at update {reached['update']} "
-            f"({reached['env_steps_per_seed']:,} steps/seed), {reached['wall_time_s']:.1f} s "
-            "after start incl. compilation"
+            f"; first reached at update {first['update']} "
+            f"({first['env_steps_per_seed']:,} steps/seed), {when}"
         )
     best = summary.get("best_return")
     rate = summary.get("steps_per_second") or 0.0
