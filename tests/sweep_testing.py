@@ -85,23 +85,24 @@ def reference_sweep(base: Path) -> tuple[Path, Path, Path]:
     return spec, out, cache
 
 
-def member_rows(out: Path) -> dict[int, dict[str, np.ndarray]]:
-    """member -> metric name -> `[U]` curve, from every chunk file of a sweep folder."""
-    from purejaxppo.sweep.store import read_chunk
+def member_rows(out: Path) -> dict[tuple[int, int], dict[str, np.ndarray]]:
+    """(set, seed) -> metric name -> `[U]` curve, from every chunk file of a sweep folder."""
+    from purejaxppo.sweep.store import chunk_files, read_chunk
 
-    rows: dict[int, dict[str, np.ndarray]] = {}
-    for path in sorted((out / "chunks").glob("g*-c*.npz")):
-        members, metrics, _ = read_chunk(path)
-        for i, m in enumerate(members):
-            assert int(m) not in rows, f"member {m} appears twice"
-            rows[int(m)] = {k: v[i] for k, v in metrics.items()}
+    rows: dict[tuple[int, int], dict[str, np.ndarray]] = {}
+    for _, _, path in chunk_files(out):
+        ids, metrics, _ = read_chunk(path)
+        for i, (set_index, seed) in enumerate(ids):
+            key = (int(set_index), int(seed))
+            assert key not in rows, f"member {key} appears twice"
+            rows[key] = {k: v[i] for k, v in metrics.items()}
     return rows
 
 
 def assert_same_bits(a: Path, b: Path) -> None:
     """Every member's every metric curve is bit-identical in the two sweep folders."""
     rows_a, rows_b = member_rows(a), member_rows(b)
-    assert sorted(rows_a) == sorted(rows_b) == list(range(8))
+    assert sorted(rows_a) == sorted(rows_b) == [(s, k) for s in range(4) for k in range(2)]
     for m in rows_a:
         for name, curve in rows_a[m].items():
             assert curve.shape == (1000,), name

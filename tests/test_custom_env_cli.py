@@ -146,3 +146,17 @@ def test_eval_and_load_run_name_what_they_got(tmp_path):
     empty.mkdir()
     with pytest.raises(RunDirError, match=r"not a purejaxppo run folder \(no config.yaml\)"):
         load_run(Path(empty))
+
+
+@pytest.mark.slow
+def test_custom_env_sweeps(custom_run):
+    root = custom_run
+    (root / "sweep.yaml").write_text(
+        "base: corridor.yaml\nseeds: 2\ngrid:\n  hparams.learning_rate: [1.0e-3, 3.0e-3]\n"
+    )
+    proc = run_cli("sweep", "sweep.yaml", "--out", "sweep-out", "--no-progress", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    rows = (root / "sweep-out" / "results.csv").read_text().splitlines()
+    assert len(rows) == 1 + 4  # header + 2 sets x 2 seeds
+    best = (root / "sweep-out" / "best.yaml").read_text()
+    assert "env_name: corridor_env:Corridor" in best

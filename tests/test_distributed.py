@@ -69,8 +69,8 @@ def test_two_processes_give_the_single_process_result(reference, tmp_path):
     for p, (stdout, stderr) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, stdout[-2000:] + stderr[-4000:]
     lead, other = outputs[0][0], outputs[1][0]
-    assert "8 members on 2 cpu device(s) in 2 processes" in lead
-    assert "8 members in 2 chunk(s) of 4 (2 per device)" in lead
+    assert "8 members on 2 cpu devices in 2 processes" in lead
+    assert "8 members in 2 chunks of 4 (2 per device)" in lead
     assert "members" not in other and "wrote" not in other  # only process 0 reports
     assert sorted(p.name for p in (out / "chunks").iterdir()) == ["g00-c0000.npz", "g00-c0001.npz"]
     assert_same_bits(ref, out)

@@ -17,6 +17,8 @@ from purejaxppo import sweep as sw
 from purejaxppo.run.config import ConfigError, load_run_config
 from purejaxppo.run.rundir import final_return
 from purejaxppo.sweep import cli as sweep_cli
+from purejaxppo.sweep import population as sw_population
+from purejaxppo.sweep import progress as sw_progress
 from purejaxppo.sweep import report as sweep_report
 from purejaxppo.sweep import store as sweep_store
 
@@ -204,10 +206,25 @@ def test_base_file_and_overrides(tmp_path):
             r"random.hparams.gamma: also in grid",
         ),
         (
-            "hparams: {gamma: 2.0}",
+            "hparams: {gamma: 2.0}\nseeds: 2",
             r"sweep.yaml: hparams.gamma: expected a number in \[0, 1\], got 2",
         ),
-        ("base: missing.yaml", r"missing.yaml: no such config file"),
+        ("base: missing.yaml\nseeds: 2", r"missing.yaml: no such config file"),
+        (
+            "grid: {ppo.env_name: [CartPole-v1, Acrobot-v1]}",
+            r"sweep.yaml: grid.ppo.env_name: cannot be swept \(returns of different envs do not "
+            r"rank against each other\); run one sweep per env$",
+        ),
+        (
+            "random: {count: 2, ppo.env_name: {choice: [CartPole-v1, Acrobot-v1]}}",
+            r"sweep.yaml: random.ppo.env_name: cannot be swept .*; run one sweep per env$",
+        ),
+        (
+            "hparams: {gamma: 0.9}",
+            r"sweep.yaml is a run config \(for purejaxppo train\), not a sweep file \(it has no "
+            r"grid, random or seeds section\)$",
+        ),
+        ("base: ../x.yaml", r"sweep.yaml: nothing to sweep; add a grid, random or seeds section$"),
     ],
 )
 def test_bad_sweep_files_give_one_line_naming_the_key(tmp_path, body, message):
@@ -285,7 +302,11 @@ def test_reports_are_real_files_and_best_yaml_loads(tmp_path):
     assert summary_rows[1].startswith("1,1,0.0001,8,2,51.0,")
     best = load_run_config(tmp_path / "best.yaml")
     assert best.ppo == pop.sets[1].config and best.hparams == pop.sets[1].hparams
-    assert best.seed == 0 and best.expected_return < 51.0
+    # expected_return: the lowest final return of the best set's seeds (50 and 52)
+    assert best.seed == 0 and best.expected_return == 50.0
+    text = (tmp_path / "best.yaml").read_text()
+    assert "# mean final return 51.00 over 2 seeds (95% CI +-12.71); expected_return: " in text
+    assert "the lowest seed's final return (every seed reached it)" in text
     import matplotlib.image
 
     for name in ("curves.png", "sensitivity.png"):
@@ -358,15 +379,19 @@ def test_changed_sweep_is_refused_naming_what_changed(tmp_path):
     with pytest.raises(sweep_store.SweepError) as info:
         sweep_store.check_manifest(out / sweep_store.MANIFEST, changed.to_dict())
     assert str(info.value) == (
-        f"{out}: holds a different sweep (changed: grid.hparams.learning_rate, seeds); "
-        "use another --out or delete the folder"
+        f"{out}: holds a different sweep (changed: grid.hparams.learning_rate); "
+        "use another --out or delete the folder (only seed and seeds may change)"
     )
+    # other seeds are the same sweep, with other members
+    reseeded = load(tmp_path, "seed: 5\nseeds: 3\ngrid: {hparams.learning_rate: [1.0e-4, 1.0e-3]}")
+    assert sweep_store.check_manifest(out / sweep_store.MANIFEST, reseeded.to_dict()) == manifest
+    body = "hparams: {gamma: 0.95}\nseeds: 3\ngrid: {hparams.learning_rate: [1.0e-4, 1.0e-3]}"
+    with pytest.raises(sweep_store.SweepError, match=r"\(changed: base.hparams.gamma\);"):
+        sweep_store.check_manifest(out / sweep_store.MANIFEST, load(tmp_path, body).to_dict())
     # the same through the command line: exit 2, one line, nothing written
     path = write(tmp_path, TINY_PPO + "seeds: 3\ngrid: {hparams.learning_rate: [1.0e-4, 3.0e-3]}")
     code, _, err = run_cli(["sweep", str(path), "--out", str(out)])
-    assert (
-        code == 2 and "holds a different sweep (changed: grid.hparams.learning_rate, seeds)" in err
-    )
+    assert code == 2 and "holds a different sweep (changed: grid.hparams.learning_rate)" in err
     assert sorted(p.name for p in out.iterdir()) == [sweep_store.MANIFEST]
     # and a different --max-batch against the same sweep
     same = write(tmp_path, TINY_PPO + "seeds: 2\ngrid: {hparams.learning_rate: [1.0e-4, 1.0e-3]}")
@@ -377,16 +402,41 @@ def test_changed_sweep_is_refused_naming_what_changed(tmp_path):
 def test_chunk_files_are_written_atomically_and_merged(tmp_path):
     (tmp_path / "chunks").mkdir()
     metrics = {"episode_return": np.arange(6, dtype=np.float32).reshape(3, 2)}
-    for p, members in ((0, [4, 1]), (1, [2])):
-        rows = {"episode_return": metrics["episode_return"][: len(members)] + p}
+    for p, ids in ((0, [(2, 0), (0, 1)]), (1, [(1, 0)])):
+        rows = {"episode_return": metrics["episode_return"][: len(ids)] + p}
         path = sweep_store.chunk_path(tmp_path, 0, 3, p)
-        sweep_store.write_chunk(path, np.array(members), rows, run_s=1.0 + p)
+        sweep_store.write_chunk(path, np.array(ids), rows, run_s=1.0 + p)
+    assert sweep_store.chunk_files(tmp_path) == []  # parts are not finished chunks
     sweep_store.merge_parts(tmp_path, 0, 3, 2)
     assert sorted(p.name for p in (tmp_path / "chunks").iterdir()) == ["g00-c0003.npz"]
-    members, merged, info = sweep_store.read_chunk(sweep_store.chunk_path(tmp_path, 0, 3))
-    np.testing.assert_array_equal(members, [1, 2, 4])
+    ids, merged, info = sweep_store.read_chunk(sweep_store.chunk_path(tmp_path, 0, 3))
+    np.testing.assert_array_equal(ids, [[0, 1], [1, 0], [2, 0]])  # (set, seed), member order
     np.testing.assert_array_equal(merged["episode_return"], [[2, 3], [1, 2], [0, 1]])
     assert info == {"run_s": 2.0}
+
+
+def test_a_format_1_folder_is_upgraded_and_resumes(tmp_path):
+    """Chunk files of format 1 name members by index; opening the folder adds (set, seed)."""
+    spec = load(tmp_path, "seed: 3\nseeds: 2\ngrid: {hparams.learning_rate: [1.0e-4, 1.0e-3]}")
+    out = tmp_path / "out"
+    (out / "chunks").mkdir(parents=True)
+    old = sweep_store.manifest_for(spec.to_dict(), 2, 4) | {"format": 1, "chunk_sizes": {"0": 2}}
+    (out / sweep_store.MANIFEST).write_text(json.dumps(old))
+    curve = np.full((2, 12), 7.0, np.float32)
+    with open(sweep_store.chunk_path(out, 0, 1), "wb") as f:  # members 2, 3: set 1, seeds 3, 4
+        np.savez(f, members=np.array([2, 3]), metric_episode_return=curve, run_s=1.5)
+    assert sweep_store.check_manifest(out / sweep_store.MANIFEST, spec.to_dict()) == old
+    manifest = sweep_store.manifest_for(spec.to_dict(), 2, 4, old)
+    assert manifest["chunk_sizes"] == {"0": 2} and manifest["format"] == 2
+    sweep_store.prepare_folder(out, tmp_path / "sweep.yaml", manifest, old)
+    ids, metrics, info = sweep_store.read_chunk(sweep_store.chunk_path(out, 0, 1))
+    np.testing.assert_array_equal(ids, [[1, 3], [1, 4]])
+    assert info == {"run_s": 1.5} and metrics["episode_return"].shape == (2, 12)
+    assert json.loads((out / sweep_store.MANIFEST).read_text()) == manifest
+    pop = spec.population()
+    state = sweep_store.scan_folder(out, pop, pop.groups())
+    assert state.pending == {0: (0, 1)} and state.next_chunk == {0: 2}
+    assert (state.done_members, state.done_chunks) == (2, 1)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -460,4 +510,61 @@ def test_cli_env_errors_are_one_line_before_any_output(tmp_path):
     code, _, err = run_cli(["sweep", str(write(tmp_path, body)), "--out", str(tmp_path / "o")])
     assert code == 2 and err.count("\n") == 1
     assert "sweep.yaml: normalize_observations: FrozenLake-misc has a Discrete observation" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_expected_return_is_what_every_seed_reached_and_null_with_one_seed(tmp_path):
+    pop = load(tmp_path, "seeds: 3\ngrid: {hparams.learning_rate: [1.0e-4, 1.0e-3]}").population()
+    # the 95% CI of (-200, 180, 200) reaches far below -200: no run can miss its lower end
+    summary = sw.summarize(_fake_results(pop, [-200.126, 180.0, 200.0, 1.0, 2.0, 3.0]), pop)
+    assert summary[0].set_index == 0 and summary[0].mean_return - summary[0].ci95 < -400
+    assert sw.best_run_config(pop, summary).expected_return == -200.13  # rounded down
+    # a seed without any finished episode: the lowest of the others, if two are left
+    summary = sw.summarize(_fake_results(pop, [5.0, 9.0, 7.0, 0.29, np.nan, 0.3]), pop)
+    assert sw.best_run_config(pop, summary).expected_return == 5.0
+    assert summary[1].min_return == 0.29
+    one = load(tmp_path, "grid: {hparams.learning_rate: [1.0e-4, 1.0e-3]}").population()
+    summary = sw.summarize(_fake_results(one, [3.0, 4.0]), one)
+    assert sw.best_run_config(one, summary).expected_return is None
+    text = sweep_report.best_yaml(one, summary).decode()
+    assert "# best of 2 hyperparameter sets: learning_rate=0.001\n" in text
+    assert "over 1 seed; expected_return: null (one seed says nothing about reruns)\n" in text
+    assert "expected_return: null\n" in text
+
+
+def test_singular_counts_in_the_printed_lines(tmp_path):
+    assert [sw_population.plural(n, "member") for n in (0, 1, 2)] == [
+        "0 members",
+        "1 member",
+        "2 members",
+    ]
+    pop = load(tmp_path, "grid: {hparams.learning_rate: [1.0e-4]}").population()
+    summary = sw.summarize(_fake_results(pop, [3.0]), pop)
+    assert sweep_cli.format_top(summary, pop, 5).startswith("top 1 of 1 set (final return")
+    stream = io.StringIO()
+    bar = sw_progress.ProgressBar(1, 1, stream, enabled=True)
+    bar.chunk_done(1, "group 1/1 (all)", 0.5)
+    assert stream.getvalue() == "chunk 1/1 done (group 1/1 (all), 1 member, 0.5s): 1/1 members\n"
+
+
+def test_cli_says_what_it_got_instead_of_a_sweep_file(tmp_path):
+    """A run config or a folder: one line naming it and the command that takes it, exit 2."""
+    config = write(tmp_path, TINY_PPO + "seed: 3\nexpected_return: 20.0\n", "CartPole-v1.yaml")
+    run = tmp_path / "run"
+    (run / "checkpoint").mkdir(parents=True)
+    (run / "config.yaml").write_text(config.read_text())
+    swept = tmp_path / "swept"
+    swept.mkdir()
+    (swept / "sweep.json").write_text("{}")
+    expected = {
+        config: f"{config} is a run config (for purejaxppo train), not a sweep file "
+        "(it has no grid, random or seeds section)",
+        run: f"{run} is a run folder (for purejaxppo eval / train --resume), not a sweep file",
+        swept: f"{swept} is a sweep output folder, not a sweep file; to rerun it: "
+        f"purejaxppo sweep {swept / 'SWEEP.yaml'} --out {swept}",
+        tmp_path: f"{tmp_path} is a folder, not a sweep file",
+    }
+    for path, message in expected.items():
+        code, out, err = run_cli(["sweep", str(path), "--out", str(tmp_path / "o")])
+        assert (code, out, err) == (2, "", f"purejaxppo sweep: error: {message}\n")
     assert not (tmp_path / "o").exists()

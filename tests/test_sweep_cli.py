@@ -19,6 +19,7 @@ from sweep_testing import (
 )
 
 from purejaxppo.run.config import load_run_config
+from purejaxppo.sweep.store import read_chunk
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +45,7 @@ def test_outputs(reference):
     # final return: the mean of the member's last 50 (5% of 1000) updates with finished episodes
     curves = member_rows(out)
     for r in rows:
-        curve = curves[int(r["member"])]["episode_return"].astype(np.float64)
+        curve = curves[int(r["set"]), int(r["seed"])]["episode_return"].astype(np.float64)
         expected = np.mean(curve[np.isfinite(curve)][-50:])
         assert float(r["final_return"]) == pytest.approx(expected, rel=1e-12)
     # members learn something in 1000 updates (random CartPole policies score ~22)
@@ -68,7 +69,7 @@ def test_rerun_skips_finished_chunks_without_compiling(reference):
     before = {p.name: p.stat().st_mtime_ns for p in (out / "chunks").iterdir()}
     proc = run_sweep(spec, out, 1, cache)  # --max-batch comes from the folder's record
     assert "resuming: 4/4 chunks already done" in proc.stdout
-    assert "group 1/1 (all): all 4 chunk(s) done" in proc.stdout
+    assert "group 1/1 (all): all 8 members done" in proc.stdout
     assert "compiled" not in proc.stdout
     assert {p.name: p.stat().st_mtime_ns for p in (out / "chunks").iterdir()} == before
 
@@ -84,8 +85,49 @@ def test_changed_sweep_file_is_refused(reference, tmp_path):
     assert proc.returncode == 2
     assert proc.stderr == (
         f"purejaxppo sweep: error: {out}: holds a different sweep "
-        "(changed: grid.hparams.learning_rate); use another --out or delete the folder\n"
+        "(changed: grid.hparams.learning_rate); use another --out or delete the folder "
+        "(only seed and seeds may change)\n"
     )
+
+
+def test_more_seeds_train_only_the_new_members(reference, tmp_path):
+    """seeds 1 -> 2 reuses the first seed's chunks and gives the 2-seed sweep's results;
+    back to 1 reports over the first seed's members again, training nothing."""
+    spec, ref, cache = reference
+    path, out = tmp_path / "sweep.yaml", tmp_path / "reseeded"
+    path.write_text(spec.read_text().replace("seeds: 2", "seeds: 1"))
+    first = run_sweep(path, out, 1, cache, "--max-batch", "2")
+    assert "4 hyperparameter sets x 1 seed = 4 members on 1 cpu device(s)" in first.stdout
+    assert "expected_return: null (one seed" in (out / "best.yaml").read_text()
+    one_seed = (out / "results.csv").read_text()
+    before = {p.name: p.stat().st_mtime_ns for p in (out / "chunks").iterdir()}
+    assert sorted(before) == ["g00-c0000.npz", "g00-c0001.npz"]
+
+    path.write_text(spec.read_text())  # seeds: 2
+    proc = run_sweep(path, out, 1, cache)  # --max-batch 2 comes from the folder's record
+    assert "seeds changed (0 -> 0..1): 4 of 8 members already trained, reused as" in proc.stdout
+    assert "resuming: 2/4 chunks already done, skipping them" in proc.stdout
+    assert "4 members in 2 chunk(s) of 2 (2 per device), 1000 updates each (4 already done)" in (
+        proc.stdout
+    )
+    after = {p.name: p.stat().st_mtime_ns for p in (out / "chunks").iterdir()}
+    assert {name: after[name] for name in before} == before  # nothing finished is rerun
+    assert sorted(after) == [f"g00-c000{c}.npz" for c in range(4)]
+    for name in ("g00-c0002.npz", "g00-c0003.npz"):  # only the new seed's members
+        assert set(read_chunk(out / "chunks" / name)[0][:, 1]) == {1}
+    assert_same_bits(ref, out)  # the same chunk shape: the very bits of the 2-seed sweep
+    assert results_without(ref, "wall_time_s", "chunk") == results_without(
+        out, "wall_time_s", "chunk"
+    )
+    for name in ("summary.csv", "best.yaml"):
+        assert (ref / name).read_bytes() == (out / name).read_bytes(), name
+    assert (out / "SWEEP.yaml").read_text() == spec.read_text()
+
+    path.write_text(spec.read_text().replace("seeds: 2", "seeds: 1"))
+    proc = run_sweep(path, out, 1, cache)
+    assert "seeds changed (0..1 -> 0): 4 of 4 members already trained" in proc.stdout
+    assert "group 1/1 (all): all 4 members done" in proc.stdout and "compiled" not in proc.stdout
+    assert (out / "results.csv").read_text() == one_seed
 
 
 @pytest.mark.slow

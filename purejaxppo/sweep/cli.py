@@ -5,22 +5,22 @@
 
 The output folder holds:
 
-    sweep.json        what is being swept (refuses a changed SWEEP.yaml on rerun)
-    SWEEP.yaml        a copy of the sweep file as first run
+    sweep.json        what is being swept (refuses a changed search space on rerun)
+    SWEEP.yaml        a copy of the sweep file it holds
     chunks/gGG-cCCCC.npz   one per finished chunk (written atomically)
     results.csv summary.csv best.yaml curves.png sensitivity.png
 
-Re-running the same command skips finished chunks, so a killed sweep loses at
-most the chunk in flight. With several processes, each writes the rows its
-devices trained (`gGG-cCCCC.pPPP.npz`) and process 0 merges them; the output
-folder must then be on a filesystem every process sees.
+Re-running the command trains only the members that no chunk file holds, so a
+killed sweep loses at most the chunk in flight, and more `seeds` train only the
+new seeds' members. With several processes, each writes the rows its devices
+trained (`gGG-cCCCC.pPPP.npz`) and process 0 merges them; the output folder
+must then be on a filesystem every process sees.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,11 +31,12 @@ import numpy as np
 
 from purejaxppo.run import jaxcache
 from purejaxppo.run.config import ConfigError
+from purejaxppo.run.progress import count
 from purejaxppo.sharding import DistributedArgs, barrier, initialize_distributed, population_mesh
 from purejaxppo.sweep.population import Population, StaticGroup
 from purejaxppo.sweep.progress import ProgressBar
-from purejaxppo.sweep.report import write_report
-from purejaxppo.sweep.results import SetSummary, summarize
+from purejaxppo.sweep.report import format_top, write_report
+from purejaxppo.sweep.results import summarize
 from purejaxppo.sweep.runner import (
     DEFAULT_SEGMENT_UPDATES,
     GroupRunner,
@@ -45,6 +46,7 @@ from purejaxppo.sweep.runner import (
 from purejaxppo.sweep.spec import SweepSpec, load_sweep
 from purejaxppo.sweep.store import (
     MANIFEST,
+    FolderState,
     SweepError,
     check_manifest,
     chunk_path,
@@ -53,6 +55,8 @@ from purejaxppo.sweep.store import (
     manifest_for,
     merge_parts,
     prepare_folder,
+    scan_folder,
+    seed_range,
     write_chunk,
     write_manifest,
 )
@@ -144,6 +148,7 @@ class _Sweep:
       mesh: the device mesh of the population axis.
       stream: where process 0 prints.
       sizes: group index (str) -> chunk size, as recorded in the manifest.
+      folder: the members that chunk files already hold, what each group has left.
       planned: group index -> chunk size expected before planning (progress total).
     """
 
@@ -159,16 +164,18 @@ class _Sweep:
     stream: TextIO
     groups: tuple[StaticGroup, ...] = dataclasses.field(init=False)
     sizes: dict[str, int] = dataclasses.field(init=False)
+    folder: FolderState = dataclasses.field(init=False)
     planned: dict[int, int] = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
         self.groups = self.population.groups()
-        # chunk layout per group: recorded in the manifest so reruns keep it
+        # chunk size per group: recorded in the manifest so reruns keep the layout
         self.sizes = dict(self.manifest.get("chunk_sizes", {}))
+        self.folder = scan_folder(self.out, self.population, self.groups)
+        left = {g: len(members) for g, members in self.folder.pending.items()}
         self.planned = {
-            g.index: self.sizes.get(str(g.index))
-            or min(len(g.members), self.max_batch or len(g.members))
-            for g in self.groups
+            g: self.sizes.get(str(g)) or max(1, min(n, self.max_batch or n))
+            for g, n in left.items()
         }
 
     @property
@@ -193,15 +200,15 @@ def _run(args: argparse.Namespace, out_stream: TextIO, err_stream: TextIO) -> in
     _start_processes(args)
     spec, population = _load(args)
     out, old, max_batch, segment = _open_folder(args, spec)
-    manifest = old or manifest_for(spec.to_dict(), max_batch, segment)
+    manifest = manifest_for(spec.to_dict(), max_batch, segment, old)
     jaxcache.enable()
     pid, nproc = jax.process_index(), jax.process_count()
     if pid == 0:
-        prepare_folder(out, Path(args.sweep), manifest, fresh=old is None)
+        prepare_folder(out, Path(args.sweep), manifest, old)
     barrier("purejaxppo-sweep-start")
     mesh = population_mesh()
     s = _Sweep(args, population, out, manifest, max_batch, segment, pid, nproc, mesh, out_stream)
-    _announce(s)
+    _announce(s, old)
     bar = _progress_bar(s, err_stream)
     for g in s.groups:
         _run_group(s, g, bar)
@@ -267,15 +274,22 @@ def _open_folder(
     return out, old, max_batch, segment
 
 
-def _announce(s: _Sweep) -> None:
-    """What runs where, and the static groups if there are several."""
+def _announce(s: _Sweep, old: dict[str, Any] | None) -> None:
+    """What runs where, members reused after a change of seeds, the static groups."""
+    pop = s.population
     s.say(
-        f"sweep {s.args.sweep}: {len(s.population.sets)} hyperparameter set(s) x "
-        f"{len(s.population.seeds)} seed(s) = {s.population.size} members on "
-        f"{s.mesh.devices.size} {jax.devices()[0].platform} device(s)"
+        f"sweep {s.args.sweep}: {count(len(pop.sets), 'hyperparameter set')} x "
+        f"{count(len(pop.seeds), 'seed')} = {count(pop.size, 'member')} on "
+        f"{count(s.mesh.devices.size, jax.devices()[0].platform + ' device')}"
         + (f" in {s.nproc} processes" if s.nproc > 1 else "")
         + f" -> {s.out}"
     )
+    if old is not None and old["spec"] != s.manifest["spec"]:
+        s.say(
+            f"seeds changed ({seed_range(old['spec'])} -> {seed_range(s.manifest['spec'])}): "
+            f"{s.folder.done_members} of {count(pop.size, 'member')} already trained"
+            + (", reused as they are" if s.folder.done_members else "")
+        )
     if len(s.groups) > 1:
         static = sorted({k for g in s.groups for k, _ in g.values})
         s.say(
@@ -286,44 +300,46 @@ def _announce(s: _Sweep) -> None:
 
 def _progress_bar(s: _Sweep, err_stream: TextIO) -> ProgressBar:
     """The progress bar over all planned chunks, counting those already on disk."""
-    total_chunks = sum(len(chunk_bounds(len(g.members), s.planned[g.index])) for g in s.groups)
+    done = s.folder.done_chunks
+    total_chunks = done + sum(
+        len(chunk_bounds(len(members), s.planned[g])) for g, members in s.folder.pending.items()
+    )
     bar = ProgressBar(
         s.population.size, total_chunks, err_stream, s.lead and not s.args.no_progress
     )
-    done_members = done_chunks = 0
-    for g in s.groups:
-        for c, (lo, hi) in enumerate(chunk_bounds(len(g.members), s.planned[g.index])):
-            if chunk_path(s.out, g.index, c).exists():
-                done_members, done_chunks = done_members + hi - lo, done_chunks + 1
-    bar.resume(done_members, done_chunks)
-    if done_chunks:
-        s.say(f"resuming: {done_chunks}/{total_chunks} chunks already done, skipping them")
+    bar.resume(s.folder.done_members, done)
+    if done:
+        s.say(f"resuming: {done}/{total_chunks} chunks already done, skipping them")
     return bar
 
 
 def _run_group(s: _Sweep, g: StaticGroup, bar: ProgressBar) -> None:
-    """Train a static group's unfinished chunks (compiling once), writing each when done."""
+    """Train a static group's members that no chunk file holds, in new chunks (compiling
+    once), writing each when done."""
     label = f"group {g.index + 1}/{len(s.groups)} ({g.label()})"
+    pending = s.folder.pending[g.index]
+    if not pending:
+        s.say(f"{label}: all {count(len(g.members), 'member')} done")
+        return
     runner = None
     if str(g.index) not in s.sizes:
         runner = _fix_chunk_size(s, g, bar)
     size = s.sizes[str(g.index)]
-    bounds = chunk_bounds(len(g.members), size)
-    pending = [c for c in range(len(bounds)) if not chunk_path(s.out, g.index, c).exists()]
-    if not pending:
-        s.say(f"{label}: all {len(bounds)} chunk(s) done")
-        return
+    bounds = chunk_bounds(len(pending), size)
     if runner is None:
         runner = GroupRunner(g.config, size, s.mesh, s.segment)
     compile_s = runner.compile()
     bar.exclude(compile_s)
+    done = len(g.members) - len(pending)
     s.say(
-        f"{label}: {len(g.members)} members in {len(bounds)} chunk(s) of {size} "
+        f"{label}: {count(len(pending), 'member')} in {count(len(bounds), 'chunk')} of {size} "
         f"({runner.padded // s.mesh.devices.size} per device), "
-        f"{g.config.num_updates} updates each; compiled once in {compile_s:.1f}s"
-    )
-    for c in pending:
-        _train_chunk(s, g, c, bounds[c], runner, compile_s, bar, label)
+        f"{g.config.num_updates} updates each" + (f" ({done} already done)" if done else "")
+        + f"; compiled once in {compile_s:.1f}s"
+    )  # fmt: skip
+    first = s.folder.next_chunk[g.index]
+    for i, (lo, hi) in enumerate(bounds):
+        _train_chunk(s, g, first + i, pending[lo:hi], runner, compile_s, bar, label)
 
 
 def _fix_chunk_size(s: _Sweep, g: StaticGroup, bar: ProgressBar) -> GroupRunner | None:
@@ -332,8 +348,9 @@ def _fix_chunk_size(s: _Sweep, g: StaticGroup, bar: ProgressBar) -> GroupRunner 
     Returns the runner compiled while planning, if it has that size.
     """
     runner = None
+    left = len(s.folder.pending[g.index])
     if s.max_batch is None:
-        size, runner = plan_chunk_size(g.config, len(g.members), s.segment, s.mesh)
+        size, runner = plan_chunk_size(g.config, left, s.segment, s.mesh)
         if s.nproc > 1:  # every process must use the same layout
             from jax.experimental import multihost_utils
 
@@ -343,9 +360,7 @@ def _fix_chunk_size(s: _Sweep, g: StaticGroup, bar: ProgressBar) -> GroupRunner 
     else:
         size = s.planned[g.index]
     s.sizes[str(g.index)] = size
-    bar.total_chunks += len(chunk_bounds(len(g.members), size)) - len(
-        chunk_bounds(len(g.members), s.planned[g.index])
-    )
+    bar.total_chunks += len(chunk_bounds(left, size)) - len(chunk_bounds(left, s.planned[g.index]))
     s.manifest["chunk_sizes"] = s.sizes
     s.save_manifest()
     return runner
@@ -355,16 +370,16 @@ def _train_chunk(
     s: _Sweep,
     g: StaticGroup,
     c: int,
-    bounds: tuple[int, int],
+    members: Sequence[int],
     runner: GroupRunner,
     compile_s: float,
     bar: ProgressBar,
     label: str,
 ) -> None:
-    """Train chunk `c` of group `g` and write its file (processes' parts merged by process 0)."""
-    lo, hi = bounds
-    ids = np.asarray(g.members[lo:hi], np.int64)
-    n = hi - lo
+    """Train `members` as chunk `c` of group `g` and write its file, naming each row by
+    `(set, seed)` (processes' parts merged by process 0)."""
+    ids = np.asarray(members, np.int64)
+    n = len(members)
     total = g.config.num_updates
     res = runner.run_chunk(
         s.population.seeds_of(ids),
@@ -372,10 +387,10 @@ def _train_chunk(
         lambda k, n=n, total=total, label=label: bar.update(n, k / total, label),
     )
     info = {"run_s": res.run_s, "compile_s": compile_s, "devices": s.mesh.devices.size}
-    if s.nproc == 1:
-        write_chunk(chunk_path(s.out, g.index, c), ids[res.rows], res.metrics, **info)
-    else:
-        write_chunk(chunk_path(s.out, g.index, c, s.pid), ids[res.rows], res.metrics, **info)
+    named = [(m.set_index, m.seed) for m in map(s.population.member, ids[res.rows].tolist())]
+    part = None if s.nproc == 1 else s.pid  # several processes: each writes its part
+    write_chunk(chunk_path(s.out, g.index, c, part), np.array(named), res.metrics, **info)
+    if s.nproc > 1:
         barrier(f"purejaxppo-sweep-g{g.index}-c{c}")
         if s.lead:
             merge_parts(s.out, g.index, c, s.nproc)
@@ -384,22 +399,11 @@ def _train_chunk(
 
 def _report(s: _Sweep) -> None:
     """Process 0: read every chunk, write the report files, print the best sets."""
-    results, curves = collect_results(s.out, s.population, s.groups, s.sizes)
+    results, curves = collect_results(s.out, s.population)
     summary = summarize(results, s.population)
     files = write_report(s.out, s.population, results, summary, curves)
     s.say(format_top(summary, s.population, s.args.top))
     s.say("wrote " + ", ".join(str(f) for f in files))
-
-
-def format_top(summary: Sequence[SetSummary], population: Population, top: int) -> str:
-    """A small text table of the best sets."""
-    head = f"top {min(top, len(summary))} of {len(summary)} sets"
-    lines = [f"{head} (final return, 95% CI over seeds):"]
-    for s in summary[:top]:
-        ci = "" if math.isnan(s.ci95) else f" +- {s.ci95:.2f}"
-        label = population.sets[s.set_index].label()
-        lines.append(f"  #{s.rank:<3d} {s.mean_return:9.2f}{ci:10s}  set {s.set_index}: {label}")
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

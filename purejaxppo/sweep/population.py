@@ -99,6 +99,12 @@ class Population:
         n = len(self.seeds)
         return Member(index=index, set_index=index // n, seed=self.seeds[index % n])
 
+    def index_of(self, set_index: int, seed: int) -> int | None:
+        """The index of the member `(set_index, seed)`; None if this population has none."""
+        if not 0 <= set_index < len(self.sets) or seed not in self.seeds:
+            return None
+        return set_index * len(self.seeds) + self.seeds.index(seed)
+
     @property
     def members(self) -> tuple[Member, ...]:
         """All members, in order."""

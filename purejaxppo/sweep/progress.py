@@ -10,6 +10,8 @@ import math
 import time
 from typing import TextIO
 
+from purejaxppo.run.progress import count
+
 LOG_EVERY_S = 30.0  # not on a terminal: a progress line at most this often inside a chunk
 
 
@@ -80,7 +82,8 @@ class ProgressBar:
                 self.stream.write("\n")
         else:
             self.stream.write(
-                f"chunk {self.chunks}/{self.total_chunks} done ({group}, {chunk_members} members, "
+                f"chunk {self.chunks}/{self.total_chunks} done ({group}, "
+                f"{count(chunk_members, 'member')}, "
                 f"{seconds:.1f}s): {self.members}/{self.total_members} members\n"
             )
         self.stream.flush()

@@ -22,6 +22,7 @@ import numpy as np
 
 from purejaxppo.config import HParams
 from purejaxppo.run.config import dump_run_config
+from purejaxppo.run.progress import count
 from purejaxppo.sweep.population import Population
 from purejaxppo.sweep.results import MemberResult, SetSummary, best_run_config
 
@@ -149,13 +150,30 @@ def best_yaml(population: Population, summary: Sequence[SetSummary]) -> bytes:
     """`best.yaml`: the top set as a run config for `purejaxppo train`."""
     rc = best_run_config(population, summary)
     top = summary[0]
+    sets = count(len(summary), "hyperparameter set")
+    expected = (
+        "expected_return: null (one seed says nothing about reruns)"
+        if rc.expected_return is None
+        else "expected_return: the lowest seed's final return (every seed reached it)"
+    )
     note = (
-        f"# best of {len(summary)} hyperparameter sets: {population.sets[top.set_index].label()}\n"
-        f"# mean final return {top.mean_return:.2f} over {top.num_seeds} seed(s)"
+        f"# best of {sets}: {population.sets[top.set_index].label()}\n"
+        f"# mean final return {top.mean_return:.2f} over {count(top.num_seeds, 'seed')}"
         + ("" if math.isnan(top.ci95) else f" (95% CI +-{top.ci95:.2f})")
-        + "; expected_return is the CI's lower end\n"
+        + f"; {expected}\n"
     )
     return (note + dump_run_config(rc)).encode()
+
+
+def format_top(summary: Sequence[SetSummary], population: Population, top: int) -> str:
+    """A small text table of the best sets."""
+    head = f"top {min(top, len(summary))} of {count(len(summary), 'set')}"
+    lines = [f"{head} (final return, 95% CI over seeds):"]
+    for s in summary[:top]:
+        ci = "" if math.isnan(s.ci95) else f" +- {s.ci95:.2f}"
+        label = population.sets[s.set_index].label()
+        lines.append(f"  #{s.rank:<3d} {s.mean_return:9.2f}{ci:10s}  set {s.set_index}: {label}")
+    return "\n".join(lines)
 
 
 def plot_curves(
@@ -190,8 +208,9 @@ def plot_curves(
     ax.set_xlabel("environment steps")
     ax.set_ylabel("episode return")
     seeds = f"mean over {n} seeds, band = min..max" if n > 1 else "one seed"
+    shown = min(top, len(summary))
     ax.set_title(
-        f"learning curves of the top {min(top, len(summary))} sets ({seeds};\n"
+        f"learning curves of the top {count(shown, 'set') if shown > 1 else 'set'} ({seeds};\n"
         f"moving average over 1/{SMOOTH_DIVISOR} of the updates)",
         fontsize=10,
     )

@@ -86,6 +86,8 @@ class SetSummary:
 
     `ci95` is the half-width of the 95% confidence interval of the mean final
     return (Student t, n - 1 degrees of freedom; NaN with one seed).
+    `min_return` is the lowest final return of its seeds when at least two
+    have a finite one (what every one of them reached), NaN otherwise.
     """
 
     rank: int
@@ -96,6 +98,7 @@ class SetSummary:
     std_return: float
     ci95: float
     mean_auc: float
+    min_return: float = math.nan
 
 
 def t_quantile_975(dof: int) -> float:
@@ -118,8 +121,10 @@ def summarize(results: Sequence[MemberResult], population: Population) -> list[S
         std = float(np.std(finals, ddof=1)) if n > 1 else float("nan")
         ci = t_quantile_975(n - 1) * std / math.sqrt(n) if n > 1 else float("nan")
         auc = float(np.mean([r.auc for r in members]))
+        finite = finals[np.isfinite(finals)]
+        low = float(np.min(finite)) if finite.size >= 2 else float("nan")
         values = population.sets[index].values
-        rows.append(SetSummary(0, index, values, n, mean, std, ci, auc))
+        rows.append(SetSummary(0, index, values, n, mean, std, ci, auc, low))
     rows.sort(key=_rank_key)
     return [dataclasses.replace(s, rank=i + 1) for i, s in enumerate(rows)]
 
@@ -134,14 +139,17 @@ def _rank_key(s: SetSummary) -> tuple[bool, float, float, int]:
 def best_run_config(population: Population, summary: Sequence[SetSummary]) -> RunConfig:
     """The top set as a `RunConfig` (first seed of the sweep), ready for `purejaxppo train`.
 
-    `expected_return` is the lower end of the set's 95% interval (its mean with one seed).
+    `expected_return` is the lowest final return among the set's seeds (its
+    `min_return`, rounded down to 2 decimals): every seed reached it, so a rerun,
+    whose mean over seeds `train` compares with it, normally does too. None
+    with fewer than two seeds with a final return: one run says nothing about reruns.
     """
     top = summary[0]
     s = population.sets[top.set_index]
-    expected = top.mean_return - (0.0 if math.isnan(top.ci95) else top.ci95)
+    low = top.min_return
     return RunConfig(
         ppo=s.config,
         hparams=s.hparams,
         seed=population.seeds[0],
-        expected_return=None if math.isnan(expected) else round(float(expected), 2),
+        expected_return=None if math.isnan(low) else math.floor(round(low * 100, 6)) / 100,
     )

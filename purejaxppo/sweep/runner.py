@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from purejaxppo.config import HParams, PPOConfig
+from purejaxppo.run.progress import count
 from purejaxppo.sharding import local_rows, padded_size, population_map, population_mesh
 from purejaxppo.sharding import shard_rows as _shard_rows
 from purejaxppo.train import METRIC_NAMES, Trainer, TrainOutput, TrainState, make_trainer
@@ -135,7 +136,7 @@ class GroupRunner:
         if not 1 <= n <= self.chunk_size or len(hparams) != n:
             raise ValueError(
                 f"chunk: expected 1..{self.chunk_size} members with one HParams each, "
-                f"got {n} seeds and {len(hparams)} HParams"
+                f"got {count(n, 'seed')} and {len(hparams)} HParams"
             )
         pad = [n - 1] * (self.padded - n)
         rows = [*range(n), *pad]

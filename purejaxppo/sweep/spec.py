@@ -23,6 +23,7 @@ import numpy as np
 from purejaxppo.config import HParams, PPOConfig
 from purejaxppo.run.config import (
     MAX_SEED,
+    SECTIONS,
     ConfigError,
     RunConfig,
     load_run_config,
@@ -30,6 +31,7 @@ from purejaxppo.run.config import (
     run_config_from_dict,
     run_config_to_dict,
 )
+from purejaxppo.run.rundir import CHECKPOINT_DIR, CONFIG_FILE
 from purejaxppo.sweep.population import HParamSet, Population, format_value
 
 PPO_FIELDS = tuple(f.name for f in dataclasses.fields(PPOConfig))
@@ -37,6 +39,8 @@ HPARAM_FIELDS = tuple(f.name for f in dataclasses.fields(HParams))
 SWEEPABLE = (*(f"hparams.{n}" for n in HPARAM_FIELDS), *(f"ppo.{n}" for n in PPO_FIELDS))
 DISTRIBUTIONS = ("uniform", "log_uniform", "choice")
 SPEC_KEYS = ("base", "ppo", "hparams", "seed", "seeds", "grid", "random")
+SWEEP_KEYS = ("grid", "random", "seeds")  # a sweep file has at least one of these
+OUTPUT_MANIFEST = "sweep.json"  # the record of a sweep output folder (see `store`)
 
 
 # =========================================================================== search space
@@ -157,7 +161,7 @@ def apply_values(
 def load_sweep(path: str | Path) -> SweepSpec:
     """Read and validate a SWEEP.yaml.
 
-    Layout (every key optional except a non-empty search space or `seeds`):
+    Layout (every key optional, but at least one of `grid`, `random`, `seeds`):
 
         base: ../cartpole.yaml        # a `purejaxppo train` config, relative to this file
         ppo: {total_timesteps: 100000}   # overrides of the base, like a run config
@@ -175,9 +179,12 @@ def load_sweep(path: str | Path) -> SweepSpec:
           hparams.gae_lambda: {choice: [0.9, 0.95]}
 
     Raises:
-      ConfigError: one line, `FILE: KEY: what was expected, got X`.
+      ConfigError: one line, `FILE: KEY: what was expected, got X`; or what
+        `path` is instead (a folder, a run config) and which command takes it.
     """
     source = str(path)
+    if Path(path).is_dir():
+        raise ConfigError(_what_folder(Path(path)))
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -185,6 +192,18 @@ def load_sweep(path: str | Path) -> SweepSpec:
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"{source}: cannot read ({type(err).__name__})") from None
     return sweep_from_dict(parse_yaml(text, source), source, Path(path).parent)
+
+
+def _what_folder(path: Path) -> str:
+    """The message for a folder given as the sweep file: what it is, which command takes it."""
+    if (path / OUTPUT_MANIFEST).is_file():
+        return (
+            f"{path} is a sweep output folder, not a sweep file; to rerun it: "
+            f"purejaxppo sweep {path / 'SWEEP.yaml'} --out {path}"
+        )
+    if (path / CONFIG_FILE).is_file() and (path / CHECKPOINT_DIR).is_dir():
+        return f"{path} is a run folder (for purejaxppo eval / train --resume), not a sweep file"
+    return f"{path} is a folder, not a sweep file"
 
 
 def _got(value: Any) -> str:
@@ -220,15 +239,22 @@ def sweep_from_dict(data: Any, source: str = "<sweep>", base_dir: Path | None = 
 
 
 def _check_spec_keys(data: Any, source: str) -> None:
-    """The document is a mapping of known top-level keys."""
+    """The document is a mapping of known top-level keys, with something to sweep."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: expected a mapping with keys {', '.join(SPEC_KEYS)}")
+    if data and set(data) <= set(SECTIONS):  # ppo, hparams, seed, expected_return
+        raise ConfigError(
+            f"{source} is a run config (for purejaxppo train), not a sweep file "
+            "(it has no grid, random or seeds section)"
+        )
     for key in data:
         if key not in SPEC_KEYS:
             hint = _suggest(str(key), SPEC_KEYS)
             raise ConfigError(
                 f"{source}: {key}: unknown key{hint or '; valid: ' + ', '.join(SPEC_KEYS)}"
             )
+    if not any(key in data for key in SWEEP_KEYS):
+        raise ConfigError(f"{source}: nothing to sweep; add a grid, random or seeds section")
 
 
 def _base_config(data: Mapping[str, Any], source: str, base_dir: Path | None) -> RunConfig:
@@ -325,6 +351,11 @@ def _check_key(where: str, key: Any, also: Sequence[str] = ()) -> None:
     if key not in SWEEPABLE:
         hint = _suggest(str(key), (*SWEEPABLE, *also))
         raise ConfigError(f"{where}: unknown key{hint or '; keys are hparams.NAME or ppo.NAME'}")
+    if key == "ppo.env_name":  # one ranking of returns needs one env
+        raise ConfigError(
+            f"{where}: cannot be swept (returns of different envs do not rank against "
+            "each other); run one sweep per env"
+        )
 
 
 def _check_value(where: str, base: RunConfig, key: str, value: Any) -> Any:

@@ -2,34 +2,43 @@
 
 The output folder holds:
 
-    sweep.json        what is being swept (refuses a changed SWEEP.yaml on rerun)
-    SWEEP.yaml        a copy of the sweep file as first run
+    sweep.json        what is being swept (refuses a changed search space on rerun)
+    SWEEP.yaml        a copy of the sweep file it holds
     chunks/gGG-cCCCC.npz   one per finished chunk (written atomically)
 
-A chunk file that exists is finished: a rerun skips it. With several
-processes, each writes the rows its devices trained (`gGG-cCCCC.pPPP.npz`) and
-process 0 merges them (`merge_parts`). `collect_results` reads every chunk
-back into results rows and learning curves.
+A chunk file holds the per-update metrics of its members, each named by its
+identity `(set index, seed)`, so finished work is found by member, not by
+position: a rerun trains only the members of the population that no chunk
+file holds (all of them after a kill mid-chunk, the new seeds' members after
+`seeds` grew) in new chunks numbered after the group's last one. With several
+processes, each writes the rows its devices trained (`gGG-cCCCC.pPPP.npz`)
+and process 0 merges them (`merge_parts`). `collect_results` reads the chunks
+back into results rows and learning curves. Host side; no JAX.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from purejaxppo.run.progress import count
 from purejaxppo.sweep.population import Population, StaticGroup
 from purejaxppo.sweep.report import atomic_write_bytes
 from purejaxppo.sweep.results import MemberResult, member_result
-from purejaxppo.sweep.runner import chunk_bounds
+from purejaxppo.sweep.spec import OUTPUT_MANIFEST as MANIFEST
 
-MANIFEST = "sweep.json"
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2  # 1: chunk files named members by index only (upgraded on open)
 CHUNK_DIR = "chunks"
+CHUNK_NAME = re.compile(r"g(\d+)-c(\d+)\.npz")
+RESEEDABLE = ("seeds", "base.seed")  # may change in a folder: members are found by seed
+_ID_KEYS = ("set_index", "seed", "members")
 
 
 class SweepError(ValueError):
@@ -50,36 +59,63 @@ def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: data}
 
 
-def manifest_for(spec_dict: dict[str, Any], max_batch: int | None, segment: int) -> dict[str, Any]:
-    """The folder's record of what it holds; any difference on rerun is refused."""
-    return {
+def manifest_for(
+    spec_dict: dict[str, Any],
+    max_batch: int | None,
+    segment: int,
+    old: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The folder's record of what it holds (plain JSON values).
+
+    With the `old` record of the folder: its `max_batch`, and its chunk sizes
+    while the members are the same (after a change of seeds, the chunk sizes
+    are planned again for the members left).
+    """
+    record = {
         "format": MANIFEST_FORMAT,
         "spec": spec_dict,
         "max_batch": max_batch,
         "segment_updates": segment,
         "chunk_sizes": {},
     }
+    record = json.loads(json.dumps(record))
+    if old is not None:
+        record["max_batch"] = old.get("max_batch")
+        if old["spec"] == record["spec"]:
+            record["chunk_sizes"] = dict(old.get("chunk_sizes", {}))
+    return record
+
+
+def seed_range(spec_dict: dict[str, Any]) -> str:
+    """`0..3` (or `0`): the seeds of a recorded spec."""
+    first, n = int(spec_dict["base"]["seed"]), int(spec_dict["seeds"])
+    return f"{first}..{first + n - 1}" if n > 1 else str(first)
 
 
 def check_manifest(path: Path, spec_dict: dict[str, Any]) -> dict[str, Any] | None:
-    """The existing manifest, or None; raises `SweepError` if it holds a different sweep."""
+    """The existing manifest, or None.
+
+    Raises `SweepError` if the folder holds a different sweep: anything but
+    `seed` and `seeds` changed (members of other seeds are trained, finished
+    ones reused).
+    """
     if not path.exists():
         return None
     try:
         old = json.loads(path.read_text())
         old_spec = old["spec"]
+        a, b = _flat(old_spec), _flat(json.loads(json.dumps(spec_dict)))
     except (OSError, ValueError, KeyError, TypeError):
         raise SweepError(
             f"{path}: not a readable sweep record; use another --out or delete the folder"
         ) from None
-    if old.get("format") != MANIFEST_FORMAT or old_spec != json.loads(json.dumps(spec_dict)):
-        a, b = _flat(old_spec), _flat(json.loads(json.dumps(spec_dict)))
-        changed = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+    changed = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k) and k not in RESEEDABLE)
+    if old.get("format") not in (1, MANIFEST_FORMAT) or changed:
         more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
         shown = ", ".join(changed[:4]) + more
         raise SweepError(
             f"{path.parent}: holds a different sweep (changed: {shown or 'format'}); "
-            "use another --out or delete the folder"
+            "use another --out or delete the folder (only seed and seeds may change)"
         )
     return old
 
@@ -89,13 +125,19 @@ def write_manifest(out: Path, manifest: dict[str, Any]) -> None:
     atomic_write_bytes(out / MANIFEST, json.dumps(manifest, indent=1).encode())
 
 
-def prepare_folder(out: Path, sweep_path: Path, manifest: dict[str, Any], fresh: bool) -> None:
-    """Process 0: the chunk folder without stale temporary files; a new folder's records."""
+def prepare_folder(
+    out: Path, sweep_path: Path, manifest: dict[str, Any], old: dict[str, Any] | None
+) -> None:
+    """Process 0: the chunk folder without stale temporary files, chunk files of an older
+    format upgraded, and the records (`SWEEP.yaml`, `sweep.json`) of what it now holds."""
     (out / CHUNK_DIR).mkdir(parents=True, exist_ok=True)
     for stale in (out / CHUNK_DIR).glob(".*.tmp-*"):
         stale.unlink(missing_ok=True)  # a killed writer's leftovers
-    if fresh:
+    if old is not None and old.get("format") == 1:
+        _upgrade_chunks(out, old["spec"])
+    if old is None or old["spec"] != manifest["spec"]:
         atomic_write_bytes(out / "SWEEP.yaml", sweep_path.read_bytes())
+    if manifest != old:
         write_manifest(out, manifest)
 
 
@@ -105,53 +147,133 @@ def chunk_path(out: Path, group: int, chunk: int, process: int | None = None) ->
     return out / CHUNK_DIR / f"g{group:02d}-c{chunk:04d}{part}.npz"
 
 
-def write_chunk(
-    path: Path, members: np.ndarray, metrics: dict[str, np.ndarray], **info: float
-) -> None:
-    """Save a chunk's rows atomically: temporary file, fsync, `os.replace`."""
+def chunk_files(out: Path) -> list[tuple[int, int, Path]]:
+    """The finished chunk files as `(group, chunk, path)`, in order (parts excluded)."""
+    found = []
+    for path in (out / CHUNK_DIR).glob("g*-c*.npz"):
+        match = CHUNK_NAME.fullmatch(path.name)
+        if match:
+            found.append((int(match[1]), int(match[2]), path))
+    return sorted(found)
+
+
+def write_chunk(path: Path, ids: np.ndarray, metrics: dict[str, np.ndarray], **info: float) -> None:
+    """Save a chunk's rows atomically (temporary file, fsync, `os.replace`).
+
+    Args:
+      ids: `[n, 2]` the `(set index, seed)` of each row.
+      metrics: name -> `[n, U]` per-update metrics.
+      info: scalars (`run_s`, `compile_s`, `devices`).
+    """
+    ids = np.asarray(ids, np.int64).reshape(-1, 2)
+    arrays = {f"metric_{k}": v for k, v in metrics.items()}
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "wb") as f:
-        np.savez(f, members=members, **{f"metric_{k}": v for k, v in metrics.items()}, **info)
+        np.savez(f, set_index=ids[:, 0], seed=ids[:, 1], **arrays, **info)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
 def read_chunk(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, float]]:
-    """`(members [n], metrics name -> [n, U], info)` of a chunk file."""
+    """`(ids [n, 2] (set index, seed), metrics name -> [n, U], info)` of a chunk file."""
     with np.load(path) as z:
-        members = z["members"]
+        ids = np.stack([z["set_index"], z["seed"]], axis=1).astype(np.int64)
         metrics = {k.removeprefix("metric_"): z[k] for k in z.files if k.startswith("metric_")}
-        info = {k: float(z[k]) for k in z.files if k != "members" and not k.startswith("metric_")}
-    return members, metrics, info
+        info = {
+            k: float(z[k]) for k in z.files if k not in _ID_KEYS and not k.startswith("metric_")
+        }
+    return ids, metrics, info
+
+
+def read_ids(path: Path) -> np.ndarray:
+    """`[n, 2]` the `(set index, seed)` of a chunk file's rows (metrics left unread)."""
+    with np.load(path) as z:
+        return np.stack([z["set_index"], z["seed"]], axis=1).astype(np.int64)
+
+
+def _upgrade_chunks(out: Path, old_spec: dict[str, Any]) -> None:
+    """Add `(set, seed)` to format-1 chunk files, which name members by index only.
+
+    The seeds of a format-1 folder never changed, so its record gives them:
+    member `m` is set `m // seeds`, seed `seed + m % seeds`.
+    """
+    n, first = int(old_spec["seeds"]), int(old_spec["base"]["seed"])
+    for _, _, path in chunk_files(out):
+        with np.load(path) as z:
+            if "set_index" in z.files:
+                continue
+            data = {k: z[k] for k in z.files}
+        members = data.pop("members").astype(np.int64)
+        metrics = {k.removeprefix("metric_"): v for k, v in data.items() if k.startswith("metric_")}
+        info = {k: float(v) for k, v in data.items() if not k.startswith("metric_")}
+        write_chunk(path, np.stack([members // n, first + members % n], axis=1), metrics, **info)
 
 
 def merge_parts(out: Path, group: int, chunk: int, processes: int) -> None:
     """Process 0: join the processes' parts of a chunk into one file, then delete the parts."""
     parts = [read_chunk(chunk_path(out, group, chunk, p)) for p in range(processes)]
-    members = np.concatenate([p[0] for p in parts])
-    order = np.argsort(members)
+    ids = np.concatenate([p[0] for p in parts])
+    order = np.lexsort((ids[:, 1], ids[:, 0]))  # member order: set, then seed
     metrics = {k: np.concatenate([p[1][k] for p in parts])[order] for k in parts[0][1]}
     info = {k: max(p[2][k] for p in parts) for k in parts[0][2]}
-    write_chunk(chunk_path(out, group, chunk), members[order], metrics, **info)
+    write_chunk(chunk_path(out, group, chunk), ids[order], metrics, **info)
     for p in range(processes):
         chunk_path(out, group, chunk, p).unlink(missing_ok=True)
 
 
+@dataclasses.dataclass(frozen=True)
+class FolderState:
+    """What the chunk files already hold of a population.
+
+    Attributes:
+      pending: group index -> its members that no chunk file holds, in member order.
+      next_chunk: group index -> the number of its next chunk file.
+      done_members: members of the population found in chunk files.
+      done_chunks: chunk files holding at least one of them.
+    """
+
+    pending: dict[int, tuple[int, ...]]
+    next_chunk: dict[int, int]
+    done_members: int
+    done_chunks: int
+
+
+def scan_folder(out: Path, population: Population, groups: Sequence[StaticGroup]) -> FolderState:
+    """Which members are finished (by `(set, seed)`) and where each group's new chunks go."""
+    done: set[int] = set()
+    next_chunk: dict[int, int] = {}
+    done_chunks = 0
+    for g, c, path in chunk_files(out):
+        found = {population.index_of(int(s), int(seed)) for s, seed in read_ids(path)}
+        found.discard(None)
+        done |= found  # type: ignore[arg-type]
+        done_chunks += bool(found)
+        next_chunk[g] = max(next_chunk.get(g, 0), c + 1)
+    return FolderState(
+        pending={g.index: tuple(m for m in g.members if m not in done) for g in groups},
+        next_chunk={g.index: next_chunk.get(g.index, 0) for g in groups},
+        done_members=len(done),
+        done_chunks=done_chunks,
+    )
+
+
 def collect_results(
-    out: Path, population: Population, groups: Sequence[StaticGroup], sizes: dict[str, int]
+    out: Path, population: Population
 ) -> tuple[list[MemberResult], dict[int, np.ndarray]]:
-    """Read every chunk file: results rows in member order and episode-return curves."""
+    """Read the chunk files: results rows of the population's members, in member order, and
+    their episode-return curves (rows of seeds no longer in the population are left out)."""
     results, curves = [], {}
-    for g in groups:
-        for c, _ in enumerate(chunk_bounds(len(g.members), sizes[str(g.index)])):
-            members, metrics, info = read_chunk(chunk_path(out, g.index, c))
-            for row, m in enumerate(members):
-                curve = metrics["episode_return"][row]
-                curves[int(m)] = curve
-                row_result = member_result(population, int(m), curve, g.index, c, info["run_s"])
-                results.append(row_result)
+    for g, c, path in chunk_files(out):
+        ids, metrics, info = read_chunk(path)
+        for row, (set_index, seed) in enumerate(ids):
+            m = population.index_of(int(set_index), int(seed))
+            if m is None or m in curves:
+                continue
+            curves[m] = metrics["episode_return"][row]
+            results.append(member_result(population, m, curves[m], g, c, info["run_s"]))
     results.sort(key=lambda r: r.member)
     if len(results) != population.size:
-        raise SweepError(f"{out}: {population.size - len(results)} member(s) missing from chunks/")
+        missing = count(population.size - len(results), "member")
+        raise SweepError(f"{out}: {missing} missing from {CHUNK_DIR}/")
     return results, curves
