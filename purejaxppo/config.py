@@ -18,6 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 
 ACTIVATIONS = ("tanh", "relu", "gelu", "silu", "elu")
+OBJECTIVES = ("clip", "kl_penalty", "clip+kl")
+KL_DIRECTIONS = ("new_old", "old_new")
+ADVANTAGES = ("gae", "group")
 
 
 def _check_positive_int(name: str, value: Any) -> None:
@@ -53,6 +56,19 @@ class PPOConfig:
       clip_value_loss: PPO2-style clipped value loss (clip range `clip_eps`).
       normalize_observations: running mean/var observation normalisation.
       normalize_rewards: divide rewards by the running std of the discounted return.
+      objective: the policy loss. `clip` (PPO-clip, the note's eq. 23), `kl_penalty`
+        (`-mean(r A) + beta * KL`, eq. 22, beta adapted after every update toward
+        `HParams.kl_target`), or `clip+kl` (both terms).
+      kl_direction: the KL of the penalty, computed exactly from the two action
+        distributions: `new_old` = KL(pi_theta || pi_old) as the note writes it,
+        `old_new` = KL(pi_old || pi_theta) as the PPO paper does.
+      advantage: `gae` (a learned critic, GAE) or `group` (critic-free, GRPO-style:
+        groups of `group_size` envs start each update from one shared reset and
+        play one whole episode each; every step of an episode gets its return's
+        group-normalised score; no value network is built).
+      group_size: envs per group in `group` mode; must divide `num_envs`.
+      group_normalize: divide by the group's return std (GRPO); false: only subtract
+        the group mean (Dr. GRPO).
     """
 
     env_name: str | None = "CartPole-v1"
@@ -68,6 +84,11 @@ class PPOConfig:
     clip_value_loss: bool = True
     normalize_observations: bool = False
     normalize_rewards: bool = False
+    objective: str = "clip"
+    kl_direction: str = "new_old"
+    advantage: str = "gae"
+    group_size: int = 8
+    group_normalize: bool = True
 
     def __post_init__(self) -> None:
         if self.env_name is not None and (not isinstance(self.env_name, str) or not self.env_name):
@@ -90,12 +111,27 @@ class PPOConfig:
             raise ValueError(
                 f"activation: expected one of {', '.join(ACTIVATIONS)}, got {self.activation!r}"
             )
+        for name, allowed in (
+            ("objective", OBJECTIVES),
+            ("kl_direction", KL_DIRECTIONS),
+            ("advantage", ADVANTAGES),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"{name}: expected one of {', '.join(allowed)}, got {getattr(self, name)!r}"
+                )
+        _check_positive_int("group_size", self.group_size)
+        if self.advantage == "group" and self.num_envs % self.group_size:
+            raise ValueError(
+                f"group_size: {self.group_size} does not divide num_envs = {self.num_envs}"
+            )
         for name in (
             "anneal_lr",
             "normalize_advantages",
             "clip_value_loss",
             "normalize_observations",
             "normalize_rewards",
+            "group_normalize",
         ):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}: expected true or false, got {getattr(self, name)!r}")
@@ -138,6 +174,10 @@ HPARAM_DEFAULTS: dict[str, float] = {
     "ent_coef": 0.01,
     "vf_coef": 0.5,
     "max_grad_norm": 0.5,
+    "kl_coef": 1.0,
+    "kl_target": 0.01,
+    "early_stop_kl": math.inf,
+    "ref_kl_coef": 0.0,
 }
 
 # (lower bound, lower inclusive, upper bound, upper inclusive)
@@ -149,6 +189,10 @@ _HPARAM_RANGES: dict[str, tuple[float, bool, float, bool]] = {
     "ent_coef": (0.0, True, math.inf, False),
     "vf_coef": (0.0, True, math.inf, False),
     "max_grad_norm": (0.0, False, math.inf, False),
+    "kl_coef": (0.0, True, math.inf, False),
+    "kl_target": (0.0, False, math.inf, False),
+    "early_stop_kl": (0.0, False, math.inf, True),
+    "ref_kl_coef": (0.0, True, math.inf, False),
 }
 
 
@@ -199,6 +243,12 @@ class HParams:
     the PPO paper's Atari/MuJoCo settings: gamma 0.99, lambda 0.95, clip 0.2).
     Any field can be vmapped; changing values never recompiles.
 
+    `kl_coef` is the initial beta of the KL objectives (adapted after every update,
+    kept in `TrainState.kl_coef`), `kl_target` the KL it steers to; `early_stop_kl`
+    skips the rest of an update's minibatch steps once their mean approximate KL
+    exceeds it (`inf`: off); `ref_kl_coef` weighs the k3 KL to the frozen initial
+    policy in `group` mode.
+
     Concrete values are checked when the object is built (`ValueError` naming the
     field; traced values pass). As a pytree, every concrete leaf is a float32
     array, so a Python float, an int, a `np.float64` or a `jnp.float32` of the
@@ -212,6 +262,10 @@ class HParams:
     ent_coef: Any = HPARAM_DEFAULTS["ent_coef"]
     vf_coef: Any = HPARAM_DEFAULTS["vf_coef"]
     max_grad_norm: Any = HPARAM_DEFAULTS["max_grad_norm"]
+    kl_coef: Any = HPARAM_DEFAULTS["kl_coef"]
+    kl_target: Any = HPARAM_DEFAULTS["kl_target"]
+    early_stop_kl: Any = HPARAM_DEFAULTS["early_stop_kl"]
+    ref_kl_coef: Any = HPARAM_DEFAULTS["ref_kl_coef"]
 
     def __post_init__(self) -> None:
         self.validate()

@@ -1,4 +1,5 @@
-"""Generalised advantage estimation as a reverse `lax.scan` (time-major)."""
+"""Advantages: generalised advantage estimation as a reverse `lax.scan`, and the
+critic-free group-relative scores of GRPO (time-major `[T, N]`)."""
 
 from __future__ import annotations
 
@@ -49,3 +50,24 @@ def compute_gae(
         _gae_step, jnp.zeros_like(deltas[0]), (deltas, decays), reverse=True
     )
     return advantages, advantages + values
+
+
+def first_episode_mask(done: jax.Array) -> jax.Array:
+    """`[T, N]` float32: 1 for the steps of each env's first episode in the rollout (up to
+    and including its first `done`), 0 after it."""
+    done = done.astype(jnp.int32)
+    ended_before = (jnp.cumsum(done, axis=0) - done) > 0
+    return jnp.logical_not(ended_before).astype(jnp.float32)
+
+
+def group_advantages(
+    returns: jax.Array, group_size: int, normalize: bool, eps: float = 1e-8
+) -> jax.Array:
+    """GRPO scores of episode returns `[N]`, envs grouped in consecutive blocks of
+    `group_size`: `(R_i - mean_group R) / (std_group R + eps)`, or only the mean
+    subtracted (`normalize=False`, Dr. GRPO). Returns `[N]`."""
+    grouped = returns.reshape((-1, group_size))
+    centred = grouped - jnp.mean(grouped, axis=1, keepdims=True)
+    if normalize:
+        centred = centred / (jnp.std(grouped, axis=1, keepdims=True) + eps)
+    return centred.reshape(returns.shape)

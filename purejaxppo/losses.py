@@ -1,6 +1,9 @@
-"""PPO loss pieces: clipped surrogate, (clipped) value loss, entropy, KL estimate.
+"""PPO loss pieces: clipped surrogate, KL-penalty surrogate, (clipped) value loss,
+entropy, KL estimates, the adaptive KL coefficient.
 
-All functions are pure and take flat minibatch arrays `[B]`.
+All functions are pure and take flat minibatch arrays `[B]`; `mask` `[B]` (1 = the
+step counts, 0 = it does not: steps after a `group`-mode episode ended) turns every
+mean into a mean over the counted steps.
 """
 
 from __future__ import annotations
@@ -90,3 +93,69 @@ def explained_variance(values: jax.Array, returns: jax.Array) -> jax.Array:
     """`1 - Var(R - V) / Var(R)` over all elements (NaN when Var(R) is 0)."""
     var_returns = jnp.var(returns)
     return jnp.where(var_returns > 0, 1.0 - jnp.var(returns - values) / var_returns, jnp.nan)
+
+
+def masked_mean(x: jax.Array, mask: jax.Array | None) -> jax.Array:
+    """`mean(x)`, or `sum(mask * x) / sum(mask)` (0 when nothing counts) with a mask."""
+    if mask is None:
+        return jnp.mean(x)
+    return jnp.sum(mask * x) / jnp.maximum(jnp.sum(mask), 1.0)
+
+
+def k3_kl(log_prob: jax.Array, ref_log_prob: jax.Array) -> jax.Array:
+    """Per-sample k3 estimate of KL(pi || pi_ref) from actions drawn by pi:
+    `r - log r - 1` with `r = pi_ref(a) / pi(a)` (non-negative, unbiased)."""
+    log_r = ref_log_prob - log_prob
+    return jnp.exp(log_r) - log_r - 1.0
+
+
+def adapt_kl_coef(kl_coef: jax.Array, kl: jax.Array, kl_target: jax.Array) -> jax.Array:
+    """The PPO paper's rule for beta after an update that measured `kl`:
+    `kl < target / 1.5` -> beta / 2; `kl > 1.5 * target` -> beta * 2; else unchanged."""
+    halved = jnp.where(kl < kl_target / 1.5, kl_coef * 0.5, kl_coef)
+    return jnp.where(kl > kl_target * 1.5, kl_coef * 2.0, halved)
+
+
+class PolicyTerms(NamedTuple):
+    """What the general objective needs of one minibatch `[B]` besides the advantages."""
+
+    log_prob: jax.Array
+    old_log_prob: jax.Array
+    entropy: jax.Array
+    kl: jax.Array  # exact KL per sample in the configured direction (zeros if unused)
+    ref_kl: jax.Array  # k3 KL to the reference policy per sample (zeros if unused)
+
+
+def objective_loss(
+    terms: PolicyTerms,
+    advantages: jax.Array,
+    value_term: jax.Array,
+    mask: jax.Array | None,
+    objective: str,
+    clip_eps: jax.Array,
+    kl_coef: jax.Array,
+    ent_coef: jax.Array,
+    ref_kl_coef: jax.Array,
+) -> tuple[jax.Array, LossMetrics, jax.Array]:
+    """The policy objectives of the PPO note, masked: `clip` (eq. 23), `kl_penalty`
+    (`-mean(r A) + beta KL`, eq. 22) or `clip+kl`, minus the entropy bonus, plus the
+    k3 KL to a reference policy and `value_term` (already weighted).
+
+    Returns `(total, LossMetrics, mean exact KL)`.
+    """
+    log_ratio = terms.log_prob - terms.old_log_prob
+    ratio = jnp.exp(log_ratio)
+    surrogate = ratio * advantages
+    if objective in ("clip", "clip+kl"):
+        clipped = jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * advantages
+        surrogate = jnp.minimum(surrogate, clipped)
+    policy = -masked_mean(surrogate, mask)
+    kl = masked_mean(terms.kl, mask)
+    if objective in ("kl_penalty", "clip+kl"):
+        policy = policy + kl_coef * kl
+    entropy = masked_mean(terms.entropy, mask)
+    total = policy + value_term - ent_coef * entropy + ref_kl_coef * masked_mean(terms.ref_kl, mask)
+    approx_kl = masked_mean((ratio - 1.0) - log_ratio, mask)
+    clip_fraction = masked_mean((jnp.abs(ratio - 1.0) > clip_eps).astype(jnp.float32), mask)
+    metrics = LossMetrics(total, policy, value_term, entropy, approx_kl, clip_fraction)
+    return total, metrics, kl

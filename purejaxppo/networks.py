@@ -84,6 +84,16 @@ class Categorical:
         """Most likely action `[...]`."""
         return jnp.argmax(self.logits, axis=-1).astype(jnp.int32)
 
+    def kl(self, other: Categorical) -> jax.Array:
+        """Exact KL(self || other) `[...]`: `sum_a p(a) (log p(a) - log q(a))`."""
+        logp = jax.nn.log_softmax(self.logits)
+        logq = jax.nn.log_softmax(other.logits)
+        return jnp.sum(jnp.exp(logp) * (logp - logq), axis=-1)
+
+    def batched(self) -> Categorical:
+        """The same distribution with every parameter shaped like the batch (for storing)."""
+        return self
+
 
 @struct.dataclass
 class DiagGaussian:
@@ -111,6 +121,19 @@ class DiagGaussian:
     def mode(self) -> jax.Array:
         """The mean `[..., D]`."""
         return self.mean
+
+    def kl(self, other: DiagGaussian) -> jax.Array:
+        """Exact KL(self || other) `[...]`, summed over the action dimensions:
+        `log(s2/s1) + (s1^2 + (m1 - m2)^2) / (2 s2^2) - 1/2` per dimension."""
+        var_ratio = jnp.exp(2.0 * (self.log_std - other.log_std))
+        mean_term = jnp.square((self.mean - other.mean) * jnp.exp(-other.log_std))
+        per_dim = 0.5 * (var_ratio + mean_term - 1.0) - (self.log_std - other.log_std)
+        return jnp.sum(per_dim, axis=-1)
+
+    def batched(self) -> DiagGaussian:
+        """`log_std` broadcast to `mean`'s shape `[..., D]`, so a batch can be stored and
+        indexed like the actions."""
+        return DiagGaussian(self.mean, jnp.broadcast_to(self.log_std, self.mean.shape))
 
 
 Distribution = Categorical | DiagGaussian
@@ -152,10 +175,12 @@ class ActorCritic(nn.Module):
     space: SpaceInfo
     hidden_sizes: tuple[int, ...] = (64, 64)
     activation: str = "tanh"
+    with_critic: bool = True  # False: no value network (critic-free `group` advantages)
 
     def setup(self) -> None:
         self.actor = MLP(self.hidden_sizes, self.activation, self.space.action_dim, 0.01)
-        self.critic = MLP(self.hidden_sizes, self.activation, 1, 1.0)
+        if self.with_critic:
+            self.critic = MLP(self.hidden_sizes, self.activation, 1, 1.0)
         if self.space.continuous:
             self.log_std = self.param("log_std", nn.initializers.zeros, (self.space.action_dim,))
 
@@ -174,8 +199,11 @@ class ActorCritic(nn.Module):
         return Categorical(logits=out)
 
     def value(self, obs: jax.Array) -> jax.Array:
-        """State values `[...]`."""
-        return self.critic(self.features(obs))[..., 0]
+        """State values `[...]` (zeros without a critic)."""
+        features = self.features(obs)
+        if not self.with_critic:
+            return jnp.zeros(features.shape[:-1], jnp.float32)
+        return self.critic(features)[..., 0]
 
     def __call__(self, obs: jax.Array) -> tuple[Distribution, jax.Array]:
         return self.policy(obs), self.value(obs)
@@ -190,4 +218,9 @@ def make_network(config: Any, env: Any = None, env_params: Any = None) -> ActorC
 
     env, env_params, label = resolve_env(config, env, env_params)
     info = space_info(env, env_params, label)
-    return ActorCritic(space=info, hidden_sizes=config.hidden_sizes, activation=config.activation)
+    return ActorCritic(
+        space=info,
+        hidden_sizes=config.hidden_sizes,
+        activation=config.activation,
+        with_critic=config.advantage == "gae",
+    )

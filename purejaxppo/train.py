@@ -26,16 +26,32 @@ from purejaxppo.envs import (
     RunningStats,
     SpaceInfo,
     check_env_signature,
-    env_action,
-    normalize_observation,
     resolve_env,
-    scale_reward,
     space_info,
 )
-from purejaxppo.gae import compute_gae
-from purejaxppo.losses import LossMetrics, explained_variance, normalize, ppo_loss
+from purejaxppo.losses import (
+    LossMetrics,
+    PolicyTerms,
+    adapt_kl_coef,
+    explained_variance,
+    k3_kl,
+    masked_mean,
+    normalize,
+    objective_loss,
+    ppo_loss,
+    value_loss,
+)
 from purejaxppo.networks import ActorCritic
 from purejaxppo.optim import make_optimizer
+from purejaxppo.rollout import (
+    Batch,
+    EpisodeSums,
+    Transition,
+    group_reset,
+    make_batch,
+    make_group_batch,
+    rollout,
+)
 
 METRIC_NAMES = (
     "episode_return",
@@ -48,6 +64,9 @@ METRIC_NAMES = (
     "clip_fraction",
     "explained_variance",
     "learning_rate",
+    "kl",
+    "kl_coef",
+    "minibatch_steps",
 )
 
 
@@ -67,6 +86,8 @@ class TrainState(struct.PyTreeNode):
       episode_length: `[N]` int32 length of the running episode.
       key: PRNG key for the next update.
       update_step: int32 number of updates done (drives LR annealing).
+      kl_coef: beta of the KL objectives (`[]`), adapted after every update.
+      ref_params: the frozen initial policy (`group` mode, for `ref_kl_coef`), else None.
     """
 
     params: Any
@@ -80,6 +101,8 @@ class TrainState(struct.PyTreeNode):
     episode_length: jax.Array
     key: jax.Array
     update_step: jax.Array
+    kl_coef: jax.Array
+    ref_params: Any = None
 
 
 class TrainOutput(struct.PyTreeNode):
@@ -95,49 +118,6 @@ class TrainOutput(struct.PyTreeNode):
     state: TrainState
 
 
-class Transition(NamedTuple):
-    """One env step for all envs; stacked by the rollout scan into `[T, N, ...]`.
-
-    `obs` and `next_obs` are what the network sees (normalised when that is on);
-    `next_obs` is the true next observation (the final one on episode end).
-    `reward` is the training reward (scaled when reward normalisation is on).
-    """
-
-    obs: jax.Array
-    action: jax.Array
-    log_prob: jax.Array
-    reward: jax.Array
-    terminated: jax.Array
-    done: jax.Array
-    next_obs: jax.Array
-
-
-class EpisodeSums(NamedTuple):
-    """Sums over episodes that ended during a rollout (scalars)."""
-
-    returns: jax.Array
-    lengths: jax.Array
-    count: jax.Array
-
-
-class RolloutCarry(NamedTuple):
-    """Carry of the rollout scan."""
-
-    state: TrainState
-    episodes: EpisodeSums
-
-
-class Batch(NamedTuple):
-    """Flat training batch, leaves `[B, ...]` (or `[M, B/M, ...]` once split)."""
-
-    obs: jax.Array
-    action: jax.Array
-    log_prob: jax.Array
-    value: jax.Array
-    advantages: jax.Array
-    returns: jax.Array
-
-
 class OptCarry(NamedTuple):
     """Carry of the epoch and minibatch scans.
 
@@ -150,6 +130,17 @@ class OptCarry(NamedTuple):
     params: Any
     opt_state: Any
     loss_sums: LossMetrics
+    approx_kl_sum: jax.Array  # approximate KL of the steps taken (target-KL stop)
+    steps: jax.Array  # int32 minibatch steps taken
+    active: jax.Array  # False once `early_stop_kl` was exceeded in this update
+
+
+class Anchors(NamedTuple):
+    """What the loss holds fixed during one update: beta of the KL objectives and the
+    reference policy of `group` mode (None otherwise)."""
+
+    kl_coef: jax.Array
+    ref_params: Any
 
 
 def _as_float(hparams: HParams) -> HParams:
@@ -198,146 +189,120 @@ class Trainer:
             episode_length=jnp.zeros((cfg.num_envs,), jnp.int32),
             key=run_key,
             update_step=jnp.zeros((), jnp.int32),
+            kl_coef=hparams.kl_coef,
+            ref_params=params if cfg.advantage == "group" else None,
         )
 
     # -------------------------------------------------------------- rollout
-    def _observe(self, stats: RunningStats, obs: jax.Array) -> jax.Array:
-        if self.config.normalize_observations:
-            return normalize_observation(stats, obs)
-        return obs
-
-    def _env_step(
-        self, hparams: HParams, carry: RolloutCarry, key: jax.Array
-    ) -> tuple[RolloutCarry, Transition]:
-        """One vmapped env step of the rollout scan (all N envs)."""
-        cfg, state = self.config, carry.state
-        act_key, step_key = jax.random.split(key)
-        obs_in = self._observe(state.obs_stats, state.obs)
-        dist = self.network.apply(state.params, obs_in, method=ActorCritic.policy)
-        action = dist.sample(seed=act_key)
-        log_prob = dist.log_prob(action)
-        step_keys = jax.random.split(step_key, cfg.num_envs)
-        obs, env_state, reward, terminated, truncated, info = jax.vmap(
-            self.env.step, (0, 0, 0, None)
-        )(step_keys, state.env_state, env_action(self.space, action), self.env_params)
-        reward = reward.astype(jnp.float32)
-        terminated = jnp.asarray(terminated, jnp.bool_)
-        done = jnp.logical_or(terminated, jnp.asarray(truncated, jnp.bool_))
-
-        episode_return = state.episode_return + reward
-        episode_length = state.episode_length + 1
-        episodes = EpisodeSums(
-            returns=carry.episodes.returns + jnp.sum(jnp.where(done, episode_return, 0.0)),
-            lengths=carry.episodes.lengths + jnp.sum(jnp.where(done, episode_length, 0)),
-            count=carry.episodes.count + jnp.sum(done),
-        )
-
-        obs_stats = state.obs_stats
-        if cfg.normalize_observations:
-            obs_stats = obs_stats.update(obs)
-        next_obs_in = self._observe(obs_stats, info["final_observation"])
-
-        return_stats, discounted_return, train_reward = (
-            state.return_stats,
-            state.discounted_return,
-            reward,
-        )
-        if cfg.normalize_rewards:
-            discounted_return = discounted_return * hparams.gamma + reward
-            return_stats = return_stats.update(discounted_return)
-            train_reward = scale_reward(return_stats, reward)
-            discounted_return = jnp.where(done, 0.0, discounted_return)
-
-        state = state.replace(
-            env_state=env_state,
-            obs=obs,
-            obs_stats=obs_stats,
-            return_stats=return_stats,
-            discounted_return=discounted_return,
-            episode_return=jnp.where(done, 0.0, episode_return),
-            episode_length=jnp.where(done, 0, episode_length),
-        )
-        transition = Transition(
-            obs=obs_in,
-            action=action,
-            log_prob=log_prob,
-            reward=train_reward,
-            terminated=terminated,
-            done=done,
-            next_obs=next_obs_in,
-        )
-        return RolloutCarry(state, episodes), transition
-
     def rollout(
         self, state: TrainState, hparams: HParams, key: jax.Array
     ) -> tuple[TrainState, Transition, EpisodeSums]:
         """`num_steps` env steps with the current policy: a trajectory `[T, N, ...]`."""
-        hparams = _as_float(hparams)
-        zero = jnp.zeros((), jnp.float32)
-        carry = RolloutCarry(state, EpisodeSums(zero, zero, jnp.zeros((), jnp.int32)))
-        keys = jax.random.split(key, self.config.num_steps)
-        carry, trajectory = jax.lax.scan(functools.partial(self._env_step, hparams), carry, keys)
-        return carry.state, trajectory, carry.episodes
+        return rollout(self, state, _as_float(hparams), key)
 
     # --------------------------------------------------------------- update
     def make_batch(self, params: Any, trajectory: Transition, hparams: HParams) -> Batch:
         """Values, GAE advantages and returns for a trajectory, flattened to `[B, ...]`."""
-        values = self.network.apply(params, trajectory.obs, method=ActorCritic.value)
-        next_values = self.network.apply(params, trajectory.next_obs, method=ActorCritic.value)
-        advantages, returns = compute_gae(
-            trajectory.reward,
-            values,
-            next_values,
-            trajectory.terminated,
-            trajectory.done,
-            hparams.gamma,
-            hparams.gae_lambda,
-        )
-        batch = Batch(
-            obs=trajectory.obs,
-            action=trajectory.action,
-            log_prob=trajectory.log_prob,
-            value=values,
-            advantages=advantages,
-            returns=returns,
-        )
-        size = self.config.batch_size
-        return jax.tree.map(lambda x: x.reshape((size, *x.shape[2:])), batch)
+        return make_batch(self, params, trajectory, hparams)
 
     def loss(
-        self, params: Any, hparams: HParams, minibatch: Batch
+        self, params: Any, hparams: HParams, minibatch: Batch, anchors: Anchors | None = None
     ) -> tuple[jax.Array, LossMetrics]:
-        """PPO loss of one minibatch `[b, ...]` under `params`."""
+        """Loss of one minibatch `[b, ...]` under `params`: `(total, metrics)`.
+
+        `anchors` holds beta and the reference policy (default: `hparams.kl_coef`, none).
+
+        The default (`clip` objective, GAE) is PPO-clip with the value loss and entropy
+        bonus; the other objectives and `group` mode take `objective_loss`.
+        """
+        cfg = self.config
+        if anchors is None:
+            anchors = Anchors(jnp.asarray(hparams.kl_coef, jnp.float32), None)
         dist, value = self.network.apply(params, minibatch.obs)
         advantages = minibatch.advantages
-        if self.config.normalize_advantages:
+        if cfg.normalize_advantages and cfg.advantage == "gae":
             advantages = normalize(advantages)
-        return ppo_loss(
-            log_prob=dist.log_prob(minibatch.action),
-            entropy=dist.entropy(),
-            value=value,
-            old_log_prob=minibatch.log_prob,
-            old_value=minibatch.value,
-            advantages=advantages,
-            returns=minibatch.returns,
-            clip_eps=hparams.clip_eps,
-            vf_coef=hparams.vf_coef,
-            ent_coef=hparams.ent_coef,
-            clip_value=self.config.clip_value_loss,
+        log_prob = dist.log_prob(minibatch.action)
+        if cfg.objective == "clip" and cfg.advantage == "gae":
+            total, metrics = ppo_loss(
+                log_prob=log_prob,
+                entropy=dist.entropy(),
+                value=value,
+                old_log_prob=minibatch.log_prob,
+                old_value=minibatch.value,
+                advantages=advantages,
+                returns=minibatch.returns,
+                clip_eps=hparams.clip_eps,
+                vf_coef=hparams.vf_coef,
+                ent_coef=hparams.ent_coef,
+                clip_value=cfg.clip_value_loss,
+            )
+            return total, metrics
+        zeros = jnp.zeros_like(log_prob)
+        kl = zeros
+        if cfg.objective != "clip":
+            old = minibatch.old_dist
+            kl = dist.kl(old) if cfg.kl_direction == "new_old" else old.kl(dist)
+        ref_kl = zeros
+        if cfg.advantage == "group":
+            ref_dist = self.network.apply(anchors.ref_params, minibatch.obs, method="policy")
+            ref_kl = k3_kl(log_prob, ref_dist.log_prob(minibatch.action))
+            value_term = jnp.zeros((), jnp.float32)
+        else:
+            v_loss = value_loss(
+                value, minibatch.value, minibatch.returns, hparams.clip_eps, cfg.clip_value_loss
+            )
+            value_term = hparams.vf_coef * v_loss
+        terms = PolicyTerms(log_prob, minibatch.log_prob, dist.entropy(), kl, ref_kl)
+        total, metrics, _ = objective_loss(
+            terms,
+            advantages,
+            value_term,
+            minibatch.mask,
+            cfg.objective,
+            hparams.clip_eps,
+            anchors.kl_coef,
+            hparams.ent_coef,
+            hparams.ref_kl_coef,
         )
+        return total, metrics
 
     def _minibatch_step(
-        self, hparams: HParams, carry: OptCarry, minibatch: Batch
+        self, hparams: HParams, anchors: Anchors, carry: OptCarry, minibatch: Batch
     ) -> tuple[OptCarry, None]:
-        """One gradient step on one minibatch; adds its loss metrics to the carry."""
-        grads, metrics = jax.grad(self.loss, has_aux=True)(carry.params, hparams, minibatch)
+        """One gradient step on one minibatch, unless the target-KL stop has fired.
+
+        The stop sees this minibatch's approximate KL (before its step): once the mean
+        over the steps taken plus this one exceeds `early_stop_kl`, this and every later
+        step of the update are skipped (masked, so it vmaps over thresholds).
+        """
+        grad_fn = jax.grad(self.loss, has_aux=True)
+        grads, metrics = grad_fn(carry.params, hparams, minibatch, anchors)
         tx = make_optimizer(hparams.learning_rate, hparams.max_grad_norm)
         updates, opt_state = tx.update(grads, carry.opt_state, carry.params)
+        params = optax.apply_updates(carry.params, updates)
+        mean_with_this = (carry.approx_kl_sum + metrics.approx_kl) / (
+            carry.steps.astype(jnp.float32) + 1.0
+        )
+        take = jnp.logical_and(
+            carry.active, jnp.logical_not(mean_with_this > hparams.early_stop_kl)
+        )
+
+        def pick(new: Any, old: Any) -> Any:
+            return jax.tree.map(lambda a, b: jnp.where(take, a, b), new, old)
+
         loss_sums = LossMetrics(*(a + b for a, b in zip(carry.loss_sums, metrics, strict=True)))
-        return OptCarry(optax.apply_updates(carry.params, updates), opt_state, loss_sums), None
+        return OptCarry(
+            params=pick(params, carry.params),
+            opt_state=pick(opt_state, carry.opt_state),
+            loss_sums=pick(loss_sums, carry.loss_sums),
+            approx_kl_sum=pick(carry.approx_kl_sum + metrics.approx_kl, carry.approx_kl_sum),
+            steps=carry.steps + take.astype(jnp.int32),
+            active=take,
+        ), None
 
     def _epoch(
-        self, hparams: HParams, batch: Batch, carry: OptCarry, key: jax.Array
+        self, hparams: HParams, anchors: Anchors, batch: Batch, carry: OptCarry, key: jax.Array
     ) -> tuple[OptCarry, None]:
         """One pass over the batch: permute once, reshape into minibatches, scan."""
         cfg = self.config
@@ -346,7 +311,8 @@ class Trainer:
             lambda x: x[perm].reshape((cfg.num_minibatches, cfg.minibatch_size, *x.shape[1:])),
             batch,
         )
-        return jax.lax.scan(functools.partial(self._minibatch_step, hparams), carry, minibatches)
+        step = functools.partial(self._minibatch_step, hparams, anchors)
+        return jax.lax.scan(step, carry, minibatches)
 
     def learning_rate(self, hparams: HParams, update_step: jax.Array) -> jax.Array:
         """Learning rate of update `update_step` (linear decay to 0 when `anneal_lr`).
@@ -362,14 +328,53 @@ class Trainer:
         return hparams.learning_rate * jnp.maximum(frac, 0.0)
 
     def update(self, state: TrainState, hparams: HParams) -> tuple[TrainState, dict[str, Any]]:
-        """One PPO update: rollout, GAE, `update_epochs` x `num_minibatches` steps."""
+        """One PPO update: rollout, advantages, `update_epochs` x `num_minibatches` steps."""
         hparams = _as_float(hparams)
         cfg = self.config
-        key, rollout_key, epoch_key = jax.random.split(state.key, 3)
-        state, trajectory, episodes = self.rollout(state, hparams, rollout_key)
-        batch = self.make_batch(state.params, trajectory, hparams)
+        if cfg.advantage == "group":
+            key, rollout_key, epoch_key, reset_key = jax.random.split(state.key, 4)
+            state = group_reset(self, state, reset_key)
+            state, trajectory, _ = self.rollout(state, hparams, rollout_key)
+            batch, group = make_group_batch(self, trajectory)
+            episode_stats = (jnp.mean(group.returns), jnp.mean(group.lengths))
+        else:
+            key, rollout_key, epoch_key = jax.random.split(state.key, 3)
+            state, trajectory, episodes = self.rollout(state, hparams, rollout_key)
+            batch = self.make_batch(state.params, trajectory, hparams)
+            count = episodes.count.astype(jnp.float32)
+            episode_stats = (
+                jnp.where(count > 0, episodes.returns / count, jnp.nan),
+                jnp.where(count > 0, episodes.lengths / count, jnp.nan),
+            )
 
         lr = self.learning_rate(hparams, state.update_step)
+        carry = self._epochs(state, hparams, batch, lr, epoch_key)
+        kl_coef, kl = self._next_kl_coef(state, hparams, batch, carry)
+        metrics = {
+            "episode_return": episode_stats[0],
+            "episode_length": episode_stats[1],
+            **_loss_means(carry, cfg.update_epochs * cfg.num_minibatches),
+            "explained_variance": explained_variance(batch.value, batch.returns)
+            if cfg.advantage == "gae"
+            else jnp.asarray(jnp.nan, jnp.float32),
+            "learning_rate": lr,
+            "kl": kl,
+            "kl_coef": state.kl_coef,
+            "minibatch_steps": carry.steps.astype(jnp.float32),
+        }
+        state = state.replace(
+            params=carry.params,
+            opt_state=carry.opt_state,
+            key=key,
+            update_step=state.update_step + 1,
+            kl_coef=kl_coef,
+        )
+        return state, {name: metrics[name] for name in METRIC_NAMES}
+
+    def _epochs(
+        self, state: TrainState, hparams: HParams, batch: Batch, lr: jax.Array, key: jax.Array
+    ) -> OptCarry:
+        """`update_epochs` passes of minibatch steps from the state's params, at rate `lr`."""
         opt_state = state.opt_state
         opt_state = opt_state._replace(
             hyperparams={
@@ -380,29 +385,36 @@ class Trainer:
                 ),
             }
         )
-        epoch_keys = jax.random.split(epoch_key, cfg.update_epochs)
         zero = jnp.zeros((), jnp.float32)
+        start = OptCarry(
+            params=state.params,
+            opt_state=opt_state,
+            loss_sums=LossMetrics(*([zero] * len(LossMetrics._fields))),
+            approx_kl_sum=zero,
+            steps=jnp.zeros((), jnp.int32),
+            active=jnp.ones((), jnp.bool_),
+        )
+        anchors = Anchors(state.kl_coef, state.ref_params)
+        epoch_keys = jax.random.split(key, self.config.update_epochs)
         carry, _ = jax.lax.scan(
-            functools.partial(self._epoch, hparams, batch),
-            OptCarry(state.params, opt_state, LossMetrics(*([zero] * len(LossMetrics._fields)))),
-            epoch_keys,
+            functools.partial(self._epoch, hparams, anchors, batch), start, epoch_keys
         )
-        steps = cfg.update_epochs * cfg.num_minibatches
-        count = episodes.count.astype(jnp.float32)
-        metrics = {
-            "episode_return": jnp.where(count > 0, episodes.returns / count, jnp.nan),
-            "episode_length": jnp.where(count > 0, episodes.lengths / count, jnp.nan),
-            **{name: total / steps for name, total in carry.loss_sums._asdict().items()},
-            "explained_variance": explained_variance(batch.value, batch.returns),
-            "learning_rate": lr,
-        }
-        state = state.replace(
-            params=carry.params,
-            opt_state=carry.opt_state,
-            key=key,
-            update_step=state.update_step + 1,
-        )
-        return state, {name: metrics[name] for name in METRIC_NAMES}
+        return carry
+
+    def _next_kl_coef(
+        self, state: TrainState, hparams: HParams, batch: Batch, carry: OptCarry
+    ) -> tuple[jax.Array, jax.Array]:
+        """`(beta for the next update, measured KL)`. The KL objectives measure the exact KL
+        between the rollout policy and the updated one over the whole batch (the PPO
+        paper's `d`) and adapt beta by its rule; `clip` keeps beta and reports NaN."""
+        cfg = self.config
+        if cfg.objective == "clip":
+            return state.kl_coef, jnp.asarray(jnp.nan, jnp.float32)
+        new = self.network.apply(carry.params, batch.obs, method=ActorCritic.policy)
+        old = batch.old_dist
+        per_sample = new.kl(old) if cfg.kl_direction == "new_old" else old.kl(new)
+        kl = masked_mean(per_sample, batch.mask)
+        return adapt_kl_coef(state.kl_coef, kl, hparams.kl_target), kl
 
     def _update_body(
         self, hparams: HParams, state: TrainState, _: None
@@ -424,6 +436,39 @@ class Trainer:
         return TrainOutput(params=state.params, metrics=metrics, state=state)
 
 
+def _loss_means(carry: OptCarry, planned: int) -> dict[str, jax.Array]:
+    """Each loss metric's mean over the minibatch steps taken. When every planned step ran
+    (no target-KL stop) it divides by the static count, as before the stop existed."""
+    taken = carry.steps.astype(jnp.float32)
+    full = carry.steps == planned
+    return {
+        name: jnp.where(full, total / planned, total / jnp.maximum(taken, 1.0))
+        for name, total in carry.loss_sums._asdict().items()
+    }
+
+
+def _check_group_mode(config: PPOConfig, env_params: Any, label: str) -> None:
+    """`group` advantages score whole episodes: every env must finish its first episode
+    within the rollout, so `num_steps` must reach the env's time limit."""
+    limit = getattr(env_params, "max_steps_in_episode", None)
+    if limit is None:
+        raise ValueError(
+            f"advantage: group needs whole episodes, but {label} has no max_steps_in_episode "
+            "time limit that bounds them"
+        )
+    if config.num_steps < int(limit):
+        raise ValueError(
+            f"num_steps: advantage group needs whole episodes in every rollout: num_steps "
+            f"({config.num_steps}) must be >= the env's time limit max_steps_in_episode "
+            f"({int(limit)})"
+        )
+    if config.normalize_rewards:
+        raise ValueError(
+            "normalize_rewards: not with advantage group (the group scores are already "
+            "normalised; the episode returns must be the env's); set it to false"
+        )
+
+
 def make_trainer(config: PPOConfig, env: Any = None, env_params: Any = None) -> Trainer:
     """Build the `Trainer` for `config`; `env`/`env_params` override construction by name."""
     if not isinstance(config, PPOConfig):
@@ -431,13 +476,18 @@ def make_trainer(config: PPOConfig, env: Any = None, env_params: Any = None) -> 
     env, env_params, label = resolve_env(config, env, env_params)
     space = space_info(env, env_params, label)
     check_env_signature(env, env_params, space, label)
+    if config.advantage == "group":
+        _check_group_mode(config, env_params, label)
     if config.normalize_observations and space.obs_categories:
         raise ValueError(
             f"normalize_observations: {label.partition(': ')[2] or label} has a Discrete "
             "observation space (one-hot encoded); normalising it makes no sense, set it to false"
         )
     network = ActorCritic(
-        space=space, hidden_sizes=config.hidden_sizes, activation=config.activation
+        space=space,
+        hidden_sizes=config.hidden_sizes,
+        activation=config.activation,
+        with_critic=config.advantage == "gae",
     )
     return Trainer(config=config, env=env, env_params=env_params, space=space, network=network)
 

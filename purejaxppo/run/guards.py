@@ -13,11 +13,12 @@ import numpy as np
 from purejaxppo.train import METRIC_NAMES
 
 # Metrics that must stay finite: all but the episode statistics (NaN when no episode
-# ended) and explained variance (NaN when the returns have zero variance).
+# ended), explained variance (NaN when the returns have zero variance or, in `group`
+# mode, there is no critic) and `kl` (measured by the KL objectives only, NaN for `clip`).
 CHECKED_METRICS = tuple(
     name
     for name in METRIC_NAMES
-    if name not in ("episode_return", "episode_length", "explained_variance")
+    if name not in ("episode_return", "episode_length", "explained_variance", "kl")
 )
 EXIT_INTERRUPTED = {signal.SIGINT: 130, signal.SIGTERM: 143}
 EXIT_NONFINITE = 1

@@ -1,0 +1,236 @@
+"""The rollout scan and the training batch it makes (pure JAX, time-major).
+
+`rollout` runs `num_steps` vmapped env steps with the current policy, giving a
+trajectory `[T, N, ...]`. `make_batch` turns it into a flat batch `[B, ...]`
+(B = T * N): GAE advantages from the critic, or, in `group` mode, the
+group-relative scores of each env's first episode with the later steps masked
+out. `group_reset` starts every env of a group from one shared reset.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from purejaxppo.config import HParams
+from purejaxppo.envs import RunningStats, env_action, normalize_observation, scale_reward
+from purejaxppo.gae import compute_gae, first_episode_mask, group_advantages
+from purejaxppo.networks import ActorCritic
+
+if TYPE_CHECKING:
+    from purejaxppo.train import Trainer, TrainState
+
+
+class Transition(NamedTuple):
+    """One env step for all envs; stacked by the rollout scan into `[T, N, ...]`.
+
+    `obs` and `next_obs` are what the network sees (normalised when that is on);
+    `next_obs` is the true next observation (the final one on episode end).
+    `reward` is the training reward (scaled when reward normalisation is on).
+    `old_dist` is the acting distribution (its parameters `[T, N, ...]`), kept only
+    for the KL objectives.
+    """
+
+    obs: jax.Array
+    action: jax.Array
+    log_prob: jax.Array
+    reward: jax.Array
+    terminated: jax.Array
+    done: jax.Array
+    next_obs: jax.Array
+    old_dist: Any = None
+
+
+class EpisodeSums(NamedTuple):
+    """Sums over episodes that ended during a rollout (scalars)."""
+
+    returns: jax.Array
+    lengths: jax.Array
+    count: jax.Array
+
+
+class RolloutCarry(NamedTuple):
+    """Carry of the rollout scan."""
+
+    state: TrainState
+    episodes: EpisodeSums
+
+
+class Batch(NamedTuple):
+    """Flat training batch, leaves `[B, ...]` (or `[M, B/M, ...]` once split).
+
+    `mask` (`group` mode) is 1 for steps that count in the loss; `old_dist` (KL
+    objectives) the acting distribution; both None otherwise.
+    """
+
+    obs: jax.Array
+    action: jax.Array
+    log_prob: jax.Array
+    value: jax.Array
+    advantages: jax.Array
+    returns: jax.Array
+    mask: jax.Array | None = None
+    old_dist: Any = None
+
+
+def observe(trainer: Trainer, stats: RunningStats, obs: jax.Array) -> jax.Array:
+    """What the network sees: `obs`, normalised when the config says so."""
+    if trainer.config.normalize_observations:
+        return normalize_observation(stats, obs)
+    return obs
+
+
+def env_step(
+    trainer: Trainer, hparams: HParams, carry: RolloutCarry, key: jax.Array
+) -> tuple[RolloutCarry, Transition]:
+    """One vmapped env step of the rollout scan (all N envs)."""
+    cfg, state = trainer.config, carry.state
+    act_key, step_key = jax.random.split(key)
+    obs_in = observe(trainer, state.obs_stats, state.obs)
+    dist = trainer.network.apply(state.params, obs_in, method=ActorCritic.policy)
+    action = dist.sample(seed=act_key)
+    log_prob = dist.log_prob(action)
+    step_keys = jax.random.split(step_key, cfg.num_envs)
+    obs, env_state, reward, terminated, truncated, info = jax.vmap(
+        trainer.env.step, (0, 0, 0, None)
+    )(step_keys, state.env_state, env_action(trainer.space, action), trainer.env_params)
+    reward = reward.astype(jnp.float32)
+    terminated = jnp.asarray(terminated, jnp.bool_)
+    done = jnp.logical_or(terminated, jnp.asarray(truncated, jnp.bool_))
+
+    episode_return = state.episode_return + reward
+    episode_length = state.episode_length + 1
+    episodes = EpisodeSums(
+        returns=carry.episodes.returns + jnp.sum(jnp.where(done, episode_return, 0.0)),
+        lengths=carry.episodes.lengths + jnp.sum(jnp.where(done, episode_length, 0)),
+        count=carry.episodes.count + jnp.sum(done),
+    )
+
+    obs_stats = state.obs_stats
+    if cfg.normalize_observations:
+        obs_stats = obs_stats.update(obs)
+    next_obs_in = observe(trainer, obs_stats, info["final_observation"])
+
+    return_stats, discounted_return, train_reward = (
+        state.return_stats,
+        state.discounted_return,
+        reward,
+    )
+    if cfg.normalize_rewards:
+        discounted_return = discounted_return * hparams.gamma + reward
+        return_stats = return_stats.update(discounted_return)
+        train_reward = scale_reward(return_stats, reward)
+        discounted_return = jnp.where(done, 0.0, discounted_return)
+
+    state = state.replace(
+        env_state=env_state,
+        obs=obs,
+        obs_stats=obs_stats,
+        return_stats=return_stats,
+        discounted_return=discounted_return,
+        episode_return=jnp.where(done, 0.0, episode_return),
+        episode_length=jnp.where(done, 0, episode_length),
+    )
+    transition = Transition(
+        obs=obs_in,
+        action=action,
+        log_prob=log_prob,
+        reward=train_reward,
+        terminated=terminated,
+        done=done,
+        next_obs=next_obs_in,
+        old_dist=dist.batched() if cfg.objective != "clip" else None,
+    )
+    return RolloutCarry(state, episodes), transition
+
+
+def rollout(
+    trainer: Trainer, state: TrainState, hparams: HParams, key: jax.Array
+) -> tuple[TrainState, Transition, EpisodeSums]:
+    """`num_steps` env steps with the current policy: a trajectory `[T, N, ...]`."""
+    zero = jnp.zeros((), jnp.float32)
+    carry = RolloutCarry(state, EpisodeSums(zero, zero, jnp.zeros((), jnp.int32)))
+    keys = jax.random.split(key, trainer.config.num_steps)
+    carry, trajectory = jax.lax.scan(functools.partial(env_step, trainer, hparams), carry, keys)
+    return carry.state, trajectory, carry.episodes
+
+
+def group_reset(trainer: Trainer, state: TrainState, key: jax.Array) -> TrainState:
+    """Reset every env, the `group_size` envs of a group from one shared key (common random
+    numbers: they start from the same state), and clear the running episode sums."""
+    cfg = trainer.config
+    group_keys = jax.random.split(key, cfg.num_envs // cfg.group_size)
+    keys = group_keys[jnp.arange(cfg.num_envs) // cfg.group_size]
+    obs, env_state = jax.vmap(trainer.env.reset, (0, None))(keys, trainer.env_params)
+    obs_stats = state.obs_stats.update(obs) if cfg.normalize_observations else state.obs_stats
+    zeros = jnp.zeros((cfg.num_envs,), jnp.float32)
+    return state.replace(
+        env_state=env_state,
+        obs=obs,
+        obs_stats=obs_stats,
+        discounted_return=zeros,
+        episode_return=zeros,
+        episode_length=jnp.zeros((cfg.num_envs,), jnp.int32),
+    )
+
+
+def _flatten(trainer: Trainer, batch: Batch) -> Batch:
+    size = trainer.config.batch_size
+    return jax.tree.map(lambda x: x.reshape((size, *x.shape[2:])), batch)
+
+
+def make_batch(trainer: Trainer, params: Any, trajectory: Transition, hparams: HParams) -> Batch:
+    """Values, GAE advantages and returns for a trajectory, flattened to `[B, ...]`."""
+    values = trainer.network.apply(params, trajectory.obs, method=ActorCritic.value)
+    next_values = trainer.network.apply(params, trajectory.next_obs, method=ActorCritic.value)
+    advantages, returns = compute_gae(
+        trajectory.reward,
+        values,
+        next_values,
+        trajectory.terminated,
+        trajectory.done,
+        hparams.gamma,
+        hparams.gae_lambda,
+    )
+    batch = Batch(
+        obs=trajectory.obs,
+        action=trajectory.action,
+        log_prob=trajectory.log_prob,
+        value=values,
+        advantages=advantages,
+        returns=returns,
+        old_dist=trajectory.old_dist,
+    )
+    return _flatten(trainer, batch)
+
+
+class GroupEpisodes(NamedTuple):
+    """Each env's first episode of a `group` rollout: return and length `[N]`."""
+
+    returns: jax.Array
+    lengths: jax.Array
+
+
+def make_group_batch(trainer: Trainer, trajectory: Transition) -> tuple[Batch, GroupEpisodes]:
+    """Critic-free batch: every step of env n's first episode gets the group score of its
+    return `R_n`; steps after that episode ended are masked out. Flattened to `[B, ...]`."""
+    cfg = trainer.config
+    mask = first_episode_mask(trajectory.done)  # [T, N]
+    episode_returns = jnp.sum(mask * trajectory.reward, axis=0)  # [N]
+    scores = group_advantages(episode_returns, cfg.group_size, cfg.group_normalize)
+    zeros = jnp.zeros_like(trajectory.reward)
+    batch = Batch(
+        obs=trajectory.obs,
+        action=trajectory.action,
+        log_prob=trajectory.log_prob,
+        value=zeros,
+        advantages=mask * scores[None, :],
+        returns=zeros,
+        mask=mask,
+        old_dist=trajectory.old_dist,
+    )
+    episodes = GroupEpisodes(episode_returns, jnp.sum(mask, axis=0))
+    return _flatten(trainer, batch), episodes
