@@ -15,9 +15,9 @@ import pytest
 import purejaxppo as ppo
 from purejaxppo import sweep as sw
 from purejaxppo.run.config import ConfigError, load_run_config
+from purejaxppo.run.progress import count
 from purejaxppo.run.rundir import final_return
 from purejaxppo.sweep import cli as sweep_cli
-from purejaxppo.sweep import population as sw_population
 from purejaxppo.sweep import progress as sw_progress
 from purejaxppo.sweep import report as sweep_report
 from purejaxppo.sweep import store as sweep_store
@@ -533,7 +533,7 @@ def test_expected_return_is_what_every_seed_reached_and_null_with_one_seed(tmp_p
 
 
 def test_singular_counts_in_the_printed_lines(tmp_path):
-    assert [sw_population.plural(n, "member") for n in (0, 1, 2)] == [
+    assert [count(n, "member") for n in (0, 1, 2)] == [
         "0 members",
         "1 member",
         "2 members",

@@ -97,7 +97,7 @@ def test_more_seeds_train_only_the_new_members(reference, tmp_path):
     path, out = tmp_path / "sweep.yaml", tmp_path / "reseeded"
     path.write_text(spec.read_text().replace("seeds: 2", "seeds: 1"))
     first = run_sweep(path, out, 1, cache, "--max-batch", "2")
-    assert "4 hyperparameter sets x 1 seed = 4 members on 1 cpu device(s)" in first.stdout
+    assert "4 hyperparameter sets x 1 seed = 4 members on 1 cpu device" in first.stdout
     assert "expected_return: null (one seed" in (out / "best.yaml").read_text()
     one_seed = (out / "results.csv").read_text()
     before = {p.name: p.stat().st_mtime_ns for p in (out / "chunks").iterdir()}
@@ -107,7 +107,7 @@ def test_more_seeds_train_only_the_new_members(reference, tmp_path):
     proc = run_sweep(path, out, 1, cache)  # --max-batch 2 comes from the folder's record
     assert "seeds changed (0 -> 0..1): 4 of 8 members already trained, reused as" in proc.stdout
     assert "resuming: 2/4 chunks already done, skipping them" in proc.stdout
-    assert "4 members in 2 chunk(s) of 2 (2 per device), 1000 updates each (4 already done)" in (
+    assert "4 members in 2 chunks of 2 (2 per device), 1000 updates each (4 already done)" in (
         proc.stdout
     )
     after = {p.name: p.stat().st_mtime_ns for p in (out / "chunks").iterdir()}
