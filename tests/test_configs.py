@@ -159,3 +159,21 @@ def test_missing_file_and_directory(tmp_path: Path):
         load_run_config(tmp_path / "nope.yaml")
     with pytest.raises(ConfigError, match="is a directory"):
         load_run_config(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "path", sorted((CONFIGS / "variants").glob("*.yaml")), ids=lambda p: p.stem
+)
+def test_variant_configs_load_and_build_a_trainer(path):
+    import purejaxppo as ppo
+
+    rc = load_run_config(path)
+    trainer = ppo.make_trainer(rc.ppo)
+    assert trainer.config.env_name == rc.ppo.env_name
+
+
+def test_shipped_sweeps_load():
+    from purejaxppo.sweep import load_sweep
+
+    for path in sorted((CONFIGS / "sweeps").glob("*.yaml")):
+        assert load_sweep(path).population().size > 1, path

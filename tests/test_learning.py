@@ -1,4 +1,5 @@
-"""Learning tests: PureJaxRL's CartPole recipe solves it; a continuous env beats random."""
+"""Learning tests: PureJaxRL's CartPole recipe solves it; a continuous env beats random;
+the KL objectives and critic-free group advantages learn CartPole."""
 
 import jax
 import numpy as np
@@ -42,3 +43,33 @@ def test_pendulum_clearly_beats_random():
     returns = final_returns(out.metrics)
     assert first < -900, first  # starts out random
     assert returns.mean() > -400, returns
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("objective", ["kl_penalty", "clip+kl"])
+def test_kl_objectives_learn_cartpole(objective):
+    """The note's eq. 22 (and eq. 22 + 23) with adaptive beta: 1e5 steps, mean >= 300."""
+    cfg = ppo.PPOConfig(num_envs=8, num_steps=128, total_timesteps=100_000, objective=objective)
+    keys = jax.random.split(jax.random.key(0), 2)
+    out = jax.jit(jax.vmap(ppo.make_train(cfg), (0, None)))(keys, ppo.HParams(learning_rate=2.5e-3))
+    returns = final_returns(out.metrics)
+    assert returns.mean() >= 300, returns
+
+
+@pytest.mark.slow
+def test_critic_free_group_advantages_learn_cartpole():
+    """GRPO-style: 2 groups of 4 envs, whole 500-step episodes, no critic; 2e5 steps."""
+    cfg = ppo.PPOConfig(
+        num_envs=8,
+        num_steps=500,
+        total_timesteps=200_000,
+        num_minibatches=8,
+        advantage="group",
+        group_size=4,
+    )
+    keys = jax.random.split(jax.random.key(0), 2)
+    out = jax.jit(jax.vmap(ppo.make_train(cfg), (0, None)))(keys, ppo.HParams(learning_rate=2.5e-3))
+    first = np.asarray(out.metrics["episode_return"])[:, 0]
+    returns = final_returns(out.metrics)
+    assert first.mean() < 50, first
+    assert returns.mean() >= 300, returns

@@ -82,11 +82,13 @@ def count_flops(config: PPOConfig, space: SpaceInfo) -> FlopCount:
     """Network FLOPs per environment step of `config` on an env with `space`."""
     features = feature_dim(space)
     actor = mlp_flops(features, config.hidden_sizes, space.action_dim)
-    critic = mlp_flops(features, config.hidden_sizes, 1)
+    first = first_layer_flops(features, config.hidden_sizes, space.action_dim)
+    critic = 0
+    if config.advantage == "gae":  # `group` mode builds no critic
+        critic = mlp_flops(features, config.hidden_sizes, 1)
+        first += first_layer_flops(features, config.hidden_sizes, 1)
     rollout = actor
     values = 2 * critic
-    first = first_layer_flops(features, config.hidden_sizes, space.action_dim)
-    first += first_layer_flops(features, config.hidden_sizes, 1)
     update = config.update_epochs * (3 * (actor + critic) - first)
     return FlopCount(
         actor_forward=actor,
