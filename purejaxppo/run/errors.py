@@ -1,6 +1,10 @@
-"""The user-input error of the run commands (the others: `ConfigError`, `RunDirError`,
-`CheckpointError`, each next to what it checks)."""
+"""The user-input errors of the run commands: `UsageError` (flags) and `ConfigError`
+(config files); `RunDirError` and `CheckpointError` sit next to what they check."""
 
 
 class UsageError(ValueError):
     """Bad command-line input; `str(err)` is the one-line message."""
+
+
+class ConfigError(ValueError):
+    """A bad configuration; `str(err)` is one line naming the file and the key."""
