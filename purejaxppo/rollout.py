@@ -21,7 +21,8 @@ from purejaxppo.gae import compute_gae, first_episode_mask, group_advantages
 from purejaxppo.networks import ActorCritic
 
 if TYPE_CHECKING:
-    from purejaxppo.train import Trainer, TrainState
+    from purejaxppo.state import TrainState
+    from purejaxppo.train import Trainer
 
 
 class Transition(NamedTuple):

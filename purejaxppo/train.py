@@ -19,7 +19,6 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
-from flax import struct
 
 from purejaxppo.config import HParams, PPOConfig, check_member_hparams
 from purejaxppo.envs import (
@@ -52,70 +51,7 @@ from purejaxppo.rollout import (
     make_group_batch,
     rollout,
 )
-
-METRIC_NAMES = (
-    "episode_return",
-    "episode_length",
-    "policy_loss",
-    "value_loss",
-    "entropy",
-    "total_loss",
-    "approx_kl",
-    "clip_fraction",
-    "explained_variance",
-    "learning_rate",
-    "kl",
-    "kl_coef",
-    "minibatch_steps",
-)
-
-
-class TrainState(struct.PyTreeNode):
-    """Everything needed to continue a run. Leading axes are per env where noted.
-
-    Attributes:
-      params: actor-critic parameters.
-      opt_state: optax state; `opt_state.hyperparams["learning_rate"]` holds the
-        learning rate of the last update (`optax.inject_hyperparams`).
-      env_state: gymnax env state, leaves `[N, ...]`.
-      obs: last raw observation `[N, *obs_shape]`.
-      obs_stats: running observation statistics (`[*obs_shape]`; unused when off).
-      return_stats: running statistics of the discounted return (`[]`).
-      discounted_return: `[N]` per-env discounted return for reward scaling.
-      episode_return: `[N]` undiscounted, unscaled return of the running episode.
-      episode_length: `[N]` int32 length of the running episode.
-      key: PRNG key for the next update.
-      update_step: int32 number of updates done (drives LR annealing).
-      kl_coef: beta of the KL objectives (`[]`), adapted after every update.
-      ref_params: the frozen initial policy (`group` mode, for `ref_kl_coef`), else None.
-    """
-
-    params: Any
-    opt_state: Any
-    env_state: Any
-    obs: jax.Array
-    obs_stats: RunningStats
-    return_stats: RunningStats
-    discounted_return: jax.Array
-    episode_return: jax.Array
-    episode_length: jax.Array
-    key: jax.Array
-    update_step: jax.Array
-    kl_coef: jax.Array
-    ref_params: Any = None
-
-
-class TrainOutput(struct.PyTreeNode):
-    """What `train` returns: final params, per-update metrics, and the final state.
-
-    `metrics[name]` has leading axis `num_updates` (one row per update); names
-    are `METRIC_NAMES`. `episode_return` / `episode_length` are means over the
-    episodes that finished during the update (NaN if none did).
-    """
-
-    params: Any
-    metrics: dict[str, jax.Array]
-    state: TrainState
+from purejaxppo.state import METRIC_NAMES, TrainOutput, TrainState
 
 
 class OptCarry(NamedTuple):
