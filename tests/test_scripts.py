@@ -1,4 +1,5 @@
-"""`scripts/time_purejaxrl.py`: input errors and the gymnax 1.x adapter (no PureJaxRL needed)."""
+"""Scripts: `time_purejaxrl.py` (input errors, the gymnax 1.x adapter; no PureJaxRL needed)
+and `kl_direction.py` (input errors)."""
 
 from __future__ import annotations
 
@@ -51,3 +52,13 @@ def test_five_tuple_step_merges_termination_and_truncation():
     assert bool(step[3])
     np.testing.assert_array_equal(step[0], full[0])
     assert float(step[2]) == float(full[2])
+
+
+def test_kl_direction_script_refuses_zero_seeds(capsys):
+    path = SCRIPT.parent / "kl_direction.py"
+    spec = importlib.util.spec_from_file_location("kl_direction", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--seeds", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "kl_direction: --seeds: expected a positive integer"
+    assert [case[0] for case in module.CASES] == ["CartPole-v1", "Pendulum-v1"]
