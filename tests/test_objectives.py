@@ -215,3 +215,33 @@ def test_group_mode_trains_continuous_actions_and_reports_whole_episodes():
     np.testing.assert_array_equal(out.metrics["episode_length"], [200.0, 200.0])
     assert np.isfinite(np.asarray(out.metrics["episode_return"])).all()
     assert np.isnan(np.asarray(out.metrics["explained_variance"])).all()
+
+
+# ---------------------------------------------------------------- chunks, populations
+def test_kl_objective_in_chunks_equals_one_train():
+    """beta is part of the carried state, so chunks (and resumes) continue it exactly."""
+    cfg = ppo.PPOConfig(**SMALL, objective="kl_penalty")
+    hp = ppo.HParams(learning_rate=1e-2, kl_target=1e-3)
+    trainer = ppo.make_trainer(cfg)
+    whole = jax.jit(trainer.train)(jax.random.key(1), hp)
+    run = jax.jit(trainer.run, static_argnums=2)
+    state = jax.jit(trainer.init)(jax.random.key(1), hp)
+    state, first = run(state, hp, 1)
+    state, rest = run(state, hp, cfg.num_updates - 1)
+    joined = np.concatenate([first["kl_coef"], rest["kl_coef"]])
+    np.testing.assert_array_equal(joined, whole.metrics["kl_coef"])
+    for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(whole.params), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_population_over_kl_targets_in_one_program():
+    from purejaxppo.sweep import select, train_population
+
+    cfg = ppo.PPOConfig(**SMALL, objective="kl_penalty")
+    targets = (1e-6, 1.0)
+    hps = [ppo.HParams(learning_rate=1e-2, kl_target=t) for t in targets]
+    out = train_population(cfg, hps, [0, 0])
+    beta = np.asarray(out.metrics["kl_coef"])
+    assert (np.diff(beta[0]) > 0).all() and (np.diff(beta[1]) < 0).all()  # doubled / halved
+    single = jax.jit(ppo.make_train(cfg))(jax.random.key(0), hps[1])
+    np.testing.assert_allclose(select(out, 1).metrics["kl_coef"], single.metrics["kl_coef"])
