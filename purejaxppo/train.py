@@ -146,7 +146,8 @@ class Trainer:
     ) -> tuple[jax.Array, LossMetrics]:
         """Loss of one minibatch `[b, ...]` under `params`: `(total, metrics)`.
 
-        `anchors` holds beta and the reference policy (default: `hparams.kl_coef`, none).
+        `anchors` holds beta and the reference policy (default: `hparams.kl_coef` and no
+        reference policy, so no KL-to-reference term).
 
         The default (`clip` objective, GAE) is PPO-clip with the value loss and entropy
         bonus; the other objectives and `group` mode take `objective_loss`.
@@ -181,8 +182,9 @@ class Trainer:
             kl = dist.kl(old) if cfg.kl_direction == "new_old" else old.kl(dist)
         ref_kl = zeros
         if cfg.advantage == "group":
-            ref_dist = self.network.apply(anchors.ref_params, minibatch.obs, method="policy")
-            ref_kl = k3_kl(log_prob, ref_dist.log_prob(minibatch.action))
+            if anchors.ref_params is not None:
+                ref_dist = self.network.apply(anchors.ref_params, minibatch.obs, method="policy")
+                ref_kl = k3_kl(log_prob, ref_dist.log_prob(minibatch.action))
             value_term = jnp.zeros((), jnp.float32)
         else:
             v_loss = value_loss(

@@ -124,7 +124,7 @@ def _flops_of(fn: Any, *args: Any) -> float:
     cost = jax.jit(fn).lower(*args).compile().cost_analysis()
     if isinstance(cost, list | tuple):  # older jax: one dict per device program
         cost = cost[0]
-    return float(cost["flops"])
+    return float(cost.get("flops", 0.0))  # absent when nothing is computed (no critic)
 
 
 def _with_rows(tree: Any, rows: int) -> Any:
