@@ -1,0 +1,162 @@
+"""Flax models of RLHF in miniature: a small causal Transformer LM (the policy and its frozen
+reference), a reward model and a value head, all on one shared torso.
+
+Shape contracts (`B` batch, `T` sequence length, `V` vocabulary):
+
+- `TransformerLM`: `tokens [B, T] int32 -> logits [B, T, V]`; the logits at position `t`
+  predict token `t + 1`, and depend only on tokens `0 .. t` (causal).
+- `RewardModel`: `tokens [B, T], mask [B, T] -> score [B]`, a scalar head read at the last
+  real token (the last 1 of `mask`; without a mask, the last non-pad token).
+- `ValueModel`: `tokens [B, T] -> values [B, T]`; `values[:, t]` estimates the return from
+  the state "tokens `0 .. t` seen", i.e. before token `t + 1` is generated.
+
+Any Flax module (or any function) with the LM contract can stand in for `TransformerLM`: the
+rest of `purejaxppo.rlhf` only calls `logits_fn(params, tokens) -> logits`.
+
+The torso is pre-LN with learned positions: `x = embed(tokens) + pos`, then per block
+`x += attn(LN(x))` (causal) and `x += MLP(LN(x))`, then a final LN.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from purejaxppo.rlhf.language import LanguageConfig, last_token_index
+
+Params = Any
+LogitsFn = Callable[[Params, jax.Array], jax.Array]
+"""`logits_fn(params, tokens [B, T] int32) -> logits [B, T, V]` (causal)."""
+ScoreFn = Callable[[Params, jax.Array, jax.Array], jax.Array]
+"""`score_fn(params, tokens [B, T] int32, mask [B, T]) -> score [B]`."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Static sizes of the Transformer torso (tiny defaults: ~20k parameters)."""
+
+    d_model: int = 32
+    num_layers: int = 2
+    num_heads: int = 2
+    mlp_ratio: int = 4
+
+    def __post_init__(self) -> None:
+        if min(self.d_model, self.num_layers, self.num_heads, self.mlp_ratio) < 1:
+            raise ValueError("model sizes must be positive")
+        if self.d_model % self.num_heads:
+            raise ValueError(f"d_model {self.d_model} not divisible by {self.num_heads} heads")
+
+
+class Block(nn.Module):
+    """One pre-LN Transformer block: `[B, T, D] -> [B, T, D]`."""
+
+    d_model: int
+    num_heads: int
+    mlp_ratio: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array, attention_mask: jax.Array) -> jax.Array:
+        h = nn.LayerNorm(name="ln_attn")(x)
+        h = nn.MultiHeadDotProductAttention(
+            num_heads=self.num_heads, qkv_features=self.d_model, name="attn"
+        )(h, h, mask=attention_mask)
+        x = x + h
+        h = nn.LayerNorm(name="ln_mlp")(x)
+        h = nn.Dense(self.mlp_ratio * self.d_model, name="mlp_in")(h)
+        h = nn.Dense(self.d_model, name="mlp_out")(nn.gelu(h))
+        return x + h
+
+
+class TransformerTorso(nn.Module):
+    """`tokens [B, T] int32 -> hidden [B, T, D]`, causal, pre-LN, learned positions."""
+
+    vocab_size: int
+    max_len: int
+    config: ModelConfig = ModelConfig()
+
+    @nn.compact
+    def __call__(self, tokens: jax.Array) -> jax.Array:
+        cfg = self.config
+        length = tokens.shape[-1]
+        if length > self.max_len:
+            raise ValueError(f"sequence length {length} > max_len {self.max_len}")
+        init = nn.initializers.normal(0.02)
+        x = nn.Embed(self.vocab_size, cfg.d_model, embedding_init=init, name="embed")(tokens)
+        positions = self.param("positions", init, (self.max_len, cfg.d_model))
+        x = x + positions[:length]
+        causal = nn.make_causal_mask(tokens)  # [B, 1, T, T]
+        for i in range(cfg.num_layers):
+            x = Block(cfg.d_model, cfg.num_heads, cfg.mlp_ratio, name=f"block_{i}")(x, causal)
+        return nn.LayerNorm(name="ln_final")(x)
+
+
+class TransformerLM(nn.Module):
+    """Causal LM: `tokens [B, T] int32 -> logits [B, T, V]`."""
+
+    vocab_size: int
+    max_len: int
+    config: ModelConfig = ModelConfig()
+
+    @nn.compact
+    def __call__(self, tokens: jax.Array) -> jax.Array:
+        hidden = TransformerTorso(self.vocab_size, self.max_len, self.config, name="torso")(tokens)
+        return nn.Dense(self.vocab_size, name="lm_head")(hidden)
+
+
+class RewardModel(nn.Module):
+    """`tokens [B, T] int32, mask [B, T] | None -> score [B]`: the torso's hidden state at
+    the last real token through a scalar head. Without `mask`, every non-`pad_id` token is
+    real (pads only trail the sequence)."""
+
+    vocab_size: int
+    max_len: int
+    config: ModelConfig = ModelConfig()
+    pad_id: int = 0
+
+    @nn.compact
+    def __call__(self, tokens: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+        hidden = TransformerTorso(self.vocab_size, self.max_len, self.config, name="torso")(tokens)
+        if mask is None:
+            mask = (tokens != self.pad_id).astype(jnp.float32)
+        last = last_token_index(mask)  # [B]
+        read = jnp.take_along_axis(hidden, last[:, None, None], axis=1)[:, 0]  # [B, D]
+        return nn.Dense(1, name="score_head")(read)[:, 0]
+
+
+class ValueModel(nn.Module):
+    """Token-level critic: `tokens [B, T] int32 -> values [B, T]`."""
+
+    vocab_size: int
+    max_len: int
+    config: ModelConfig = ModelConfig()
+
+    @nn.compact
+    def __call__(self, tokens: jax.Array) -> jax.Array:
+        hidden = TransformerTorso(self.vocab_size, self.max_len, self.config, name="torso")(tokens)
+        return nn.Dense(1, name="value_head")(hidden)[..., 0]
+
+
+def make_models(
+    lang: LanguageConfig, config: ModelConfig = ModelConfig()
+) -> tuple[TransformerLM, RewardModel, ValueModel]:
+    """The three default modules sized for `lang` (`max_len = T`)."""
+    args = (lang.vocab_size, lang.seq_len, config)
+    return TransformerLM(*args), RewardModel(*args, pad_id=lang.pad_id), ValueModel(*args)
+
+
+def init_params(module: nn.Module, key: jax.Array, lang: LanguageConfig) -> Params:
+    """Initialise any of the modules on a `[1, T]` dummy sequence."""
+    return module.init(key, jnp.zeros((1, lang.seq_len), jnp.int32))
+
+
+def with_torso_from(params: Params, lm_params: Params) -> Params:
+    """`params` (of a `RewardModel` or `ValueModel`) with the torso copied from a
+    `TransformerLM`'s params: the usual RLHF start from the SFT model."""
+    inner = dict(params["params"])
+    inner["torso"] = lm_params["params"]["torso"]
+    return {**params, "params": inner}
