@@ -112,12 +112,7 @@ def _import_env(spec: str) -> tuple[Any, Any]:
         env, env_params = made
     else:
         env, env_params = made, None
-    _check_env_object(env, label)
-    if env_params is None:
-        env_params = getattr(env, "default_params", None)
-        if env_params is None:
-            raise ValueError(f"{label}: has no default_params; return (env, env_params) instead")
-    return env, env_params
+    return env, _checked_params(env, env_params, label, "; return (env, env_params) instead")
 
 
 def make_env(env_name: str) -> tuple[Any, Any]:
@@ -153,12 +148,18 @@ def resolve_env(config: Any, env: Any = None, env_params: Any = None) -> tuple[A
         return env, env_params, f"env_name: {config.env_name}"
     shown = env.__name__ if isinstance(env, type) else type(env).__name__
     label = f"env ({config.env_name or shown})"
+    return env, _checked_params(env, env_params, label, ", so pass env_params="), label
+
+
+def _checked_params(env: Any, env_params: Any, label: str, hint: str) -> Any:
+    """`env_params`, or the env's `default_params`, after `_check_env_object`; one line
+    ending in `hint` (its own punctuation) when the env has none."""
     _check_env_object(env, label)
     if env_params is None:
         env_params = getattr(env, "default_params", None)
         if env_params is None:
-            raise ValueError(f"{label}: has no default_params, so pass env_params=")
-    return env, env_params, label
+            raise ValueError(f"{label}: has no default_params{hint}")
+    return env_params
 
 
 def _check_env_object(env: Any, label: str) -> None:

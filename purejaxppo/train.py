@@ -179,7 +179,7 @@ class Trainer:
         kl = zeros
         if cfg.objective != "clip":
             old = minibatch.old_dist
-            kl = dist.kl(old) if cfg.kl_direction == "new_old" else old.kl(dist)
+            kl = self._kl(dist, old)
         ref_kl = zeros
         if cfg.advantage == "group":
             if anchors.ref_params is not None:
@@ -204,6 +204,11 @@ class Trainer:
             hparams.ref_kl_coef,
         )
         return total, metrics
+
+    def _kl(self, new: Any, old: Any) -> jax.Array:
+        """Exact per-sample KL between the current and the acting distribution, in the
+        configured direction: `new_old` = KL(new || old), `old_new` = KL(old || new)."""
+        return new.kl(old) if self.config.kl_direction == "new_old" else old.kl(new)
 
     def _minibatch_step(
         self, hparams: HParams, anchors: Anchors, carry: OptCarry, minibatch: Batch
@@ -350,7 +355,7 @@ class Trainer:
             return state.kl_coef, jnp.asarray(jnp.nan, jnp.float32)
         new = self.network.apply(carry.params, batch.obs, method=ActorCritic.policy)
         old = batch.old_dist
-        per_sample = new.kl(old) if cfg.kl_direction == "new_old" else old.kl(new)
+        per_sample = self._kl(new, old)
         kl = masked_mean(per_sample, batch.mask)
         return adapt_kl_coef(state.kl_coef, kl, hparams.kl_target), kl
 

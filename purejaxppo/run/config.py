@@ -31,6 +31,7 @@ import yaml
 from purejaxppo.config import HParams, PPOConfig
 from purejaxppo.envs import check_env_name
 from purejaxppo.run.errors import ConfigError
+from purejaxppo.run.rundir import CONFIG_FILE, SWEEP_MANIFEST
 from purejaxppo.run.yamlio import _Dumper, parse_yaml
 
 if TYPE_CHECKING:
@@ -311,9 +312,9 @@ SWEEP_ONLY_KEYS = ("grid", "random", "seeds", "base")
 
 def _folder_kind(path: Path) -> str:
     """What a folder given as a config is, and which command takes it."""
-    if (path / "sweep.json").is_file():
+    if (path / SWEEP_MANIFEST).is_file():
         return "is a sweep output folder (its best.yaml is a run config)"
-    if (path / "config.yaml").is_file():
+    if (path / CONFIG_FILE).is_file():
         return "is a run folder (for purejaxppo eval RUN or train --resume RUN)"
     return "is a directory"
 

@@ -24,13 +24,11 @@ from purejaxppo.networks import ActorCritic
 from purejaxppo.run import rundir
 from purejaxppo.run.checkpoint import Checkpointer, CheckpointError
 from purejaxppo.run.compiled import seed_keys
-from purejaxppo.run.config import ConfigError, RunConfig, load_run_config, make_run_trainer
+from purejaxppo.run.config import RunConfig, make_run_trainer
 from purejaxppo.run.evaluate import EvalResult, evaluate
 from purejaxppo.run.progress import count
-from purejaxppo.run.rundir import RunDirError
+from purejaxppo.run.rundir import RunDirError, read_run_config
 from purejaxppo.train import Trainer, TrainState
-
-SWEEP_MANIFEST = "sweep.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,25 +103,6 @@ class LoadedRun:
             self.params(seed_index), self.observe(obs, seed_index), method=ActorCritic.policy
         )
         return dist.mode() if deterministic else dist.sample(seed=key)
-
-
-def read_run_config(run_dir: str | Path) -> tuple[Path, RunConfig]:
-    """Check that `run_dir` is a run folder and load its config.yaml; `RunDirError` if not."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise RunDirError(f"{run_dir}: no such run folder")
-    config_path = run_dir / rundir.CONFIG_FILE
-    if not config_path.is_file():
-        if (run_dir / SWEEP_MANIFEST).is_file():
-            raise RunDirError(
-                f"{run_dir}: a sweep output folder (purejaxppo sweep), not a run folder; "
-                f"train its best set first: purejaxppo train {run_dir / 'best.yaml'}"
-            )
-        raise RunDirError(f"{run_dir}: not a purejaxppo run folder (no {rundir.CONFIG_FILE})")
-    try:
-        return run_dir, load_run_config(config_path)
-    except ConfigError as err:
-        raise RunDirError(f"{run_dir}: corrupt run folder ({err})") from None
 
 
 def load_run(run_dir: str | Path, update: int | None = None) -> LoadedRun:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from purejaxppo.run.progress import count
+
 
 def smooth(values: np.ndarray, window: int) -> np.ndarray:
     """NaN-aware trailing moving average over the last axis (`[..., U]` -> `[..., U]`)."""
@@ -67,7 +69,7 @@ def plot_curve(
     ok = np.isfinite(mean)
 
     fig, ax = plt.subplots(figsize=(7.0, 4.2), dpi=120)
-    label = f"mean over {num_seeds} seed{'s' if num_seeds != 1 else ''}"
+    label = f"mean over {count(num_seeds, 'seed')}"
     if window > 1:
         label += f" ({window}-update moving average)"
     ax.plot(env_steps[ok], mean[ok], color="tab:blue", lw=2.0, label=label)

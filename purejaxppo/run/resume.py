@@ -18,6 +18,7 @@ from purejaxppo.run.config import (
 )
 from purejaxppo.run.errors import UsageError
 from purejaxppo.run.progress import count
+from purejaxppo.run.rundir import RunDirError, read_run_config
 
 TOTAL = "ppo.total_timesteps"
 
@@ -46,20 +47,13 @@ def resolve_resume(
     returned config has it and `extends` is the old update count. Raises
     `UsageError` with one line naming what does not fit.
     """
-    run_dir = Path(resume)
     if out is not None:
         raise UsageError("--out: not allowed with --resume (the run continues in its own folder)")
-    if not run_dir.is_dir():
-        raise UsageError(f"--resume {run_dir}: no such run folder")
-    saved_path = run_dir / rundir.CONFIG_FILE
-    if not saved_path.is_file():
-        raise UsageError(
-            f"--resume {run_dir}: not a purejaxppo run folder (no {rundir.CONFIG_FILE})"
-        )
     try:
-        saved = load_run_config(saved_path)
-    except ConfigError as err:
-        raise UsageError(f"--resume {run_dir}: corrupt run folder ({err})") from None
+        run_dir, saved = read_run_config(resume)
+    except RunDirError as err:
+        raise UsageError(f"--resume {err}") from None
+    saved_path = run_dir / rundir.CONFIG_FILE
     if config is not None:
         wanted = load_run_config(config, overrides)
     elif overrides:

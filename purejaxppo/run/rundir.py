@@ -20,9 +20,12 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from purejaxppo.run.config import RunConfig
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.csv"
@@ -30,6 +33,7 @@ SUMMARY_FILE = "summary.json"
 CURVE_FILE = "curve.png"
 CHECKPOINT_DIR = "checkpoint"
 RUN_MARKERS = (CONFIG_FILE, CHECKPOINT_DIR, METRICS_FILE)
+SWEEP_MANIFEST = "sweep.json"  # marks a sweep output folder (purejaxppo.sweep.store)
 INDEX_COLUMNS = ("update", "seed", "env_steps", "wall_time_s")
 
 
@@ -66,6 +70,29 @@ def default_run_dir(env_name: str, root: str | Path = "runs") -> Path:
         n += 1
         path = base.with_name(f"{base.name}-{n}")
     return path
+
+
+def read_run_config(run_dir: str | Path) -> tuple[Path, RunConfig]:
+    """Check that `run_dir` is a run folder and load its config.yaml; `RunDirError` if not
+    (a sweep output folder is named as such, with the command that trains its best set)."""
+    from purejaxppo.run.config import load_run_config  # config imports this module's names
+    from purejaxppo.run.errors import ConfigError
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirError(f"{run_dir}: no such run folder")
+    config_path = run_dir / CONFIG_FILE
+    if not config_path.is_file():
+        if (run_dir / SWEEP_MANIFEST).is_file():
+            raise RunDirError(
+                f"{run_dir}: a sweep output folder (purejaxppo sweep), not a run folder; "
+                f"train its best set first: purejaxppo train {run_dir / 'best.yaml'}"
+            )
+        raise RunDirError(f"{run_dir}: not a purejaxppo run folder (no {CONFIG_FILE})")
+    try:
+        return run_dir, load_run_config(config_path)
+    except ConfigError as err:
+        raise RunDirError(f"{run_dir}: corrupt run folder ({err})") from None
 
 
 def is_run_dir(path: Path) -> bool:
@@ -240,12 +267,18 @@ def final_return(returns: np.ndarray, window: int | None = None) -> float:
     return float(np.mean(finite[-window:])) if finite.size else math.nan
 
 
+def _windowed_per_seed(returns: np.ndarray, window: int) -> np.ndarray | None:
+    """`final_return(row, window)` of every seed of `[S, U]` returns, or None until every
+    seed has finished an episode."""
+    per_seed = np.array([final_return(row, window) for row in np.asarray(returns, np.float64)])
+    return per_seed if per_seed.size and np.isfinite(per_seed).all() else None
+
+
 def recent_mean(returns: np.ndarray, window: int) -> float:
     """Seed mean of `final_return(row, window)` over the seeds of `[S, U]` returns;
     NaN until every seed has finished an episode."""
-    per_seed = [final_return(row, window) for row in np.asarray(returns, np.float64)]
-    finite = [v for v in per_seed if math.isfinite(v)]
-    return float(np.mean(finite)) if len(finite) == len(per_seed) and finite else math.nan
+    per_seed = _windowed_per_seed(returns, window)
+    return math.nan if per_seed is None else float(np.mean(per_seed))
 
 
 REACHED_RULE = (
@@ -277,12 +310,10 @@ def reached_expected(returns: np.ndarray, num_updates: int, expected: float | No
 
 def run_return_spread(returns: np.ndarray, num_updates: int) -> tuple[float, float]:
     """`(run_return, std over seeds of the per-seed windowed returns)`, for progress lines."""
-    window = final_window(num_updates)
-    per_seed = [final_return(row, window) for row in np.asarray(returns, np.float64)]
-    finite = [v for v in per_seed if math.isfinite(v)]
-    if not finite or len(finite) != len(per_seed):
+    per_seed = _windowed_per_seed(returns, final_window(num_updates))
+    if per_seed is None:
         return math.nan, math.nan
-    return float(np.mean(finite)), float(np.std(finite))
+    return float(np.mean(per_seed)), float(np.std(per_seed))
 
 
 def final_and_best(

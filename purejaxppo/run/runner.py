@@ -260,7 +260,7 @@ def _chunks(
             history = np.concatenate(session.returns, axis=1)
             mean, std = rundir.run_return_spread(history, session.num_updates)
             progress.update(session.update, session.session_time_s, mean, std)
-            note_expected(session)
+            note_expected(session, history)
             if since_save >= every or session.update == session.num_updates:
                 session.save(state)
                 since_save = 0

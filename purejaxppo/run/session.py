@@ -14,6 +14,7 @@ import numpy as np
 from purejaxppo.run import rundir
 from purejaxppo.run.checkpoint import Checkpointer, CheckpointMeta
 from purejaxppo.run.config import RunConfig, run_config_to_dict
+from purejaxppo.run.progress import count
 from purejaxppo.train import METRIC_NAMES, Trainer, TrainState
 
 
@@ -98,10 +99,12 @@ class Session:
         self.last_saved = self.update
 
 
-def summary_of(session: Session, status: str, wall_start: float) -> dict[str, Any]:
+def summary_of(
+    session: Session, status: str, wall_start: float, returns: np.ndarray
+) -> dict[str, Any]:
+    """summary.json's contents; `returns` `[S, U]` are the episode returns of every row
+    written (all sessions)."""
     job = session.job
-    columns = rundir.read_metrics(job.run_dir / rundir.METRICS_FILE)
-    returns = rundir.metrics_matrix(columns, "episode_return", job.seeds)
     steps = session.update * session.batch_size
     stats = rundir.final_and_best(returns) if returns.size else {}
     expected = job.rc.expected_return
@@ -137,13 +140,12 @@ def finish_files(session: Session, status: str, wall_start: float) -> dict[str, 
     from purejaxppo.run.plots import plot_curve
 
     job = session.job
-    summary = summary_of(session, status, wall_start)
     columns = rundir.read_metrics(job.run_dir / rundir.METRICS_FILE)
     returns = rundir.metrics_matrix(columns, "episode_return", job.seeds)
+    summary = summary_of(session, status, wall_start, returns)
     if returns.size:
         steps = np.arange(1, returns.shape[1] + 1) * session.batch_size
-        seeds = len(job.seeds)
-        title = f"{job.rc.ppo.env_name}: PPO, {seeds} seed{'s' if seeds != 1 else ''}"
+        title = f"{job.rc.ppo.env_name}: PPO, {count(len(job.seeds), 'seed')}"
         summary["curve_smoothing_updates"] = plot_curve(
             job.run_dir / rundir.CURVE_FILE, steps, returns, title, job.rc.expected_return
         )
@@ -173,13 +175,13 @@ def load_history(session: Session) -> None:
         session.reached = {**reached, "session": "an earlier session of this run"}
 
 
-def note_expected(session: Session) -> None:
-    """Record the first chunk end at which the run's return (`rundir.run_return`, over
-    every session's rows) reaches `expected_return`: the time to solve."""
+def note_expected(session: Session, returns: np.ndarray) -> None:
+    """Record the first chunk end at which the run's return (`rundir.run_return` of
+    `returns` `[S, updates so far]`, every session's rows) reaches `expected_return`:
+    the time to solve."""
     expected = session.job.rc.expected_return
-    if session.reached is not None or expected is None or not session.returns:
+    if session.reached is not None or expected is None:
         return
-    returns = np.concatenate(session.returns, axis=1)  # [S, updates so far]
     if rundir.reached_expected(returns, session.num_updates, expected):
         session.reached = {
             "update": session.update,

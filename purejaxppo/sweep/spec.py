@@ -31,7 +31,7 @@ from purejaxppo.run.config import (
     run_config_from_dict,
     run_config_to_dict,
 )
-from purejaxppo.run.rundir import CHECKPOINT_DIR, CONFIG_FILE
+from purejaxppo.run.rundir import CHECKPOINT_DIR, CONFIG_FILE, SWEEP_MANIFEST
 from purejaxppo.sweep.population import HParamSet, Population, format_value
 
 PPO_FIELDS = tuple(f.name for f in dataclasses.fields(PPOConfig))
@@ -40,7 +40,7 @@ SWEEPABLE = (*(f"hparams.{n}" for n in HPARAM_FIELDS), *(f"ppo.{n}" for n in PPO
 DISTRIBUTIONS = ("uniform", "log_uniform", "choice")
 SPEC_KEYS = ("base", "ppo", "hparams", "seed", "seeds", "grid", "random")
 SWEEP_KEYS = ("grid", "random", "seeds")  # a sweep file has at least one of these
-OUTPUT_MANIFEST = "sweep.json"  # the record of a sweep output folder (see `store`)
+OUTPUT_MANIFEST = SWEEP_MANIFEST  # the record of a sweep output folder (see `store`)
 
 
 # =========================================================================== search space
