@@ -54,13 +54,15 @@ def value_loss(
     returns: jax.Array,
     clip_eps: jax.Array,
     clip: bool,
+    mask: jax.Array | None = None,
 ) -> jax.Array:
-    """`0.5 * mean((V - R)^2)`; with `clip`, the PPO2 pessimistic clipped variant."""
+    """`0.5 * mean((V - R)^2)`; with `clip`, the PPO2 pessimistic clipped variant; with a
+    `mask` (same shape), the mean over the counted elements (`masked_mean`)."""
     squared = jnp.square(value - returns)
     if clip:
         clipped_value = old_value + jnp.clip(value - old_value, -clip_eps, clip_eps)
         squared = jnp.maximum(squared, jnp.square(clipped_value - returns))
-    return 0.5 * jnp.mean(squared)
+    return 0.5 * masked_mean(squared, mask)
 
 
 def ppo_loss(

@@ -46,10 +46,13 @@ class ModelConfig:
     mlp_ratio: int = 4
 
     def __post_init__(self) -> None:
-        if min(self.d_model, self.num_layers, self.num_heads, self.mlp_ratio) < 1:
-            raise ValueError("model sizes must be positive")
+        for name in ("d_model", "num_layers", "num_heads", "mlp_ratio"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: expected an integer >= 1, got {getattr(self, name)}")
         if self.d_model % self.num_heads:
-            raise ValueError(f"d_model {self.d_model} not divisible by {self.num_heads} heads")
+            raise ValueError(
+                f"d_model: must be divisible by num_heads ({self.num_heads}), got {self.d_model}"
+            )
 
 
 class Block(nn.Module):
