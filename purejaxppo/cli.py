@@ -3,6 +3,7 @@
     purejaxppo train | eval | envs ...   (purejaxppo.run.cli)
     purejaxppo sweep SWEEP.yaml ...      (purejaxppo.sweep.cli)
     purejaxppo bench ...                 (purejaxppo.bench.cli)
+    purejaxppo rlhf RLHF.yaml ...        (purejaxppo.rlhf.cli)
 
 Every part registers its subcommands (`register(subparsers)`, setting `func`).
 User errors print one line on stderr and exit with status 2; see docs/cli.md.
@@ -42,13 +43,14 @@ def _version() -> str:
 def build_parser() -> argparse.ArgumentParser:
     """The `purejaxppo` argument parser (all subcommands)."""
     from purejaxppo.bench import cli as bench_cli
+    from purejaxppo.rlhf import cli as rlhf_cli
     from purejaxppo.run import cli as run_cli
     from purejaxppo.sweep import cli as sweep_cli
 
     parser = _Parser(
         prog="purejaxppo",
         description="PPO as one pure JAX function: train from YAML configs, evaluate runs, list "
-        "environments, sweep hyperparameters, benchmark.",
+        "environments, sweep hyperparameters, benchmark, RLHF in miniature.",
         epilog="Docs: docs/cli.md and docs/configs.md. Exit status: 0 ok, 1 NaN/inf stop, "
         "2 bad input, 130/143 interrupted (checkpoint saved).",
     )
@@ -57,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_cli.register(sub)
     sweep_cli.register(sub)
     bench_cli.register(sub)
+    rlhf_cli.register(sub)
     return parser
 
 

@@ -1,7 +1,10 @@
 """The package's architecture, as DESIGN.md states it: a pure JAX core at the top level
 of `purejaxppo/`, host shells in subpackages, imports pointing only down.
 
-    cli.py  ->  sweep/, bench/  ->  run/  ->  core (config, envs, networks, gae, ...)
+    cli.py  ->  sweep/, bench/, rlhf's shell  ->  run/  ->  core (config, envs, networks, gae, ...)
+
+`rlhf/` is "pure + its shell": its shell modules (RLHF_SHELL) read YAML, write the run folder
+and print; the rest of `rlhf/` is core and may not import them.
 """
 
 from __future__ import annotations
@@ -16,17 +19,31 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "purejaxppo"
 SHELLS = ("run", "sweep", "bench")
 # What each part may import from inside the package (besides the core, which all may).
-ALLOWED = {"core": set(), "run": {"run"}, "sweep": {"sweep", "run"}, "bench": {"bench", "run"}}
+ALLOWED = {
+    "core": set(),
+    "run": {"run"},
+    "sweep": {"sweep", "run"},
+    "bench": {"bench", "run"},
+    "rlhf-shell": {"run"},
+}
+RLHF_SHELL = ("cli.py", "yamlconfig.py", "report.py", "runner.py")  # the host side of rlhf/
+
+
+def _is_rlhf_shell(path: Path) -> bool:
+    return path.parent == PACKAGE / "rlhf" and path.name in RLHF_SHELL
 
 
 def _core_modules() -> list[Path]:
     """Top-level modules but the command, and subpackages that are not shells (`envs/`)."""
     top = [p for p in PACKAGE.glob("*.py") if p.name not in ("cli.py", "__main__.py")]
     subs = [d for d in PACKAGE.iterdir() if d.is_dir() and d.name not in (*SHELLS, "__pycache__")]
-    return sorted(top + [p for d in subs for p in d.rglob("*.py")])
+    modules = top + [p for d in subs for p in d.rglob("*.py")]
+    return sorted(p for p in modules if not _is_rlhf_shell(p))
 
 
 def _part(path: Path) -> str:
+    if _is_rlhf_shell(path):
+        return "rlhf-shell"
     rel = path.relative_to(PACKAGE).parts
     return rel[0] if len(rel) > 1 and rel[0] in SHELLS else "core"
 
@@ -69,6 +86,22 @@ def test_imports_point_down(path: Path):
         target = name.split(".")[1]
         if target in (*SHELLS, "cli", "__main__"):
             assert target in ALLOWED[part], f"{part} module imports {name}"
+        parts = name.split(".")
+        if target == "rlhf" and len(parts) > 2 and f"{parts[2]}.py" in RLHF_SHELL:
+            assert part != "core", f"core module imports rlhf's shell {name}"
+
+
+def test_import_rlhf_loads_no_shell():
+    code = "import sys, purejaxppo.rlhf; print(' '.join(sorted(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert "purejaxppo.rlhf.trainer" in out  # the check can fail: the core is loaded
+    shell = [m for m in out if m.split(".")[0] == "purejaxppo" and m.count(".") >= 1]
+    shell = [
+        m for m in shell if m.split(".")[1] in SHELLS or m.rsplit(".", 1)[-1] + ".py" in RLHF_SHELL
+    ]
+    assert not shell, f"`import purejaxppo.rlhf` loaded host-side modules: {shell}"
 
 
 def _calls(path: Path, names: set[str]) -> list[str]:

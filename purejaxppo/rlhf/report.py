@@ -1,0 +1,183 @@
+"""Host shell: what an RLHF run leaves in its folder — `summary.json`, `metrics.csv` (one row
+per member and iteration) and two plots: `overoptimisation.png` (gold and proxy reward
+against sqrt(KL to the reference), Gao et al. 2022's axes) and `training.png`.
+
+Arrays come in with a leading member axis `[M, ...]` (`RLMetrics` `[M, iterations]`,
+`Evaluation` `[M]`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from purejaxppo.rlhf.config import Member, RLHFConfig
+from purejaxppo.rlhf.pipeline import Evaluation, Prepared
+from purejaxppo.rlhf.trainer import RLMetrics
+from purejaxppo.run.rundir import atomic_write_text, device_description, versions, write_summary
+
+FINAL_FIELDS = {  # summary key -> Evaluation field
+    "gold_reward_final": "gold_reward",
+    "gold_reward_reference": "gold_reward_reference",
+    "proxy_reward_final": "proxy_reward",
+    "proxy_reward_reference": "proxy_reward_reference",
+    "kl_to_reference_final": "kl_to_reference",
+    "win_rate_vs_reference": "win_rate_vs_reference",
+    "length_final": "length",
+}
+
+
+def member_rows(
+    members: list[Member], metrics: RLMetrics, evaluation: Evaluation
+) -> list[dict[str, Any]]:
+    """One summary dict per member (final evaluation, KL coefficient, sampled tokens)."""
+    rows = []
+    for i, member in enumerate(members):
+        row: dict[str, Any] = {"label": member.label, "seed": member.seed}
+        row["hparams"] = {k: float(v) for k, v in member.hparams._asdict().items()}
+        for key, field in FINAL_FIELDS.items():
+            row[key] = float(np.asarray(getattr(evaluation, field))[i])
+        row["kl_coef_final"] = float(np.asarray(metrics.kl_coef)[i, -1])
+        row["sampled_tokens"] = int(np.asarray(metrics.tokens)[i].sum())
+        rows.append(row)
+    return rows
+
+
+def build_summary(
+    cfg: RLHFConfig,
+    members: list[Member],
+    prepared: Prepared,
+    metrics: RLMetrics,
+    evaluation: Evaluation,
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    """`summary.json`: the issue's fields at the top level (the mean over members when a
+    population ran; each member's own values under `members`)."""
+    rows = member_rows(members, metrics, evaluation)
+    summary: dict[str, Any] = {
+        "algorithm": cfg.rl.algorithm,
+        "group_size": cfg.rl.group_size,
+        "gold": cfg.language.gold,
+        "num_members": len(members),
+        "reward_model_accuracy": float(prepared.reward_model_accuracy),
+        "reward_model_train_accuracy": float(prepared.reward_model_train_accuracy),
+        "preference_ties": float(prepared.preference_ties),
+        "sft_loss_final": float(np.mean(np.asarray(prepared.sft_losses)[-20:])),
+    }
+    for key in (*FINAL_FIELDS, "kl_coef_final", "sampled_tokens"):
+        values = [row[key] for row in rows]
+        summary[key] = float(np.mean(values)) if key != "sampled_tokens" else int(values[0])
+    summary["members"] = rows
+    summary["timings_s"] = {k: round(v, 2) for k, v in timings.items()}
+    summary["versions"] = versions()
+    summary["device"] = device_description()
+    return summary
+
+
+def metrics_csv(members: list[Member], metrics: RLMetrics) -> str:
+    """`metrics.csv` text: member, label, iteration, then every `RLMetrics` field."""
+    arrays = {name: np.asarray(value) for name, value in metrics._asdict().items()}
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["member", "label", "iteration", *arrays])
+    for i, member in enumerate(members):
+        for it in range(arrays["kl"].shape[1]):
+            values = [repr(float(arrays[name][i, it])) for name in arrays]
+            writer.writerow([i, member.label, it, *values])
+    return out.getvalue()
+
+
+def read_metrics_csv(path: str | Path) -> dict[str, np.ndarray]:
+    """`metrics.csv` back as `{column: [M, iterations]}` (labels dropped)."""
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    num_members = max(int(r["member"]) for r in rows) + 1
+    names = [k for k in rows[0] if k not in ("member", "label", "iteration")]
+    return {n: np.array([float(r[n]) for r in rows]).reshape(num_members, -1) for n in names}
+
+
+def _smooth(x: np.ndarray, window: int) -> np.ndarray:
+    """Trailing mean over `window` iterations (shorter at the start)."""
+    cumsum = np.cumsum(np.insert(x, 0, 0.0))
+    idx = np.arange(1, len(x) + 1)
+    start = np.maximum(idx - window, 0)
+    return (cumsum[idx] - cumsum[start]) / (idx - start)
+
+
+def plot_overoptimisation(
+    path: Path, members: list[Member], metrics: RLMetrics, evaluation: Evaluation
+) -> None:
+    """Gold (left) and proxy (right) reward against sqrt(KL) over training, one line per member
+    (smoothed over 10 iterations), the final evaluation as dots."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kl = np.maximum(np.asarray(metrics.kl), 0.0)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(members)))
+    for ax, name, final in (
+        (axes[0], "gold_reward", "gold_reward"),
+        (axes[1], "proxy_reward", "proxy_reward"),
+    ):
+        values = np.asarray(getattr(metrics, name))
+        for i, member in enumerate(members):
+            x = np.sqrt(_smooth(kl[i], 10))
+            ax.plot(x, _smooth(values[i], 10), color=colours[i], lw=1.2, label=member.label)
+            x_final = np.sqrt(max(float(np.asarray(evaluation.kl_to_reference)[i]), 0.0))
+            ax.plot(
+                x_final, float(np.asarray(getattr(evaluation, final))[i]), "o", color=colours[i]
+            )
+        reference = float(np.asarray(getattr(evaluation, final + "_reference"))[0])
+        ax.axhline(reference, color="grey", ls="--", lw=0.8, label="reference policy")
+        ax.set_xlabel("sqrt(KL(pi || pi_ref)) [sqrt(nats)]")
+        ax.set_ylabel(name.replace("_", " "))
+        ax.grid(alpha=0.3)
+    axes[0].set_title("gold reward (the hidden preference)")
+    axes[1].set_title("proxy reward (the learnt reward model)")
+    axes[1].legend(fontsize=7, loc="best")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_training(path: Path, members: list[Member], metrics: RLMetrics) -> None:
+    """Gold reward, proxy reward, KL and beta against iteration, one line per member."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = ("gold_reward", "proxy_reward", "kl", "kl_coef")
+    fig, axes = plt.subplots(1, 4, figsize=(15, 3.5), constrained_layout=True)
+    colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(members)))
+    for ax, name in zip(axes, names, strict=True):
+        values = np.asarray(getattr(metrics, name))
+        for i, member in enumerate(members):
+            ax.plot(_smooth(values[i], 5), color=colours[i], lw=1.0, label=member.label)
+        ax.set_xlabel("iteration")
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+    axes[-1].legend(fontsize=7)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_run_folder(
+    folder: Path,
+    cfg_yaml: str,
+    summary: dict[str, Any],
+    members: list[Member],
+    metrics: RLMetrics,
+    evaluation: Evaluation,
+) -> None:
+    """Write every file of a finished run into `folder` (which exists)."""
+    atomic_write_text(folder / "rlhf.yaml", cfg_yaml)
+    atomic_write_text(folder / "metrics.csv", metrics_csv(members, metrics))
+    plot_overoptimisation(folder / "overoptimisation.png", members, metrics, evaluation)
+    plot_training(folder / "training.png", members, metrics)
+    write_summary(folder / "summary.json", summary)
