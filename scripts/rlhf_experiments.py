@@ -1,0 +1,315 @@
+"""The two experiments of docs/rlhf.md, on the RLHF pipeline in miniature.
+
+    .venv/bin/python scripts/rlhf_experiments.py overopt [--out docs/rlhf] [--seeds 3]
+    .venv/bin/python scripts/rlhf_experiments.py critic [--out docs/rlhf] [--seeds 4]
+
+Both start from configs/rlhf/ppo.yaml (the shipped run's language, models, SFT and reward
+settings) and share one reference policy and one reward model per reward-model setting (the
+`prepare` stage, seed 0), as in Gao et al. (2022): one proxy, many policies.
+
+`overopt` (over-optimisation): for two reward models — the shipped one (`--pairs-strong`
+pairs) and a weaker one (`--pairs-weak` pairs, 20% label noise) — PPO runs with the adaptive
+KL controller at KL targets 0.5 ... 64 nats, `--seeds` seeds each, all members of one reward
+model vmapped in one program. Writes `overopt.json` (per-member final evaluation and
+per-iteration gold / proxy / KL) and `overoptimisation.png` (gold and proxy reward against
+sqrt(KL) at the end of training, each member a dot, the mean per target a line).
+
+`critic` (the note's question): PPO with its token-level critic and GAE against GRPO with
+group sizes 2, 4, 8 and 16 (and Dr. GRPO, no std, at G = 4), all at 64 sampled completions
+per iteration for the same number of iterations (so the same number of sampled completions;
+the tokens actually sampled are counted and reported), the same KL target, `--seeds` seeds
+vmapped per variant. Writes `critic.json` and `critic.md` (a table: gold reward, win rate
+vs the reference, KL, tokens, compile and run wall time; mean and 95% t-interval over seeds)
+and `critic.png` (gold reward over iterations).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import numpy as np
+
+from purejaxppo.rlhf import runner
+from purejaxppo.rlhf.config import RLHFConfig
+from purejaxppo.rlhf.pipeline import Prepared
+from purejaxppo.rlhf.runner import run_prepare
+from purejaxppo.rlhf.yamlconfig import load_rlhf_config
+
+ROOT = Path(__file__).resolve().parent.parent
+BASE = ROOT / "configs" / "rlhf" / "ppo.yaml"
+KL_TARGETS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
+CRITIC_VARIANTS = (  # (name, algorithm, group_size, group_normalize)
+    ("PPO + GAE (token-level critic)", "ppo", 1, True),
+    ("GRPO G=2", "grpo", 2, True),
+    ("GRPO G=4", "grpo", 4, True),
+    ("GRPO G=8", "grpo", 8, True),
+    ("GRPO G=16", "grpo", 16, True),
+    ("Dr. GRPO G=4 (no std)", "grpo", 4, False),
+)
+
+
+def t_interval(values: list[float]) -> tuple[float, float]:
+    """Mean and 95% Student-t half-width over seeds."""
+    from scipy import stats
+
+    x = np.asarray(values, float)
+    if len(x) < 2:
+        return float(x.mean()), float("nan")
+    return float(x.mean()), float(
+        stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
+    )
+
+
+def prepare(cfg: RLHFConfig) -> Prepared:
+    return run_prepare(cfg)[0]
+
+
+def run_population(cfg: RLHFConfig, prepared: Prepared) -> dict[str, Any]:
+    """Run `cfg`'s population against `prepared`; arrays as numpy, with wall times."""
+    run = runner.run_population(cfg, prepared)
+    return {
+        "labels": [m.label for m in run.members],
+        "hparams": [m.hparams._asdict() for m in run.members],
+        "metrics": {k: np.asarray(v) for k, v in run.output.metrics._asdict().items()},
+        "eval": {k: np.asarray(v) for k, v in run.evaluation._asdict().items()},
+        "compile_s": run.compile_s,
+        "run_s": run.run_s,
+    }
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, float | np.floating):
+        return None if not math.isfinite(float(x)) else round(float(x), 5)
+    return x
+
+
+def overopt(args: argparse.Namespace, base: RLHFConfig) -> None:
+    settings = {
+        "strong": dataclasses.replace(base.reward, train_pairs=args.pairs_strong),
+        "weak": dataclasses.replace(base.reward, train_pairs=args.pairs_weak, flip_prob=0.2),
+    }
+    results: dict[str, Any] = {"kl_targets": KL_TARGETS, "seeds": args.seeds, "rm": {}}
+    for name, reward in settings.items():
+        population = dataclasses.replace(
+            base.population, seeds=args.seeds, grid=(("kl_target", KL_TARGETS),)
+        )
+        rl = dataclasses.replace(base.rl, iterations=args.iterations)
+        cfg = dataclasses.replace(base, reward=reward, population=population, rl=rl)
+        prepared = prepare(cfg)
+        acc = float(prepared.reward_model_accuracy)
+        print(
+            f"[{name}] reward model: {reward.train_pairs} pairs, flip {reward.flip_prob}, "
+            f"held-out accuracy {acc:.3f}",
+            flush=True,
+        )
+        res = run_population(cfg, prepared)
+        res["reward_model_accuracy"] = acc
+        res["train_pairs"], res["flip_prob"] = reward.train_pairs, reward.flip_prob
+        print(
+            f"[{name}] {len(res['labels'])} members: compile {res['compile_s']:.0f} s, "
+            f"run {res['run_s']:.0f} s",
+            flush=True,
+        )
+        ev = res["eval"]
+        for k, target in enumerate(KL_TARGETS):
+            rows = slice(k * args.seeds, (k + 1) * args.seeds)
+            print(
+                f"  kl_target {target:5.1f}: KL {ev['kl_to_reference'][rows].mean():6.2f}  gold "
+                f"{ev['gold_reward'][rows].mean():.2f}  "
+                f"proxy {ev['proxy_reward'][rows].mean():.2f}  "
+                f"win {ev['win_rate_vs_reference'][rows].mean():.3f}",
+                flush=True,
+            )
+        keep = ("gold_reward", "proxy_reward", "kl", "kl_coef")  # per iteration, [M, iterations]
+        res["metrics"] = {k: np.round(res["metrics"][k], 3) for k in keep}
+        results["rm"][name] = res
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "overopt.json").write_text(json.dumps(_jsonable(results)) + "\n")
+    plot_overopt(results, out / "overoptimisation.png")
+
+
+def plot_overopt(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    seeds, targets = results["seeds"], results["kl_targets"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    for ax, (name, res) in zip(axes, results["rm"].items(), strict=True):
+        ev = {k: np.asarray(v, float) for k, v in res["eval"].items()}
+        x = np.sqrt(np.maximum(ev["kl_to_reference"], 0.0))
+        proxy_ax = ax.twinx()
+        ax.scatter(x, ev["gold_reward"], color="C0", s=12, alpha=0.6)
+        proxy_ax.scatter(x, ev["proxy_reward"], color="C3", s=12, alpha=0.6, marker="s")
+        means = [slice(k * seeds, (k + 1) * seeds) for k in range(len(targets))]
+        means.sort(key=lambda s: x[s].mean())  # targets the controller could not reach tie
+        ax.plot(
+            [x[s].mean() for s in means],
+            [ev["gold_reward"][s].mean() for s in means],
+            "C0-",
+            label="gold (left axis)",
+        )
+        proxy_ax.plot(
+            [x[s].mean() for s in means],
+            [ev["proxy_reward"][s].mean() for s in means],
+            "C3--",
+            label="proxy (right axis)",
+        )
+        ax.axhline(ev["gold_reward_reference"][0], color="C0", ls=":", lw=0.8)
+        ax.set_xlabel("sqrt(KL(pi || pi_ref)) at the end of training [sqrt(nats)]")
+        ax.set_ylabel("gold reward", color="C0")
+        proxy_ax.set_ylabel("proxy reward (reward model)", color="C3")
+        ax.set_title(
+            f"{name} reward model: {res['train_pairs']} pairs, {res['flip_prob']:.0%} flipped, "
+            f"acc {res['reward_model_accuracy']:.2f}",
+            fontsize=9,
+        )
+        ax.grid(alpha=0.3)
+        handles = ax.get_legend_handles_labels()[0] + proxy_ax.get_legend_handles_labels()[0]
+        ax.legend(handles=handles, fontsize=8, loc="lower right")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def critic(args: argparse.Namespace, base: RLHFConfig) -> None:
+    population = dataclasses.replace(base.population, seeds=args.seeds, grid=())
+    hparams = base.hparams._replace(kl_target=args.kl_target)
+    prepared = prepare(dataclasses.replace(base, population=population))
+    print(f"reward model held-out accuracy {float(prepared.reward_model_accuracy):.3f}", flush=True)
+    results: dict[str, Any] = {"seeds": args.seeds, "kl_target": args.kl_target, "variants": {}}
+    results["reward_model_accuracy"] = float(prepared.reward_model_accuracy)
+    for name, algorithm, group, normalize in CRITIC_VARIANTS:
+        rl = dataclasses.replace(
+            base.rl,
+            algorithm=algorithm,
+            group_size=group,
+            group_normalize=normalize,
+            iterations=args.iterations,
+        )
+        cfg = dataclasses.replace(base, rl=rl, population=population, hparams=hparams)
+        res = run_population(cfg, prepared)
+        ev = res["eval"]
+        row = {
+            key: t_interval(list(ev[field]))
+            for key, field in (
+                ("gold", "gold_reward"),
+                ("win", "win_rate_vs_reference"),
+                ("kl", "kl_to_reference"),
+                ("proxy", "proxy_reward"),
+            )
+        }
+        row["tokens"] = float(res["metrics"]["tokens"].sum(axis=1).mean())
+        row["compile_s"], row["run_s"] = res["compile_s"], res["run_s"]
+        row["gold_reference"] = float(ev["gold_reward_reference"][0])
+        row["gold_curve"] = res["metrics"]["gold_reward"].mean(axis=0)
+        row["per_seed"] = {
+            k: ev[k] for k in ("gold_reward", "win_rate_vs_reference", "kl_to_reference")
+        }
+        results["variants"][name] = row
+        print(
+            f"{name:<32} gold {row['gold'][0]:.2f}±{row['gold'][1]:.2f} "
+            f"win {row['win'][0]:.3f} KL {row['kl'][0]:.2f} run {row['run_s']:.0f} s",
+            flush=True,
+        )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "critic.json").write_text(json.dumps(_jsonable(results)) + "\n")
+    (out / "critic.md").write_text(critic_table(results))
+    plot_critic(results, out / "critic.png")
+
+
+def critic_table(results: dict[str, Any]) -> str:
+    n = results["seeds"]
+    lines = [
+        "| variant | gold reward | win rate vs reference | KL to reference (nats) "
+        f"| proxy reward | completion tokens sampled | compile (s) | run, {n} seeds (s) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, row in results["variants"].items():
+        cells = [f"{row[k][0]:.2f} ± {row[k][1]:.2f}" for k in ("gold",)]
+        cells += [
+            f"{row['win'][0]:.3f} ± {row['win'][1]:.3f}",
+            f"{row['kl'][0]:.2f} ± {row['kl'][1]:.2f}",
+        ]
+        cells += [f"{row['proxy'][0]:.2f} ± {row['proxy'][1]:.2f}", f"{row['tokens']:,.0f}"]
+        cells += [f"{row['compile_s']:.0f}", f"{row['run_s']:.0f}"]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    ref = next(iter(results["variants"].values()))["gold_reference"]
+    lines.append("")
+    lines.append(
+        f"Reference (SFT) policy gold reward: {ref:.2f}. ± is the 95% t-interval over {n} seeds."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def plot_critic(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), constrained_layout=True)
+    for name, row in results["variants"].items():
+        curve = np.asarray(row["gold_curve"], float)
+        kernel = np.ones(10) / 10
+        ax.plot(np.convolve(curve, kernel, mode="valid"), label=name, lw=1.2)
+    ax.set_xlabel("iteration (64 sampled completions each)")
+    ax.set_ylabel("gold reward (training batch, 10-iter. mean)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("experiment", choices=("overopt", "critic"))
+    p.add_argument("--out", default=str(ROOT / "docs" / "rlhf"))
+    p.add_argument(
+        "--seeds", type=int, default=None, help="seeds per setting (overopt 3, critic 4)"
+    )
+    p.add_argument(
+        "--iterations",
+        type=int,
+        default=None,
+        help="RL iterations (default: overopt 250, critic 150)",
+    )
+    p.add_argument("--pairs-strong", type=int, default=1000)
+    p.add_argument("--pairs-weak", type=int, default=150)
+    p.add_argument(
+        "--kl-target", type=float, default=4.0, help="critic: the KL target of every variant"
+    )
+    args = p.parse_args(argv)
+    if (args.seeds is not None and args.seeds < 1) or (
+        args.iterations is not None and args.iterations < 1
+    ):
+        p.error("--seeds and --iterations must be >= 1")
+    base = load_rlhf_config(BASE)
+    if args.experiment == "overopt":
+        args.seeds, args.iterations = args.seeds or 3, args.iterations or 250
+        overopt(args, base)
+    else:
+        args.seeds, args.iterations = args.seeds or 4, args.iterations or 150
+        critic(args, base)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
