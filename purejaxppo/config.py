@@ -21,6 +21,7 @@ ACTIVATIONS = ("tanh", "relu", "gelu", "silu", "elu")
 OBJECTIVES = ("clip", "kl_penalty", "clip+kl")
 KL_DIRECTIONS = ("new_old", "old_new")
 ADVANTAGES = ("gae", "group")
+TORSOS = ("mlp", "cnn")
 
 
 def _check_positive_int(name: str, value: Any) -> None:
@@ -69,6 +70,13 @@ class PPOConfig:
       group_size: envs per group in `group` mode; must divide `num_envs`.
       group_normalize: divide by the group's return std (GRPO); false: only subtract
         the group mean (Dr. GRPO).
+      torso: `mlp` (flattened observations through `hidden_sizes`) or `cnn` (for
+        `[H, W, C]` image observations such as MinAtar's: a 3x3 convolution with 16
+        channels and ReLU, flattened, then the `hidden_sizes` MLP), one per actor and critic.
+      gru_size: 0 (feed-forward) or the width of a GRU after the torso of the actor and of
+        the critic (recurrent PPO). Its hidden state is reset at episode starts, the state
+        at the start of each rollout is stored, and minibatches are whole per-env
+        sequences replayed from it: `num_minibatches` must divide `num_envs`.
     """
 
     env_name: str | None = "CartPole-v1"
@@ -89,6 +97,8 @@ class PPOConfig:
     advantage: str = "gae"
     group_size: int = 8
     group_normalize: bool = True
+    torso: str = "mlp"
+    gru_size: int = 0
 
     def __post_init__(self) -> None:
         if self.env_name is not None and (not isinstance(self.env_name, str) or not self.env_name):
@@ -115,6 +125,7 @@ class PPOConfig:
             ("objective", OBJECTIVES),
             ("kl_direction", KL_DIRECTIONS),
             ("advantage", ADVANTAGES),
+            ("torso", TORSOS),
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(
@@ -139,6 +150,23 @@ class PPOConfig:
             raise ValueError(
                 f"num_minibatches: {self.num_minibatches} does not divide the batch "
                 f"num_envs * num_steps = {self.batch_size}"
+            )
+        if (
+            isinstance(self.gru_size, bool)
+            or not isinstance(self.gru_size, int)
+            or self.gru_size < 0
+        ):
+            raise ValueError(
+                f"gru_size: expected 0 (no GRU) or a positive integer, got {self.gru_size!r}"
+            )
+        if self.gru_size and self.num_envs % self.num_minibatches:
+            raise ValueError(
+                f"num_minibatches: with gru_size > 0 minibatches are whole per-env sequences, so "
+                f"num_minibatches ({self.num_minibatches}) must divide num_envs ({self.num_envs})"
+            )
+        if self.gru_size and self.advantage == "group":
+            raise ValueError(
+                "gru_size: recurrent policies are not supported with advantage group; use gae"
             )
         if self.total_timesteps < self.batch_size:
             raise ValueError(

@@ -4,6 +4,10 @@ Separate actor and critic MLPs (64x64 tanh by default), orthogonal
 initialisation with gains sqrt(2) (hidden), 0.01 (policy head) and 1.0 (value
 head), zero biases. Discrete actions use a categorical distribution; continuous
 `Box` actions a diagonal Gaussian with a state-independent log-std (init 0).
+
+Options (`PPOConfig`): `torso: cnn` puts a small convolution (`CNN`) in front of each
+MLP, for `[H, W, C]` image observations; `gru_size > 0` makes both networks recurrent
+(`ActorCritic.step(hidden, obs, reset)`: the MLP, then a GRU cell, then the head).
 """
 
 from __future__ import annotations
@@ -44,9 +48,12 @@ def orthogonal(scale: float = 1.0) -> Callable[..., jax.Array]:
     """
 
     def init(key: jax.Array, shape: Sequence[int], dtype: Any = jnp.float32) -> jax.Array:
-        if len(shape) != 2:
-            raise ValueError(f"orthogonal: expected a 2-D kernel shape, got {tuple(shape)}")
-        rows, cols = int(shape[0]), int(shape[1])
+        if len(shape) < 2:
+            raise ValueError(
+                f"orthogonal: expected a kernel shape of >= 2 axes, got {tuple(shape)}"
+            )
+        # A convolution kernel [kh, kw, in, out] is orthogonal as a [kh * kw * in, out] matrix.
+        rows, cols = math.prod(int(d) for d in shape[:-1]), int(shape[-1])
         tall, short = max(rows, cols), min(rows, cols)
         g = jax.random.normal(key, (tall, short), jnp.float32)
         q = jnp.zeros((tall, short), jnp.float32)
@@ -54,7 +61,7 @@ def orthogonal(scale: float = 1.0) -> Callable[..., jax.Array]:
         q = jax.lax.fori_loop(0, short, lambda j, q: _gram_schmidt_column(q, j, g), q)
         if rows < cols:
             q = q.T
-        return (scale * q).astype(dtype)
+        return (scale * q).reshape(tuple(shape)).astype(dtype)
 
     return init
 
@@ -164,49 +171,163 @@ class MLP(nn.Module):
         return nn.Dense(self.out_dim, kernel_init=orthogonal(self.out_scale))(x)
 
 
-class ActorCritic(nn.Module):
-    """Separate actor and critic MLPs over (flattened) observations.
+def patches3x3(x: jax.Array) -> jax.Array:
+    """`[..., H, W, C]` -> `[..., H - 2, W - 2, 9 C]`: every 3x3 window (stride 1, no
+    padding), flattened in (row, column, channel) order."""
+    h, w = x.shape[-3] - 2, x.shape[-2] - 2
+    views = [x[..., i : i + h, j : j + w, :] for i in range(3) for j in range(3)]
+    return jnp.concatenate(views, axis=-1)
 
-    `apply(params, obs)` with obs `[..., *obs_shape]` (raw env observations, or
-    normalised ones when the run normalised observations) returns
-    `(dist, value)`: a distribution with batch shape `[...]` and values `[...]`.
+
+class CNN(nn.Module):
+    """`[..., H, W, C]` -> `[..., F]`: a 3x3 convolution with `channels` filters (stride 1,
+    no padding) and ReLU, flattened — the MinAtar papers' torso, before the MLP.
+
+    The convolution is computed as a matmul over the 3x3 patches (`patches3x3`, a
+    `[9 C, channels]` kernel: `nn.Conv`'s kernel reshaped), not with `nn.Conv`: on
+    XLA:CPU the vmapped convolution and its gradient ran about 13x slower than the whole
+    MLP step on MinAtar; the patch matmul does the same arithmetic as plain matmuls.
+    """
+
+    channels: int = 16
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        if x.shape[-3] < 3 or x.shape[-2] < 3:
+            raise ValueError(f"torso: cnn needs images of at least 3x3, got {x.shape[-3:]}")
+        x = nn.Dense(self.channels, kernel_init=orthogonal(math.sqrt(2.0)))(patches3x3(x))
+        x = nn.relu(x)
+        return x.reshape((*x.shape[:-3], -1))
+
+
+class RecurrentHead(nn.Module):
+    """`(hidden [..., G], x [..., F]) -> (hidden [..., G], out [..., D])`: the hidden MLP
+    layers, a GRU cell of width `G`, then a dense head with gain `out_scale`."""
+
+    hidden_sizes: tuple[int, ...]
+    activation: str
+    gru_size: int
+    out_dim: int
+    out_scale: float
+
+    @nn.compact
+    def __call__(self, hidden: jax.Array, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        act = _ACTIVATIONS[self.activation]
+        for width in self.hidden_sizes:
+            x = act(nn.Dense(width, kernel_init=orthogonal(math.sqrt(2.0)))(x))
+        cell = nn.GRUCell(
+            self.gru_size, kernel_init=orthogonal(1.0), recurrent_kernel_init=orthogonal(1.0)
+        )
+        hidden, y = cell(hidden, x)
+        return hidden, nn.Dense(self.out_dim, kernel_init=orthogonal(self.out_scale))(y)
+
+
+class ActorCritic(nn.Module):
+    """Separate actor and critic networks over (flattened) observations.
+
+    Feed-forward (`gru_size == 0`): `apply(params, obs)` with obs `[..., *obs_shape]`
+    (raw env observations, or normalised ones when the run normalised observations)
+    returns `(dist, value)`: a distribution with batch shape `[...]` and values `[...]`.
+
+    Recurrent (`gru_size > 0`): `apply(params, hidden, obs, reset, method=ActorCritic.step)`
+    with hidden `[N, 2 * gru_size]` (actor's then critic's GRU state; zeros to start),
+    obs `[N, *obs_shape]` and reset `[N]` bool (True where `obs` starts an episode: the
+    hidden state is zeroed first) returns `(hidden, dist, value)`.
     """
 
     space: SpaceInfo
     hidden_sizes: tuple[int, ...] = (64, 64)
     activation: str = "tanh"
     with_critic: bool = True  # False: no value network (critic-free `group` advantages)
+    torso: str = "mlp"  # or "cnn": a convolution before each MLP, for [H, W, C] observations
+    gru_size: int = 0
 
     def setup(self) -> None:
-        self.actor = MLP(self.hidden_sizes, self.activation, self.space.action_dim, 0.01)
-        if self.with_critic:
-            self.critic = MLP(self.hidden_sizes, self.activation, 1, 1.0)
+        if self.torso == "cnn":
+            self.actor_cnn = CNN()
+            if self.with_critic:
+                self.critic_cnn = CNN()
+        if self.gru_size:
+            args = (self.hidden_sizes, self.activation, self.gru_size)
+            self.actor_rnn = RecurrentHead(*args, self.space.action_dim, 0.01)
+            self.critic_rnn = RecurrentHead(*args, 1, 1.0)
+        else:
+            self.actor = MLP(self.hidden_sizes, self.activation, self.space.action_dim, 0.01)
+            if self.with_critic:
+                self.critic = MLP(self.hidden_sizes, self.activation, 1, 1.0)
         if self.space.continuous:
             self.log_std = self.param("log_std", nn.initializers.zeros, (self.space.action_dim,))
 
     def features(self, obs: jax.Array) -> jax.Array:
-        """`[..., *obs_shape]` -> float32 `[..., F]`: one-hot for Discrete observations."""
+        """`[..., *obs_shape]` -> float32 `[..., F]`: one-hot for Discrete observations;
+        with the CNN torso, float32 `[..., H, W, C]` (the convolutions flatten)."""
         if self.space.obs_categories:
             return jax.nn.one_hot(obs, self.space.obs_categories, dtype=jnp.float32)
+        if self.torso == "cnn":
+            return obs.astype(jnp.float32)
         batch_shape = obs.shape[: obs.ndim - len(self.space.obs_shape)]
         return obs.astype(jnp.float32).reshape((*batch_shape, -1))
 
-    def policy(self, obs: jax.Array) -> Distribution:
-        """Action distribution with batch shape `[...]`."""
-        out = self.actor(self.features(obs))
+    def _actor_in(self, obs: jax.Array) -> jax.Array:
+        x = self.features(obs)
+        return self.actor_cnn(x) if self.torso == "cnn" else x
+
+    def _critic_in(self, obs: jax.Array) -> jax.Array:
+        x = self.features(obs)
+        return self.critic_cnn(x) if self.torso == "cnn" else x
+
+    def _distribution(self, out: jax.Array) -> Distribution:
         if self.space.continuous:
             return DiagGaussian(mean=out, log_std=self.log_std)
         return Categorical(logits=out)
 
+    def policy(self, obs: jax.Array) -> Distribution:
+        """Action distribution with batch shape `[...]` (feed-forward only)."""
+        return self._distribution(self.actor(self._actor_in(obs)))
+
     def value(self, obs: jax.Array) -> jax.Array:
-        """State values `[...]` (zeros without a critic)."""
-        features = self.features(obs)
+        """State values `[...]` (zeros without a critic; feed-forward only)."""
         if not self.with_critic:
-            return jnp.zeros(features.shape[:-1], jnp.float32)
-        return self.critic(features)[..., 0]
+            return jnp.zeros(self.features(obs).shape[: obs.ndim - len(self.space.obs_shape)])
+        return self.critic(self._critic_in(obs))[..., 0]
+
+    def step(
+        self, hidden: jax.Array, obs: jax.Array, reset: jax.Array
+    ) -> tuple[jax.Array, Distribution, jax.Array]:
+        """One recurrent step: `(hidden [N, 2G], obs [N, ...], reset [N]) -> (hidden, dist,
+        value [N])`; rows with `reset` start from a zero hidden state."""
+        hidden = jnp.where(reset[..., None], 0.0, hidden)
+        actor_h, critic_h = jnp.split(hidden, 2, axis=-1)
+        actor_h, out = self.actor_rnn(actor_h, self._actor_in(obs))
+        critic_h, value = self.critic_rnn(critic_h, self._critic_in(obs))
+        return jnp.concatenate([actor_h, critic_h], -1), self._distribution(out), value[..., 0]
 
     def __call__(self, obs: jax.Array) -> tuple[Distribution, jax.Array]:
+        if self.gru_size:  # (used by `init`): one step from a zero hidden state
+            batch_shape = obs.shape[: obs.ndim - len(self.space.obs_shape)]
+            hidden = jnp.zeros((*batch_shape, 2 * self.gru_size), jnp.float32)
+            _, dist, value = self.step(hidden, obs, jnp.ones(batch_shape, jnp.bool_))
+            return dist, value
         return self.policy(obs), self.value(obs)
+
+
+def initial_hidden(config: Any, num_envs: int) -> jax.Array | None:
+    """Zero GRU state `[num_envs, 2 * gru_size]`, or None for a feed-forward config."""
+    if not config.gru_size:
+        return None
+    return jnp.zeros((num_envs, 2 * config.gru_size), jnp.float32)
+
+
+def build_network(config: Any, space: SpaceInfo) -> ActorCritic:
+    """The `ActorCritic` a config asks for, over an env's spaces."""
+    return ActorCritic(
+        space=space,
+        hidden_sizes=config.hidden_sizes,
+        activation=config.activation,
+        with_critic=config.advantage == "gae",
+        torso=config.torso,
+        gru_size=config.gru_size,
+    )
 
 
 def make_network(config: Any, env: Any = None, env_params: Any = None) -> ActorCritic:
@@ -217,10 +338,4 @@ def make_network(config: Any, env: Any = None, env_params: Any = None) -> ActorC
     from purejaxppo.envs import resolve_env, space_info
 
     env, env_params, label = resolve_env(config, env, env_params)
-    info = space_info(env, env_params, label)
-    return ActorCritic(
-        space=info,
-        hidden_sizes=config.hidden_sizes,
-        activation=config.activation,
-        with_critic=config.advantage == "gae",
-    )
+    return build_network(config, space_info(env, env_params, label))

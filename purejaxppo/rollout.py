@@ -32,7 +32,8 @@ class Transition(NamedTuple):
     `next_obs` is the true next observation (the final one on episode end).
     `reward` is the training reward (scaled when reward normalisation is on).
     `old_dist` is the acting distribution (its parameters `[T, N, ...]`), kept only
-    for the KL objectives.
+    for the KL objectives. `reset` (recurrent policies) is True where `obs` starts an
+    episode, i.e. where the policy zeroed its hidden state before acting.
     """
 
     obs: jax.Array
@@ -43,6 +44,7 @@ class Transition(NamedTuple):
     done: jax.Array
     next_obs: jax.Array
     old_dist: Any = None
+    reset: Any = None
 
 
 class EpisodeSums(NamedTuple):
@@ -65,6 +67,10 @@ class Batch(NamedTuple):
 
     `mask` (`group` mode) is 1 for steps that count in the loss; `old_dist` (KL
     objectives) the acting distribution; both None otherwise.
+
+    Recurrent policies keep the batch time-major, leaves `[T, N, ...]` (split over envs
+    into `[M, T, N/M, ...]`), with `reset` `[T, N]` and the GRU state at the start of the
+    rollout `hidden0` `[N, 2 * gru_size]` to replay the sequences from.
     """
 
     obs: jax.Array
@@ -75,6 +81,8 @@ class Batch(NamedTuple):
     returns: jax.Array
     mask: jax.Array | None = None
     old_dist: Any = None
+    reset: Any = None
+    hidden0: Any = None
 
 
 def observe(trainer: Trainer, stats: RunningStats, obs: jax.Array) -> jax.Array:
@@ -91,7 +99,13 @@ def env_step(
     cfg, state = trainer.config, carry.state
     act_key, step_key = jax.random.split(key)
     obs_in = observe(trainer, state.obs_stats, state.obs)
-    dist = trainer.network.apply(state.params, obs_in, method=ActorCritic.policy)
+    hidden = state.hidden
+    if cfg.gru_size:
+        hidden, dist, _ = trainer.network.apply(
+            state.params, state.hidden, obs_in, state.last_done, method=ActorCritic.step
+        )
+    else:
+        dist = trainer.network.apply(state.params, obs_in, method=ActorCritic.policy)
     action = dist.sample(seed=act_key)
     log_prob = dist.log_prob(action)
     step_keys = jax.random.split(step_key, cfg.num_envs)
@@ -135,6 +149,8 @@ def env_step(
         episode_return=jnp.where(done, 0.0, episode_return),
         episode_length=jnp.where(done, 0, episode_length),
     )
+    if cfg.gru_size:
+        state = state.replace(hidden=hidden, last_done=done)
     transition = Transition(
         obs=obs_in,
         action=action,
@@ -144,6 +160,7 @@ def env_step(
         done=done,
         next_obs=next_obs_in,
         old_dist=dist.batched() if cfg.objective != "clip" else None,
+        reset=carry.state.last_done,
     )
     return RolloutCarry(state, episodes), transition
 
@@ -206,6 +223,73 @@ def make_batch(trainer: Trainer, params: Any, trajectory: Transition, hparams: H
         old_dist=trajectory.old_dist,
     )
     return _flatten(trainer, batch)
+
+
+class ReplayOut(NamedTuple):
+    """Per-step output of `replay` (stacked to `[T, N, ...]`)."""
+
+    dist: Any
+    value: jax.Array
+    next_value: jax.Array
+
+
+def _replay_step(
+    trainer: Trainer, params: Any, hidden: jax.Array, xs: tuple[jax.Array, ...]
+) -> tuple[jax.Array, ReplayOut]:
+    """One recurrent step over `[N, ...]` inputs; also the value of the true next
+    observation from the new hidden state (the bootstrap on truncation)."""
+    obs, reset, next_obs = xs
+    net = trainer.network
+    hidden, dist, value = net.apply(params, hidden, obs, reset, method=ActorCritic.step)
+    next_value = value
+    if next_obs is not None:
+        no_reset = jnp.zeros_like(reset)
+        _, _, next_value = net.apply(params, hidden, next_obs, no_reset, method=ActorCritic.step)
+    return hidden, ReplayOut(dist.batched(), value, next_value)
+
+
+def replay(
+    trainer: Trainer,
+    params: Any,
+    hidden0: jax.Array,
+    obs: jax.Array,
+    reset: jax.Array,
+    next_obs: jax.Array | None = None,
+) -> ReplayOut:
+    """Run the recurrent policy over stored sequences `[T, n, ...]` from `hidden0` `[n, H]`:
+    distributions, values and next values `[T, n]` (a `lax.scan` over time). Without
+    `next_obs` the next values are not computed (they repeat the values)."""
+    body = functools.partial(_replay_step, trainer, params)
+    _, out = jax.lax.scan(body, hidden0, (obs, reset, next_obs))
+    return out
+
+
+def make_recurrent_batch(
+    trainer: Trainer, params: Any, trajectory: Transition, hidden0: jax.Array, hparams: HParams
+) -> Batch:
+    """Like `make_batch` for a recurrent policy, time-major `[T, N, ...]`: the values are
+    replayed from the rollout's starting GRU state `hidden0` `[N, 2G]`."""
+    out = replay(trainer, params, hidden0, trajectory.obs, trajectory.reset, trajectory.next_obs)
+    advantages, returns = compute_gae(
+        trajectory.reward,
+        out.value,
+        out.next_value,
+        trajectory.terminated,
+        trajectory.done,
+        hparams.gamma,
+        hparams.gae_lambda,
+    )
+    return Batch(
+        obs=trajectory.obs,
+        action=trajectory.action,
+        log_prob=trajectory.log_prob,
+        value=out.value,
+        advantages=advantages,
+        returns=returns,
+        old_dist=trajectory.old_dist,
+        reset=trajectory.reset,
+        hidden0=hidden0,
+    )
 
 
 class GroupEpisodes(NamedTuple):

@@ -45,6 +45,9 @@ class TrainState(struct.PyTreeNode):
       update_step: int32 number of updates done (drives LR annealing).
       kl_coef: beta of the KL objectives (`[]`), adapted after every update.
       ref_params: the frozen initial policy (`group` mode, for `ref_kl_coef`), else None.
+      hidden: the GRU state `[N, 2 * gru_size]` after the last step (`gru_size > 0`), else None.
+      last_done: `[N]` bool, True where the last step ended an episode (so `obs` starts one;
+        the recurrent policy zeroes its hidden state there), else None.
     """
 
     params: Any
@@ -60,6 +63,8 @@ class TrainState(struct.PyTreeNode):
     update_step: jax.Array
     kl_coef: jax.Array
     ref_params: Any = None
+    hidden: Any = None
+    last_done: Any = None
 
 
 class TrainOutput(struct.PyTreeNode):

@@ -40,7 +40,7 @@ from purejaxppo.losses import (
     ppo_loss,
     value_loss,
 )
-from purejaxppo.networks import ActorCritic
+from purejaxppo.networks import ActorCritic, build_network, initial_hidden
 from purejaxppo.optim import make_optimizer
 from purejaxppo.rollout import (
     Batch,
@@ -49,6 +49,8 @@ from purejaxppo.rollout import (
     group_reset,
     make_batch,
     make_group_batch,
+    make_recurrent_batch,
+    replay,
     rollout,
 )
 from purejaxppo.state import METRIC_NAMES, TrainOutput, TrainState
@@ -127,6 +129,8 @@ class Trainer:
             update_step=jnp.zeros((), jnp.int32),
             kl_coef=hparams.kl_coef,
             ref_params=params if cfg.advantage == "group" else None,
+            hidden=initial_hidden(cfg, cfg.num_envs),
+            last_done=jnp.ones((cfg.num_envs,), jnp.bool_) if cfg.gru_size else None,
         )
 
     # -------------------------------------------------------------- rollout
@@ -155,7 +159,7 @@ class Trainer:
         cfg = self.config
         if anchors is None:
             anchors = Anchors(jnp.asarray(hparams.kl_coef, jnp.float32), None)
-        dist, value = self.network.apply(params, minibatch.obs)
+        dist, value, minibatch = self._forward(params, minibatch)
         advantages = minibatch.advantages
         if cfg.normalize_advantages and cfg.advantage == "gae":
             advantages = normalize(advantages)
@@ -205,6 +209,25 @@ class Trainer:
         )
         return total, metrics
 
+    def _forward(self, params: Any, minibatch: Batch) -> tuple[Any, jax.Array, Batch]:
+        """`(dist, value, minibatch)` with every leaf flat `[b, ...]`. A recurrent minibatch
+        `[T, n, ...]` is replayed from its `hidden0` and then flattened to `b = T * n`."""
+        if not self.config.gru_size:
+            dist, value = self.network.apply(params, minibatch.obs)
+            return dist, value, minibatch
+        out = replay(self, params, minibatch.hidden0, minibatch.obs, minibatch.reset, minibatch.obs)
+        flat = minibatch._replace(reset=None, hidden0=None)
+        flat, dist, value = jax.tree.map(
+            lambda x: x.reshape((-1, *x.shape[2:])), (flat, out.dist, out.value)
+        )
+        return dist, value, flat
+
+    def _policy_over_batch(self, params: Any, batch: Batch) -> Any:
+        """The policy's distribution at every step of a whole batch (replayed if recurrent)."""
+        if not self.config.gru_size:
+            return self.network.apply(params, batch.obs, method=ActorCritic.policy)
+        return replay(self, params, batch.hidden0, batch.obs, batch.reset).dist
+
     def _kl(self, new: Any, old: Any) -> jax.Array:
         """Exact per-sample KL between the current and the acting distribution, in the
         configured direction: `new_old` = KL(new || old), `old_new` = KL(old || new)."""
@@ -247,13 +270,19 @@ class Trainer:
     def _epoch(
         self, hparams: HParams, anchors: Anchors, batch: Batch, carry: OptCarry, key: jax.Array
     ) -> tuple[OptCarry, None]:
-        """One pass over the batch: permute once, reshape into minibatches, scan."""
+        """One pass over the batch: permute once, reshape into minibatches, scan.
+
+        A recurrent batch `[T, N, ...]` is permuted and split over envs: minibatches of
+        whole sequences `[M, T, N/M, ...]`, each with its starting hidden state."""
         cfg = self.config
-        perm = jax.random.permutation(key, cfg.batch_size)
-        minibatches = jax.tree.map(
-            lambda x: x[perm].reshape((cfg.num_minibatches, cfg.minibatch_size, *x.shape[1:])),
-            batch,
-        )
+        if cfg.gru_size:
+            minibatches = _split_envs(batch, jax.random.permutation(key, cfg.num_envs), cfg)
+        else:
+            perm = jax.random.permutation(key, cfg.batch_size)
+            minibatches = jax.tree.map(
+                lambda x: x[perm].reshape((cfg.num_minibatches, cfg.minibatch_size, *x.shape[1:])),
+                batch,
+            )
         step = functools.partial(self._minibatch_step, hparams, anchors)
         return jax.lax.scan(step, carry, minibatches)
 
@@ -282,8 +311,12 @@ class Trainer:
             episode_stats = (jnp.mean(group.returns), jnp.mean(group.lengths))
         else:
             key, rollout_key, epoch_key = jax.random.split(state.key, 3)
+            hidden0 = state.hidden
             state, trajectory, episodes = self.rollout(state, hparams, rollout_key)
-            batch = self.make_batch(state.params, trajectory, hparams)
+            if cfg.gru_size:
+                batch = make_recurrent_batch(self, state.params, trajectory, hidden0, hparams)
+            else:
+                batch = self.make_batch(state.params, trajectory, hparams)
             count = episodes.count.astype(jnp.float32)
             episode_stats = (
                 jnp.where(count > 0, episodes.returns / count, jnp.nan),
@@ -353,7 +386,7 @@ class Trainer:
         cfg = self.config
         if cfg.objective == "clip":
             return state.kl_coef, jnp.asarray(jnp.nan, jnp.float32)
-        new = self.network.apply(carry.params, batch.obs, method=ActorCritic.policy)
+        new = self._policy_over_batch(carry.params, batch)
         old = batch.old_dist
         per_sample = self._kl(new, old)
         kl = masked_mean(per_sample, batch.mask)
@@ -377,6 +410,19 @@ class Trainer:
         state = self.init(key, hparams)
         state, metrics = self.run(state, hparams, self.config.num_updates)
         return TrainOutput(params=state.params, metrics=metrics, state=state)
+
+
+def _split_envs(batch: Batch, perm: jax.Array, cfg: PPOConfig) -> Batch:
+    """A time-major recurrent batch `[T, N, ...]` (and `hidden0` `[N, H]`) permuted over
+    envs and split into `[M, T, N/M, ...]` minibatches of whole sequences."""
+    m, n = cfg.num_minibatches, cfg.num_envs // cfg.num_minibatches
+
+    def split(x: jax.Array) -> jax.Array:
+        x = x[:, perm].reshape((x.shape[0], m, n, *x.shape[2:]))
+        return jnp.swapaxes(x, 0, 1)
+
+    hidden0 = batch.hidden0[perm].reshape((m, n, *batch.hidden0.shape[1:]))
+    return jax.tree.map(split, batch._replace(hidden0=None))._replace(hidden0=hidden0)
 
 
 def _loss_means(carry: OptCarry, planned: int) -> dict[str, jax.Array]:
@@ -426,12 +472,12 @@ def make_trainer(config: PPOConfig, env: Any = None, env_params: Any = None) -> 
             f"normalize_observations: {label.partition(': ')[2] or label} has a Discrete "
             "observation space (one-hot encoded); normalising it makes no sense, set it to false"
         )
-    network = ActorCritic(
-        space=space,
-        hidden_sizes=config.hidden_sizes,
-        activation=config.activation,
-        with_critic=config.advantage == "gae",
-    )
+    if config.torso == "cnn" and (len(space.obs_shape) != 3 or space.obs_categories):
+        raise ValueError(
+            f"torso: cnn needs [H, W, C] image observations; {label.partition(': ')[2] or label} "
+            f"observes shape {tuple(space.obs_shape)}; use torso: mlp"
+        )
+    network = build_network(config, space)
     return Trainer(config=config, env=env, env_params=env_params, space=space, network=network)
 
 

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from purejaxppo.envs import RunningStats, env_action, normalize_observation
-from purejaxppo.networks import ActorCritic
+from purejaxppo.networks import ActorCritic, initial_hidden
 from purejaxppo.train import Trainer
 
 
@@ -35,6 +35,7 @@ class EvalCarry(NamedTuple):
     alive: jax.Array
     key: jax.Array
     step: jax.Array
+    hidden: Any = None  # [E, 2 * gru_size] GRU state of a recurrent policy, else None
 
 
 def max_episode_steps(trainer: Trainer) -> int:
@@ -56,7 +57,14 @@ def _eval_step(
     obs_in = carry.obs
     if trainer.config.normalize_observations:
         obs_in = normalize_observation(obs_stats, carry.obs)
-    dist = trainer.network.apply(params, obs_in, method=ActorCritic.policy)
+    hidden = carry.hidden
+    if trainer.config.gru_size:  # one episode per env: only the first step resets
+        first = jnp.broadcast_to(carry.step == 0, carry.alive.shape)
+        hidden, dist, _ = trainer.network.apply(
+            params, carry.hidden, obs_in, first, method=ActorCritic.step
+        )
+    else:
+        dist = trainer.network.apply(params, obs_in, method=ActorCritic.policy)
     key, act_key, step_key = jax.random.split(carry.key, 3)
     action = dist.mode() if deterministic else dist.sample(seed=act_key)
     step_keys = jax.random.split(step_key, carry.obs.shape[0])
@@ -73,6 +81,7 @@ def _eval_step(
         alive=jnp.logical_and(alive, jnp.logical_not(done)),
         key=key,
         step=carry.step + 1,
+        hidden=hidden,
     )
 
 
@@ -106,6 +115,7 @@ def evaluate(
         alive=jnp.ones((num_episodes,), jnp.bool_),
         key=run_key,
         step=jnp.zeros((), jnp.int32),
+        hidden=initial_hidden(trainer.config, num_episodes),
     )
     limit = max_episode_steps(trainer) + 1
     step = functools.partial(_eval_step, trainer, params, obs_stats, deterministic)

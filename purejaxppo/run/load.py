@@ -98,7 +98,14 @@ class LoadedRun:
         self, obs: jax.Array, key: jax.Array, seed_index: int = 0, deterministic: bool = False
     ) -> jax.Array:
         """An action for raw observations `obs` (sampled, or the mode when `deterministic`),
-        as stored by the trainer (continuous actions unclipped)."""
+        as stored by the trainer (continuous actions unclipped). Feed-forward policies only:
+        a recurrent one (`gru_size > 0`) acts with `network.apply(params, hidden, obs,
+        reset, method=ActorCritic.step)`, carrying its hidden state."""
+        if self.config.ppo.gru_size:
+            raise ValueError(
+                "act: this run's policy is recurrent (gru_size > 0); step it with "
+                "network.apply(params, hidden, obs, reset, method=ActorCritic.step)"
+            )
         dist = self.network.apply(
             self.params(seed_index), self.observe(obs, seed_index), method=ActorCritic.policy
         )
