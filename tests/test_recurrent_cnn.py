@@ -198,3 +198,18 @@ def test_gru_learns_memory_chain_where_the_mlp_cannot():
         finals[gru] = float(np.nanmean(np.asarray(out.metrics["episode_return"])[-10:]))
     assert finals[32] > 0.8, finals
     assert finals[0] < 0.4, finals
+
+
+def test_flop_count_covers_the_cnn_and_the_gru():
+    from purejaxppo.bench.flops import count_flops, xla_flops
+
+    trainer = ppo.make_trainer(CNN_CFG)
+    analytic = count_flops(CNN_CFG, trainer.space)
+    mlp = count_flops(CNN_CFG.replace(torso="mlp"), trainer.space)
+    assert analytic.per_step != mlp.per_step
+    xla = xla_flops(trainer, ppo.HParams(), analytic)
+    assert 0.95 <= xla.ratio < 1.3, xla  # XLA also counts the elementwise work
+    gru = ppo.make_trainer(GRU)
+    count = count_flops(GRU, gru.space)
+    assert count.rollout == count.actor_forward + count.critic_forward > 0
+    assert xla_flops(gru, ppo.HParams(), count) is None

@@ -78,17 +78,40 @@ class FlopCount:
     per_step: int
 
 
+def network_flops(config: PPOConfig, space: SpaceInfo, out_dim: int) -> tuple[int, int]:
+    """`(forward, first layer)` FLOPs of one sample through one of the networks: the CNN
+    torso's 3x3 patch matmul (`torso: cnn`), the dense layers, and with `gru_size` a GRU
+    cell (3 gates, input and recurrent kernels) before the head instead of a dense layer."""
+    in_dim, conv = feature_dim(space), 0
+    if config.torso == "cnn":
+        h, w, c = space.obs_shape
+        positions = (h - 2) * (w - 2)
+        conv = 2 * positions * 9 * c * 16
+        in_dim = positions * 16
+    if not config.gru_size:
+        dense = mlp_flops(in_dim, config.hidden_sizes, out_dim)
+        first = conv or first_layer_flops(in_dim, config.hidden_sizes, out_dim)
+        return conv + dense, first
+    g = config.gru_size
+    gru_in = config.hidden_sizes[-1] if config.hidden_sizes else in_dim
+    dense = mlp_flops(in_dim, config.hidden_sizes[:-1], gru_in) if config.hidden_sizes else 0
+    gru = 2 * 3 * (gru_in * g + g * g) + 2 * g * out_dim
+    first = conv or (first_layer_flops(in_dim, config.hidden_sizes, g) if dense else 6 * in_dim * g)
+    return conv + dense + gru, first
+
+
 def count_flops(config: PPOConfig, space: SpaceInfo) -> FlopCount:
-    """Network FLOPs per environment step of `config` on an env with `space`."""
-    features = feature_dim(space)
-    actor = mlp_flops(features, config.hidden_sizes, space.action_dim)
-    first = first_layer_flops(features, config.hidden_sizes, space.action_dim)
+    """Network FLOPs per environment step of `config` on an env with `space`.
+
+    A recurrent policy steps the actor and the critic together everywhere (acting, and
+    twice per step when the values are replayed); the rule is otherwise the same."""
+    actor, first = network_flops(config, space, space.action_dim)
     critic = 0
     if config.advantage == "gae":  # `group` mode builds no critic
-        critic = mlp_flops(features, config.hidden_sizes, 1)
-        first += first_layer_flops(features, config.hidden_sizes, 1)
-    rollout = actor
-    values = 2 * critic
+        critic, critic_first = network_flops(config, space, 1)
+        first += critic_first
+    rollout = actor + critic if config.gru_size else actor
+    values = 2 * (actor + critic) if config.gru_size else 2 * critic
     update = config.update_epochs * (3 * (actor + critic) - first)
     return FlopCount(
         actor_forward=actor,
@@ -132,15 +155,18 @@ def _with_rows(tree: Any, rows: int) -> Any:
     return jax.tree.map(lambda s: jax.ShapeDtypeStruct((rows, *s.shape[1:]), s.dtype), tree)
 
 
-def xla_flops(trainer: Any, hparams: HParams, analytic: FlopCount) -> XlaFlops:
+def xla_flops(trainer: Any, hparams: HParams, analytic: FlopCount) -> XlaFlops | None:
     """Cross-check `analytic` with XLA's cost analysis of the trainer's own functions.
 
     Nothing runs: shapes come from `jax.eval_shape`, and three small loop-free
     programs are compiled (acting forward, value forward, minibatch gradient).
+    None for a recurrent policy (its update is a scan over time: no loop-free program).
     """
     from purejaxppo.networks import ActorCritic
 
     cfg = trainer.config
+    if cfg.gru_size:
+        return None
     hp = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), hparams)
     key = jax.random.key(0)
     state = jax.eval_shape(trainer.init, key, hp)
