@@ -297,10 +297,9 @@ def main(argv: list[str] | None = None) -> int:
         "--kl-target", type=float, default=4.0, help="critic: the KL target of every variant"
     )
     args = p.parse_args(argv)
-    if (args.seeds is not None and args.seeds < 1) or (
-        args.iterations is not None and args.iterations < 1
-    ):
-        p.error("--seeds and --iterations must be >= 1")
+    if any(v is not None and v < 1 for v in (args.seeds, args.iterations)):
+        print("rlhf_experiments: --seeds and --iterations: expected integers >= 1", file=sys.stderr)
+        return 2
     base = load_rlhf_config(BASE)
     if args.experiment == "overopt":
         args.seeds, args.iterations = args.seeds or 3, args.iterations or 250

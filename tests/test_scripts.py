@@ -62,3 +62,24 @@ def test_kl_direction_script_refuses_zero_seeds(capsys):
     assert module.main(["--seeds", "0"]) == 2
     assert capsys.readouterr().err.strip() == "kl_direction: --seeds: expected a positive integer"
     assert [case[0] for case in module.CASES] == ["CartPole-v1", "Pendulum-v1"]
+
+
+def _load_script(name: str):
+    path = SCRIPT.parent / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_rlhf_and_minatar_scripts_refuse_bad_counts(capsys):
+    rlhf = _load_script("rlhf_experiments")
+    assert rlhf.main(["critic", "--seeds", "0"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "rlhf_experiments: --seeds and --iterations: expected integers >= 1"
+    )
+    minatar = _load_script("minatar_torso")
+    assert minatar.main(["--envs", "Breakout-MinAtar,Pong-Atari"]) == 2
+    assert capsys.readouterr().err.strip() == "minatar_torso: --envs: no config for Pong-Atari"
+    assert minatar.main(["--seeds", "0"]) == 2
+    assert "expected positive integers" in capsys.readouterr().err
