@@ -5,6 +5,9 @@ works: `reset(key, params) -> (obs, state)` and
 `step(key, state, action, params) -> (obs, state, reward, terminated, truncated, info)`
 with `info["final_observation"]`, plus `observation_space(params)` and
 `action_space(params)` (Discrete or Box).
+
+Adapters to other JAX env libraries live beside this module and are imported only when
+their names are used: `brax/<name>` builds a Brax env (`purejaxppo.envs.brax`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 from flax import struct
+
+from purejaxppo.envs.brax import is_brax_name  # brax itself is imported lazily
 
 MNIST_FILES = (
     "train-images-idx3-ubyte.gz",
@@ -54,7 +59,11 @@ def _make_mnist_bandit() -> Any:
 
 
 def known_env_names() -> list[str]:
-    """Every name `make_env` builds: gymnax's registry, then purejaxppo's probe envs."""
+    """Every name `make_env` builds: gymnax's registry, then purejaxppo's probe envs.
+
+    `brax/<name>` envs are not listed: listing them imports brax
+    (`purejaxppo.envs.brax.brax_env_names()` does).
+    """
     import gymnax
 
     from purejaxppo.probe_envs import PROBE_ENVS
@@ -72,13 +81,18 @@ def check_env_name(env_name: Any) -> None:
     if isinstance(env_name, str) and ":" in env_name:
         _import_env(env_name)
         return
+    if is_brax_name(env_name):
+        from purejaxppo.envs.brax import check_brax_name
+
+        check_brax_name(env_name)
+        return
     known = known_env_names()
     if not isinstance(env_name, str) or env_name not in known:
         close = difflib.get_close_matches(str(env_name), known, n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ValueError(
             f"env_name: unknown environment {env_name!r}{hint} (`purejaxppo envs` lists them; "
-            "a custom env is an import string module:ClassOrFactory)"
+            "a Brax env is brax/NAME; a custom env is an import string module:ClassOrFactory)"
         )
 
 
@@ -116,8 +130,9 @@ def _import_env(spec: str) -> tuple[Any, Any]:
 
 
 def make_env(env_name: str) -> tuple[Any, Any]:
-    """Build `(env, env_params)` for a gymnax id, a purejaxppo probe env, or an import string
-    `module:ClassOrFactory` naming a custom gymnax-1.x env."""
+    """Build `(env, env_params)` for a gymnax id, a purejaxppo probe env, a Brax env
+    `brax/<name>` (needs the brax extra), or an import string `module:ClassOrFactory`
+    naming a custom gymnax-1.x env."""
     import gymnax
 
     from purejaxppo.probe_envs import PROBE_ENVS
@@ -125,6 +140,10 @@ def make_env(env_name: str) -> tuple[Any, Any]:
     check_env_name(env_name)
     if ":" in env_name:
         return _import_env(env_name)
+    if is_brax_name(env_name):
+        from purejaxppo.envs.brax import make_brax_env
+
+        return make_brax_env(env_name)
     if env_name in PROBE_ENVS:
         env = PROBE_ENVS[env_name]()
         return env, env.default_params
