@@ -4,9 +4,16 @@
 
 PureJaxRL is not a package: clone https://github.com/luchris429/purejaxrl
 elsewhere and pass the checkout (the folder holding `purejaxrl/ppo.py`). Run it
-in an environment with the same jax as purejaxppo plus `distrax` (its PPO
-needs it) and `brax` (its wrappers module imports it); nothing of PureJaxRL is
-shipped or imported by purejaxppo itself.
+in an environment with the same jax as purejaxppo plus `distrax` (its PPO needs
+it: `pip install distrax`); nothing of PureJaxRL is shipped or imported by
+purejaxppo itself.
+
+Both layouts of its imports work: `ppo.py` importing `purejaxrl.wrappers` (the
+checkout on `sys.path`) or a top-level `wrappers` (the checkout's `purejaxrl/`
+folder on `sys.path`); the script puts both there. `wrappers.py` imports `brax`
+and `navix` at import time for its Brax and Navix wrappers, which the CartPole
+recipe never uses: when either is not installed, the script registers an empty
+placeholder module under its name (any use of it raises), so neither is needed.
 
 The recipe is the `__main__` config of `purejaxrl/ppo.py` (CartPole-v1, 4 envs
 x 128 steps, 5e5 steps, 4 epochs x 4 minibatches, 64x64 tanh), with `DEBUG`
@@ -53,6 +60,65 @@ RECIPE: dict[str, Any] = {
 }
 
 
+OPTIONAL_MODULES = {  # module -> names imported from it by PureJaxRL's wrappers.py
+    "navix": (),
+    "brax": (),
+    "brax.envs": (),
+    "brax.envs.wrappers": (),
+    "brax.envs.wrappers.training": ("EpisodeWrapper", "AutoResetWrapper"),
+}
+
+
+class _Unavailable:
+    """Stands in for a name of a module that is not installed; using it raises."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise ImportError(f"{self._name} is not installed (placeholder from time_purejaxrl.py)")
+
+    def __getattr__(self, attr: str) -> Any:
+        return _Unavailable(f"{self._name}.{attr}")
+
+
+def stub_missing_optional_modules() -> list[str]:
+    """Register placeholders for the modules of `OPTIONAL_MODULES` that are not installed;
+    return their names."""
+    import importlib.util
+    import types
+
+    stubbed = []
+    for name, attrs in OPTIONAL_MODULES.items():
+        root = name.split(".")[0]
+        if name in sys.modules:
+            continue
+        if root not in stubbed and importlib.util.find_spec(root) is not None:
+            continue
+        module = types.ModuleType(name)
+        module.__getattr__ = lambda attr, _n=name: _Unavailable(f"{_n}.{attr}")  # type: ignore[method-assign]
+        for attr in attrs:
+            setattr(module, attr, _Unavailable(f"{name}.{attr}"))
+        sys.modules[name] = module
+        parent, _, child = name.rpartition(".")
+        if parent in sys.modules:
+            setattr(sys.modules[parent], child, module)
+        stubbed.append(name)
+    return stubbed
+
+
+def import_make_train(root: Path) -> Any:
+    """PureJaxRL's `make_train` from a checkout at `root`, whichever import layout its
+    `ppo.py` uses, with the optional modules stubbed when missing."""
+    for path in (root / "purejaxrl", root):
+        if str(path) not in sys.path:
+            sys.path.insert(0, str(path))
+    stub_missing_optional_modules()
+    from purejaxrl.ppo import make_train
+
+    return make_train
+
+
 class FiveTupleStep:
     """A gymnax 1.x environment whose `step` returns gymnax 0.0.x's five values."""
 
@@ -85,8 +151,6 @@ def main() -> int:
     if args.seeds < 1 or args.repeats < 1:
         print("--seeds and --repeats: expected integers >= 1", file=sys.stderr)
         return 2
-    sys.path.insert(0, str(root))
-
     import gymnax
     import jax
 
@@ -97,7 +161,7 @@ def main() -> int:
         return FiveTupleStep(env), env_params
 
     gymnax.make = make_five_tuple
-    from purejaxrl.ppo import make_train
+    make_train = import_make_train(root)
 
     train = make_train(dict(RECIPE))
     keys = jax.random.split(jax.random.PRNGKey(30), args.seeds)

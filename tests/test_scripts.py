@@ -83,3 +83,28 @@ def test_rlhf_and_minatar_scripts_refuse_bad_counts(capsys):
     assert capsys.readouterr().err.strip() == "minatar_torso: --envs: no config for Pong-Atari"
     assert minatar.main(["--seeds", "0"]) == 2
     assert "expected positive integers" in capsys.readouterr().err
+
+
+def test_purejaxrl_checkout_with_top_level_wrappers_and_missing_optional_modules(tmp_path):
+    """PureJaxRL's newer ppo.py imports `wrappers` as a top-level module, and wrappers.py
+    imports navix and brax at import time: the script's import copes with both."""
+    pkg = tmp_path / "purejaxrl"
+    pkg.mkdir()
+    (pkg / "wrappers.py").write_text(
+        "import navix as nx\n"
+        "from brax.envs.wrappers.training import EpisodeWrapper, AutoResetWrapper\n"
+        "class LogWrapper:\n    pass\n"
+    )
+    (pkg / "ppo.py").write_text(
+        "from wrappers import LogWrapper\n\ndef make_train(config):\n    return 'made'\n"
+    )
+    code = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('t', {str(SCRIPT)!r})\n"
+        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
+        f"make_train = m.import_make_train(m.Path({str(tmp_path)!r}))\n"
+        "print(make_train({}), type(sys.modules['navix']).__name__)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1].split() == ["made", "module"]  # (brax may print first)
