@@ -44,7 +44,7 @@ def test_group_advantages_by_hand():
     score = jnp.array([1.0, 3.0, 0.0, 0.0, 2.0, 4.0, 6.0, 8.0])
     out = T.group_advantages(score, 2, normalize=False)
     np.testing.assert_allclose(out, [-1, 1, 0, 0, -1, 1, -1, 1])
-    out = T.group_advantages(score, 4, normalize=True)
+    out = T.group_advantages(score, 4, normalize=True, eps=T.GROUP_EPS)
     first = np.array([1.0, 3.0, 0.0, 0.0])
     second = np.array([2.0, 4.0, 6.0, 8.0])
     expected = np.concatenate(
@@ -101,7 +101,7 @@ def test_experience_masks_after_the_end_and_groups_share_prompts(cfg, prepared):
     assert np.all(prompts == prompts[:, :1])
     if cfg.rl.algorithm == "grpo":
         # every real token of a completion carries its sequence's group-relative advantage
-        seq_adv = T.group_advantages(score, cfg.rl.group_size, True)
+        seq_adv = T.group_advantages(score, cfg.rl.group_size, True, eps=T.GROUP_EPS)
         np.testing.assert_allclose(batch.advantages, seq_adv[:, None] * batch.mask, rtol=1e-6)
         assert np.all(np.asarray(batch.returns) == 0.0)
 

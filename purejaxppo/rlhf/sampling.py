@@ -62,14 +62,26 @@ def completion_log_softmax(
     return jax.nn.log_softmax(restrict_logits(step_logits, lang), axis=-1)
 
 
+def policy_log_probs(
+    logits_fn: LogitsFn, params: Params, lang: LanguageConfig, sequences: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """`[B, T]` sequences -> `(log pi(token) [B, C], entropy [B, C])` of the restricted policy
+    at every completion position, unmasked (positions after the first `end` hold junk)."""
+    log_softmax = completion_log_softmax(logits_fn, params, lang, sequences)  # [B, C, V]
+    _, completions = split(lang, sequences)
+    picked = jnp.take_along_axis(log_softmax, completions[..., None], axis=-1)[..., 0]
+    probs = jnp.exp(log_softmax)
+    # banned tokens hold -inf: mask before multiplying so the gradient stays finite
+    finite = jnp.where(probs > 0, log_softmax, 0.0)
+    return picked, -jnp.sum(probs * finite, axis=-1)
+
+
 def completion_log_probs(
     logits_fn: LogitsFn, params: Params, lang: LanguageConfig, sequences: jax.Array
 ) -> jax.Array:
     """`[B, T]` sequences -> `[B, C]` log pi(completion token), 0 after the first `end`."""
-    log_softmax = completion_log_softmax(logits_fn, params, lang, sequences)
-    _, completions = split(lang, sequences)
-    picked = jnp.take_along_axis(log_softmax, completions[..., None], axis=-1)[..., 0]
-    mask = completion_mask(completions, lang.end_id)
+    picked, _ = policy_log_probs(logits_fn, params, lang, sequences)
+    mask = completion_mask(split(lang, sequences)[1], lang.end_id)
     return jnp.where(mask > 0, picked, 0.0)
 
 
@@ -78,11 +90,8 @@ def completion_entropy(
 ) -> jax.Array:
     """`[B, T]` sequences -> `[B, C]` entropy of the policy at each completion position
     (0 after the first `end`)."""
-    log_softmax = completion_log_softmax(logits_fn, params, lang, sequences)
-    probs = jnp.exp(log_softmax)
-    entropy = -jnp.sum(jnp.where(probs > 0, probs * log_softmax, 0.0), axis=-1)
-    _, completions = split(lang, sequences)
-    return entropy * completion_mask(completions, lang.end_id)
+    _, entropy = policy_log_probs(logits_fn, params, lang, sequences)
+    return entropy * completion_mask(split(lang, sequences)[1], lang.end_id)
 
 
 def _sample_step(

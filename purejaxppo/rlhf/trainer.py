@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from purejaxppo.gae import group_advantages
 from purejaxppo.losses import PolicyTerms, k3_kl, masked_mean, objective_loss, value_loss
 from purejaxppo.rlhf.config import RLConfig, RLHFConfig, RLHFHParams
 from purejaxppo.rlhf.language import (
@@ -42,10 +43,9 @@ from purejaxppo.rlhf.language import (
     gold_score_sequences,
     sample_prompts,
     sequence_mask,
-    split,
 )
 from purejaxppo.rlhf.models import LogitsFn, Params, ScoreFn
-from purejaxppo.rlhf.sampling import Sample, completion_log_softmax, sample_completions
+from purejaxppo.rlhf.sampling import Sample, policy_log_probs, sample_completions
 from purejaxppo.rlhf.shaping import (
     KLController,
     sequence_kl,
@@ -53,6 +53,8 @@ from purejaxppo.rlhf.shaping import (
     token_gae,
     token_rewards,
 )
+
+GROUP_EPS = 1e-6  # added to a group's score std before dividing (GRPO)
 
 ValuesFn = Callable[[Params, jax.Array], jax.Array]
 """`values_fn(params, tokens [B, T]) -> values [B, T]`, e.g. `ValueModel(...).apply`."""
@@ -133,21 +135,6 @@ def make_optimizer(
     )
 
 
-def policy_log_probs(
-    logits_fn: LogitsFn, params: Params, lang: LanguageConfig, sequences: jax.Array
-) -> tuple[jax.Array, jax.Array]:
-    """`[B, T]` sequences -> `(log pi(token) [B, C], entropy [B, C])` of the restricted policy
-    (unmasked: the caller masks)."""
-    log_softmax = completion_log_softmax(logits_fn, params, lang, sequences)  # [B, C, V]
-    _, completions = split(lang, sequences)
-    picked = jnp.take_along_axis(log_softmax, completions[..., None], axis=-1)[..., 0]
-    probs = jnp.exp(log_softmax)
-    # banned tokens hold -inf: mask before multiplying so the gradient stays finite
-    finite = jnp.where(probs > 0, log_softmax, 0.0)
-    entropy = -jnp.sum(probs * finite, axis=-1)
-    return picked, entropy
-
-
 def completion_values(
     values_fn: ValuesFn, params: Params, lang: LanguageConfig, sequences: jax.Array
 ) -> jax.Array:
@@ -161,16 +148,6 @@ def whiten(x: jax.Array, mask: jax.Array) -> jax.Array:
     mean = masked_mean(x, mask)
     var = masked_mean(jnp.square(x - mean), mask)
     return (x - mean) * jax.lax.rsqrt(var + 1e-8) * mask
-
-
-def group_advantages(score: jax.Array, group_size: int, normalize: bool) -> jax.Array:
-    """`[N]` scores of consecutive groups of `G` -> `[N]` group-relative advantages
-    `(s - mean_group) / (std_group + eps)` (without the division if not `normalize`)."""
-    groups = score.reshape(-1, group_size)
-    centred = groups - jnp.mean(groups, axis=1, keepdims=True)
-    if normalize:
-        centred = centred / (jnp.std(groups, axis=1, keepdims=True) + 1e-6)
-    return centred.reshape(-1)
 
 
 def _experience(
@@ -198,7 +175,7 @@ def _experience(
         if rl.whiten_advantages:
             advantages = whiten(advantages, mask)
     else:
-        seq_adv = group_advantages(score, rl.group_size, rl.group_normalize)
+        seq_adv = group_advantages(score, rl.group_size, rl.group_normalize, eps=GROUP_EPS)
         advantages = seq_adv[:, None] * mask
         returns = values = jnp.zeros_like(mask)
     batch = Batch(seqs, sample.log_probs, ref_lp, mask, advantages, returns, values)
