@@ -42,6 +42,7 @@ from purejaxppo.losses import (
 )
 from purejaxppo.networks import ActorCritic, build_network, initial_hidden
 from purejaxppo.optim import make_optimizer
+from purejaxppo.prng import permutation, use_unrolled_threefry
 from purejaxppo.rollout import (
     Batch,
     EpisodeSums,
@@ -276,9 +277,9 @@ class Trainer:
         whole sequences `[M, T, N/M, ...]`, each with its starting hidden state."""
         cfg = self.config
         if cfg.gru_size:
-            minibatches = _split_envs(batch, jax.random.permutation(key, cfg.num_envs), cfg)
+            minibatches = _split_envs(batch, permutation(key, cfg.num_envs), cfg)
         else:
-            perm = jax.random.permutation(key, cfg.batch_size)
+            perm = permutation(key, cfg.batch_size)
             minibatches = jax.tree.map(
                 lambda x: x[perm].reshape((cfg.num_minibatches, cfg.minibatch_size, *x.shape[1:])),
                 batch,
@@ -462,6 +463,7 @@ def make_trainer(config: PPOConfig, env: Any = None, env_params: Any = None) -> 
     """Build the `Trainer` for `config`; `env`/`env_params` override construction by name."""
     if not isinstance(config, PPOConfig):
         raise ValueError(f"config: expected a PPOConfig, got {type(config).__name__}")
+    use_unrolled_threefry()
     env, env_params, label = resolve_env(config, env, env_params)
     space = space_info(env, env_params, label)
     check_env_signature(env, env_params, space, label)

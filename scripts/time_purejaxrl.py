@@ -5,8 +5,16 @@
 PureJaxRL is not a package: clone https://github.com/luchris429/purejaxrl
 elsewhere and pass the checkout (the folder holding `purejaxrl/ppo.py`). Run it
 in an environment with the same jax as purejaxppo plus `distrax` (its PPO needs
-it: `pip install distrax`); nothing of PureJaxRL is shipped or imported by
-purejaxppo itself.
+it): in purejaxppo's own venv, `pip install distrax` (0.1.9 brings
+tensorflow-probability 0.25, dm-tree, decorator, gast and cloudpickle), or
+`pip install --target DIR distrax decorator gast cloudpickle` and
+`PYTHONPATH=DIR` to keep them out of the venv. Nothing of PureJaxRL is shipped
+or imported by purejaxppo itself.
+
+TFP 0.25 reads `jax.interpreters.xla.pytype_aval_mappings` at import time, a
+name jax 0.10 dropped (it was an alias of jax's core table of the same name);
+the script restores that alias before importing PureJaxRL, and changes nothing
+else of jax.
 
 Both layouts of its imports work: `ppo.py` importing `purejaxrl.wrappers` (the
 checkout on `sys.path`) or a top-level `wrappers` (the checkout's `purejaxrl/`
@@ -107,6 +115,24 @@ def stub_missing_optional_modules() -> list[str]:
     return stubbed
 
 
+def restore_names_tfp_reads() -> list[str]:
+    """Put back the jax names that TensorFlow Probability 0.25 (the newest on PyPI, which
+    distrax 0.1.9 imports) still reads at import time and jax 0.10 removed; return those set.
+
+    Only `jax.interpreters.xla.pytype_aval_mappings` is missing: it was an alias of jax's
+    own `core.pytype_aval_mappings` table, so the alias is restored as it was. Nothing
+    else of jax is touched, and nothing when the name exists.
+    """
+    import jax.interpreters.xla as xla
+    from jax._src import core
+
+    restored = []
+    if not hasattr(xla, "pytype_aval_mappings"):
+        xla.pytype_aval_mappings = core.pytype_aval_mappings
+        restored.append("jax.interpreters.xla.pytype_aval_mappings")
+    return restored
+
+
 def import_make_train(root: Path) -> Any:
     """PureJaxRL's `make_train` from a checkout at `root`, whichever import layout its
     `ppo.py` uses, with the optional modules stubbed when missing."""
@@ -114,6 +140,7 @@ def import_make_train(root: Path) -> Any:
         if str(path) not in sys.path:
             sys.path.insert(0, str(path))
     stub_missing_optional_modules()
+    restore_names_tfp_reads()
     from purejaxrl.ppo import make_train
 
     return make_train

@@ -118,14 +118,17 @@ NESTED_VMAP_SCRIPT = textwrap.dedent(
             for a, b in pairs:
                 a, b = np.asarray(a), np.asarray(b)[i, j]
                 assert a.shape == b.shape and a.dtype == b.dtype
-                np.testing.assert_array_equal(a, b)  # same bits, not just close
+                if np.issubdtype(a.dtype, np.floating):  # to float rounding (DESIGN.md)
+                    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+                else:
+                    np.testing.assert_array_equal(a, b)
     print("OK")
     """
 )
 
 
 def test_nested_vmap_runs_matches_single_runs_and_never_hangs():
-    """seeds x hparams in one compile; member (i, j) has the single run's bits.
+    """seeds x hparams in one compile; member (i, j) equals the single run to float rounding.
 
     Run in a subprocess under a timeout so a thread-pool deadlock fails the test
     instead of hanging CI.
