@@ -172,9 +172,7 @@ def rollout(
     zero = jnp.zeros((), jnp.float32)
     carry = RolloutCarry(state, EpisodeSums(zero, zero, jnp.zeros((), jnp.int32)))
     keys = jax.random.split(key, trainer.config.num_steps)
-    carry, trajectory = jax.lax.scan(
-        functools.partial(env_step, trainer, hparams), carry, keys, unroll=2
-    )
+    carry, trajectory = jax.lax.scan(functools.partial(env_step, trainer, hparams), carry, keys)
     return carry.state, trajectory, carry.episodes
 
 
