@@ -27,6 +27,7 @@ import collections
 import functools
 import glob
 import os
+import re
 import statistics
 import sys
 import time
@@ -123,7 +124,71 @@ def main() -> int:
         jax.block_until_ready(run(state, hp))
         traced_s = time.perf_counter() - t0
     _summarise(out, args.updates, traced_s, args.top)
+    _op_counts(f_update.lower(state, hp).compile().as_text())
     return 0
+
+
+# ----------------------------------------------------------------------- static op counts
+_NOT_RUN = {"parameter", "get-tuple-element", "tuple", "constant", "bitcast"}
+_OP = re.compile(r"^\s*(?:ROOT )?%?[\w.\-]+ = .*? ([a-z][\w\-]*)\(")
+
+
+def _computations(text: str) -> tuple[dict[str, list[str]], str]:
+    """Optimised HLO text -> `({computation: instruction lines}, entry name)`."""
+    comps: dict[str, list[str]] = {}
+    current, entry = None, ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.endswith("{") and ") -> " in line and line.startswith(("%", "ENTRY")):
+            name = (line.split()[1] if line.startswith("ENTRY") else line.split()[0]).lstrip("%")
+            comps[name], current = [], name
+            entry = name if line.startswith("ENTRY") else entry
+        elif line == "}":
+            current = None
+        elif current is not None and " = " in line:
+            comps[current].append(line)
+    return comps, entry
+
+
+def _executed(
+    comps: dict[str, list[str]], name: str, times: int, ops: collections.Counter, loops: list
+) -> None:
+    """Add the ops `name` executes, `times` over, into `ops`; loops `(body, trips)` to `loops`."""
+    for line in comps.get(name, []):
+        match = _OP.match(line)
+        kind = match.group(1) if match else "?"
+        if kind == "while":
+            body = re.search(r"body=%?([\w.\-]+)", line).group(1)
+            cond = re.search(r"condition=%?([\w.\-]+)", line).group(1)
+            trips = re.search(r'"n":"(\d+)"', line)
+            n = int(trips.group(1)) if trips else 1
+            loops.append((body, n, times))
+            _executed(comps, body, times * n, ops, loops)
+            _executed(comps, cond, times * (n + 1), ops, loops)
+        elif kind in ("call", "conditional"):
+            for callee in re.findall(
+                r"(?:to_apply|calls|branch_computations)=\{?%?([\w.\-]+)", line
+            ):
+                _executed(comps, callee, times, ops, loops)
+        if kind not in _NOT_RUN:
+            ops[kind] += times
+
+
+def _op_counts(text: str) -> None:
+    """Print the ops one update executes, counted from the compiled program: every
+    instruction times the trip counts of the loops around it (what a GPU would launch
+    as kernels, and what XLA:CPU runs as thunks)."""
+    comps, entry = _computations(text)
+    ops: collections.Counter[str] = collections.Counter()
+    loops: list[tuple[str, int, int]] = []
+    _executed(comps, entry, 1, ops, loops)
+    kinds = ", ".join(f"{k} {n:,}" for k, n in ops.most_common(6))
+    print(f"\nexecuted HLO ops per update (compiled program): {sum(ops.values()):,} ({kinds})")
+    for body, trips, times in loops:
+        inner: collections.Counter[str] = collections.Counter()
+        _executed(comps, body, 1, inner, [])
+        per_trip = sum(inner.values())
+        print(f"  loop x{times:<4d} trips {trips:4d}, {per_trip:4d} ops a trip: {body[:40]}")
 
 
 def _summarise(folder: Path, updates: int, traced_s: float, top: int) -> None:

@@ -59,6 +59,7 @@ def main() -> None:
         f"{', '.join(f'{t:.2f}' for t in times)})"
     )
     print(f"steps/s       {steps / run_s:,.0f}")
+    print(f"best          {steps / min(times):,.0f} steps/s (fastest of {args.repeats})")
     print(f"final return  {final:.1f} (mean of last 10 updates over seeds)")
 
 

@@ -108,3 +108,37 @@ def test_purejaxrl_checkout_with_top_level_wrappers_and_missing_optional_modules
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1].split() == ["made", "module"]  # (brax may print first)
+
+
+def test_profile_op_counts_multiply_loop_bodies_by_their_trips(capsys):
+    """`_op_counts` reads a compiled program: a 7-trip scan's body counts 7 times."""
+    module = _load_script("profile_train")
+
+    def body(c, x):
+        return jax.numpy.tanh(c * x + 1.0), None
+
+    def fn(c, xs):
+        return jax.lax.scan(body, c, xs)[0]
+
+    text = jax.jit(fn).lower(np.ones(3, np.float32), np.ones((7, 3), np.float32))
+    module._op_counts(text.compile().as_text())
+    out = capsys.readouterr().out
+    assert "trips    7" in out
+    comps, entry = module._computations(text.compile().as_text())
+    ops = module.collections.Counter()
+    loops: list = []
+    module._executed(comps, entry, 1, ops, loops)
+    assert [trips for _, trips, _ in loops] == [7]
+    inner = module.collections.Counter()
+    module._executed(comps, loops[0][0], 1, inner, [])
+    assert sum(ops.values()) >= 7 * sum(inner.values()) > 0
+
+
+def test_restoring_the_tfp_alias_touches_nothing_else():
+    module = _load_script("time_purejaxrl")
+    import jax.interpreters.xla as xla
+
+    restored = module.restore_names_tfp_reads()
+    assert hasattr(xla, "pytype_aval_mappings")
+    assert module.restore_names_tfp_reads() == []  # idempotent: nothing left to restore
+    assert set(restored) <= {"jax.interpreters.xla.pytype_aval_mappings"}
