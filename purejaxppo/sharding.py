@@ -5,8 +5,12 @@ axis `[P, ...]`; this module lays that axis over a 1-D `Mesh` of every device
 of every process (axis name `"pop"`) and runs a per-member function on each
 device's slice with `jax.shard_map` (the body is `jax.vmap` of the function
 over the local `P / D` members, so a device runs exactly the program a
-single-device run of `P / D` members would). `P` is padded up to a multiple of
-`D` by the caller (`padded_size`).
+single-device run of `P / D` members would).
+
+So that results do not depend on the device count, callers never derive the
+members per device from it: `member_groups(n, width)` splits `n` members into
+balanced groups of a fixed width (`default_members_per_device`), every device
+runs one group per call, and the groups run in rounds of `D` (`round_rows`).
 
 Several processes (hosts) join with `initialize_distributed`, a thin wrapper
 around `jax.distributed.initialize`; afterwards `jax.devices()` lists every
@@ -35,6 +39,55 @@ def population_mesh(devices: list[Any] | None = None) -> Mesh:
     if not devices:
         raise ValueError("devices: expected at least one device")
     return Mesh(np.array(devices), (POP_AXIS,))
+
+
+# Members per device (the vmap width of the per-device program) when none is asked for.
+# Only the platform decides it, never the device count, so a population gives the same
+# bits on any number of devices or processes. XLA:CPU runs a program of PPO's small
+# matrices on about one core, so a few members per host device (one per core) suffice
+# for `train --seeds` and more amortise per-op overhead in a sweep; an accelerator
+# needs a wide batch to fill.
+CPU_MEMBERS_PER_DEVICE = {"train": 4, "sweep": 16}
+ACCELERATOR_MEMBERS_PER_DEVICE = 1024
+
+
+def default_members_per_device(command: str, platform: str | None = None) -> int:
+    """The default members per device of `command` (`"train"` or `"sweep"`) on `platform`
+    (default: `jax.default_backend()`): 4 / 16 on a CPU, 1024 on any accelerator."""
+    if command not in CPU_MEMBERS_PER_DEVICE:
+        raise ValueError(f"command: expected one of {sorted(CPU_MEMBERS_PER_DEVICE)}")
+    platform = jax.default_backend() if platform is None else platform
+    if platform == "cpu":
+        return CPU_MEMBERS_PER_DEVICE[command]
+    return ACCELERATOR_MEMBERS_PER_DEVICE
+
+
+def member_groups(n: int, width: int) -> tuple[int, int]:
+    """`(groups, width_eff)`: `n` members in balanced groups of at most `width` per device.
+
+    `groups = ceil(n / width)` and `width_eff = ceil(n / groups)` (<= `width`):
+    member `i` is in group `i // width_eff` at position `i % width_eff`, and only
+    the last group is short (it is padded with copies of its last member). This
+    depends on `n` and `width` only, never on the device count: every device runs
+    the same `width_eff`-wide program, in rounds of one group per device.
+    """
+    for name, value in (("n", n), ("width", width)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+            raise ValueError(f"member_groups: {name}: expected a positive integer, got {value!r}")
+    groups = -(-n // width)
+    return groups, -(-n // groups)
+
+
+def round_rows(n: int, width: int, devices: int, round_index: int) -> np.ndarray:
+    """Member index of each of the `devices * width` rows of round `round_index`.
+
+    Round `r` holds groups `r * devices ... r * devices + devices - 1` (group `g` on
+    device `g % devices`), i.e. members `r * devices * width + j`; rows past the
+    last member (the last group's padding, whole dummy groups in the last round)
+    repeat member `n - 1`, and their results are discarded.
+    """
+    start = round_index * devices * width
+    return np.minimum(np.arange(start, start + devices * width), n - 1)
 
 
 def padded_size(n: int, multiple: int) -> int:

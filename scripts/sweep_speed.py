@@ -23,7 +23,7 @@ import purejaxppo as ppo
 from purejaxppo.sweep import GroupRunner
 members, timesteps = int(sys.argv[1]), int(sys.argv[2])
 cfg = ppo.PPOConfig(env_name="CartPole-v1", total_timesteps=timesteps)
-runner = GroupRunner(cfg, chunk_size=members)
+runner = GroupRunner(cfg, width=-(-members // jax.device_count()))  # members per device
 compile_s = runner.compile()
 hps = [ppo.HParams(learning_rate=2.5e-4 * (1 + i % 4)) for i in range(members)]
 res = runner.run_chunk(list(range(members)), hps)

@@ -2,8 +2,8 @@
 
 Each process has one CPU device; the mesh spans both, each process trains the
 members on its device, writes its part of every chunk, and process 0 merges.
-With 4 members per chunk each device holds 2, like the single-process
-reference (2 per chunk on one device), so the comparison is bit-exact.
+With 2 members per device (`--max-batch 2`), like the single-process reference
+(2 per device on one device), the comparison is bit-exact.
 """
 
 import socket
@@ -38,7 +38,7 @@ def test_two_processes_give_the_single_process_result(reference, tmp_path):
     out = tmp_path / "two"
     flags = [
         "--max-batch",
-        "4",
+        "2",
         "--coordinator",
         f"127.0.0.1:{free_port()}",
         "--num-processes",

@@ -1,12 +1,14 @@
 """The population axis over several devices gives the unsharded bits.
 
 XLA_FLAGS must be set before jax starts, so the sharded runs are subprocesses
-with `--xla_force_host_platform_device_count=4`. The comparison is bit-exact:
-the unsharded reference runs 2 members per chunk on one device and the sharded
-runs hold 2 members per device, so every device runs the very same program on
-the very same inputs (with a different number of members per device the
-batched program compiles differently and agrees only to float rounding; one member
-per device runs the unbatched program, see test_cli.py::test_two_seed_run_equals_single_runs).
+with `--xla_force_host_platform_device_count=4` (and 3). The comparison is
+bit-exact: the unsharded reference runs 2 members per device (`--max-batch 2`)
+on one device and the sharded runs keep 2 members per device, so every device
+runs the very same program on the very same inputs (with a different number of
+members per device the batched program compiles differently and agrees only to
+float rounding; one member per device runs the unbatched program, see
+test_cli.py::test_two_seed_run_equals_single_runs). test_device_count.py checks
+the default flags on 1 and 2 devices.
 """
 
 import jax
@@ -36,7 +38,7 @@ def test_population_map_runs_each_member_and_reads_rows_back():
 def test_four_devices_give_the_unsharded_bits_with_and_without_padding(reference, tmp_path):
     spec, ref, cache = reference
     whole = tmp_path / "whole"
-    proc = run_sweep(spec, whole, 4, cache)  # no --max-batch: all 8 members in one chunk
+    proc = run_sweep(spec, whole, 4, cache, "--members-per-device", "2")  # one round: 4 x 2
     assert "8 members on 4 cpu devices" in proc.stdout
     assert "8 members in 1 chunk of 8 (2 per device)" in proc.stdout
     assert_same_bits(ref, whole)
@@ -44,9 +46,10 @@ def test_four_devices_give_the_unsharded_bits_with_and_without_padding(reference
         whole, "wall_time_s", "chunk"
     )
 
-    # 6 per chunk on 4 devices: each chunk is padded to 8 rows (the same compiled
-    # shape); the padding rows are dropped and change nothing in the real ones
+    # 4 groups of 2 on 3 devices: the second round holds one group and two dummy groups
+    # of padding (the same compiled shape); the padding rows are dropped and change
+    # nothing in the real ones
     padded = tmp_path / "padded"
-    proc = run_sweep(spec, padded, 4, cache, "--max-batch", "6")
+    proc = run_sweep(spec, padded, 3, cache, "--members-per-device", "2")
     assert "8 members in 2 chunks of 6 (2 per device)" in proc.stdout
     assert_same_bits(ref, padded)

@@ -427,7 +427,8 @@ def test_a_format_1_folder_is_upgraded_and_resumes(tmp_path):
         np.savez(f, members=np.array([2, 3]), metric_episode_return=curve, run_s=1.5)
     assert sweep_store.check_manifest(out / sweep_store.MANIFEST, spec.to_dict()) == old
     manifest = sweep_store.manifest_for(spec.to_dict(), 2, 4, old)
-    assert manifest["chunk_sizes"] == {"0": 2} and manifest["format"] == 2
+    # chunk sizes of an older format were split over the devices: planned again, per device
+    assert manifest["widths"] == {} and manifest["format"] == 3 and "chunk_sizes" not in manifest
     sweep_store.prepare_folder(out, tmp_path / "sweep.yaml", manifest, old)
     ids, metrics, info = sweep_store.read_chunk(sweep_store.chunk_path(out, 0, 1))
     np.testing.assert_array_equal(ids, [[1, 3], [1, 4]])

@@ -38,7 +38,8 @@ def population_output():
 
 
 def test_members_equal_single_runs(population_output):
-    """Chunks of 2 (the last one padded), segments of 3 updates: member i is the single run i.
+    """2 members per device (`max_batch=2` caps the width; the last group padded), segments
+    of 3 updates: member i is the single run i.
 
     Checked to float rounding, not bits: the batched program is compiled apart
     from the unbatched one, which XLA:CPU fuses differently (measured here: 2 of
@@ -81,5 +82,7 @@ def test_selected_member_trains_further_like_a_single_run(population_output):
 def test_bad_population_arguments():
     with pytest.raises(ValueError, match=r"^seeds: expected one per HParams, got 2 and 3"):
         sw.train_population(CFG, HPS, [0, 1])
-    with pytest.raises(ValueError, match=r"^max_batch: expected a positive integer, got 0"):
+    with pytest.raises(ValueError, match=r"^members_per_device: expected a positive integer"):
         sw.GroupRunner(CFG, 0)
+    with pytest.raises(ValueError, match=r"^max_batch: expected a positive integer, got 0"):
+        sw.train_population(CFG, HPS, SEEDS, max_batch=0)

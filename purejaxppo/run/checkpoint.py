@@ -43,6 +43,8 @@ class CheckpointMeta:
         (`state_layout`); a checkpoint only restores into the same layout.
       version: the purejaxppo version that wrote it.
       chunk: updates per chunk of the run (a resume keeps it, so it compiles the same code).
+      members_per_device: seeds vmapped together on one device (a resume keeps it, so every
+        device runs the same program; 0: not recorded, the platform's default).
     """
 
     update: int
@@ -54,6 +56,7 @@ class CheckpointMeta:
     state_layout: str = ""
     version: str = ""
     chunk: int = 0
+    members_per_device: int = 0
 
     @classmethod
     def from_json(cls, data: Any) -> CheckpointMeta:

@@ -37,7 +37,6 @@ from purejaxppo.run.guards import (
     EXIT_NONFINITE,
     StopRequest,
     find_nonfinite,
-    wait_ready,
 )
 from purejaxppo.run.progress import Progress, count
 from purejaxppo.run.session import (
@@ -81,7 +80,14 @@ def _compile(session: Session, keys: jax.Array, sizes: Sequence[int]) -> Compile
     cache = Path(configured) if configured else None
     before = jaxcache.count_entries(cache)
     job = session.job
-    compiled = compile_trainer(job.trainer, job.rc.hparams, keys, sizes, with_init=not job.resume)
+    compiled = compile_trainer(
+        job.trainer,
+        job.rc.hparams,
+        keys,
+        sizes,
+        with_init=not job.resume,
+        members_per_device=session.members_per_device,
+    )
     new = jaxcache.count_entries(cache) - before
     if cache is None:
         session.cache_info = "compilation cache off"
@@ -92,7 +98,8 @@ def _compile(session: Session, keys: jax.Array, sizes: Sequence[int]) -> Compile
             f"{count(new, 'new entry', 'new entries')} in the compilation cache {cache}"
         )
     session.compile_time_s = compiled.compile_time_s
-    split = f"; seeds split over {compiled.devices} devices" if compiled.devices > 1 else ""
+    session.members_per_device = compiled.members_per_device  # recorded in checkpoints
+    split = f"; {compiled.describe()}" if compiled.describe() else ""
     session.say(f"compiled in {compiled.compile_time_s:.1f} s ({session.cache_info}){split}")
     return compiled
 
@@ -135,7 +142,10 @@ def _run(session: Session, stop: StopRequest) -> JobResult:
         if latest is None:
             raise CheckpointError(f"{checkpointer.directory}: no complete checkpoint")
         session.update = latest
-        saved_chunk = checkpointer.read_meta(latest).chunk
+        saved = checkpointer.read_meta(latest)
+        saved_chunk = saved.chunk
+        # the run's own members per device keeps the per-device program (and the bits)
+        session.members_per_device = job.members_per_device or saved.members_per_device or None
     else:
         _start_new(session)
         checkpointer = Checkpointer(job.run_dir / rundir.CHECKPOINT_DIR)
@@ -155,8 +165,9 @@ def _run(session: Session, stop: StopRequest) -> JobResult:
         _announce(session, sizes, every)
         compiled = _compile(session, keys, sizes or [chunk])
         if job.resume:
-            # Restored straight onto the compiled program's devices (the shape carries them).
-            state, meta = checkpointer.restore(session.update, compiled.state_shape)
+            # The whole population [S, ...] in member order, split into this run's rounds.
+            restored, meta = checkpointer.restore(session.update, compiled.member_shape)
+            state = compiled.scatter(restored)
             session.train_time_s = float(meta.train_time_s)
             session.last_saved = session.update
             session.metrics.truncate_after(session.update)
@@ -164,9 +175,9 @@ def _run(session: Session, stop: StopRequest) -> JobResult:
             if job.extends is not None:
                 _write_config(session)
         else:
-            assert compiled.init is not None
-            state = compiled.init(compiled.place(keys, True), compiled.place(hp, False))
-            session.save(state)  # update 0: there is always a good checkpoint to go back to
+            state = compiled.init_states(keys, hp)
+            # update 0: there is always a good checkpoint to go back to
+            session.save(compiled.gather(state))
         status, exit_code = _chunks(session, stop, compiled, state, sizes, every)
     finally:
         checkpointer.close()
@@ -207,13 +218,14 @@ def _chunks(
     session: Session,
     stop: StopRequest,
     compiled: Compiled,
-    state: TrainState,
+    state: list[TrainState],
     sizes: Sequence[int],
     every: int,
 ) -> tuple[str, int]:
-    """Run the chunks; return `(status, exit_code)`. The last good state is checkpointed."""
+    """Run the chunks (each: every round of groups); return `(status, exit_code)`. The last
+    good state is checkpointed."""
     job = session.job
-    hp = compiled.place(job.rc.hparams, False)
+    hp = job.rc.hparams
     since_save = 0
     with Progress(
         session.num_updates,
@@ -227,11 +239,9 @@ def _chunks(
             if stop.signum is not None:
                 break
             t0 = time.perf_counter()
-            new_state, metrics = compiled.run[size](state, hp)
-            wait_ready((new_state, metrics))
-            metrics = {k: np.asarray(v) for k, v in jax.device_get(metrics).items()}
+            new_state, metrics = compiled.run_chunk(size, state, hp)
             first = session.update + 1
-            bad = find_nonfinite(first, job.seeds, metrics, new_state.params)
+            bad = find_nonfinite(first, job.seeds, metrics, compiled.member_params(new_state))
             dt = time.perf_counter() - t0
             session.train_time_s += dt
             session.session_time_s += dt
@@ -262,10 +272,10 @@ def _chunks(
             progress.update(session.update, session.session_time_s, mean, std)
             note_expected(session, history)
             if since_save >= every or session.update == session.num_updates:
-                session.save(state)
+                session.save(compiled.gather(state))
                 since_save = 0
     if stop.signum is not None and session.update < session.num_updates:
-        session.save(state)
+        session.save(compiled.gather(state))
         name = signal.Signals(stop.signum).name
         print(
             f"purejaxppo: interrupted ({name}) at update {session.update}/{session.num_updates}; "

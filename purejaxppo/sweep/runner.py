@@ -2,14 +2,17 @@
 
 Members that share a `PPOConfig` (a *static group*) run together in ONE
 compiled, vmapped program: `jit(shard_map(vmap(...)))` over every device
-(`purejaxppo.sharding`), in chunks of at most `max_batch` members, the last
-chunk padded to the same compiled shape. A sweep that varies a static field
-(e.g. `ppo.num_envs`) has one group per value; each group compiles once.
+(`purejaxppo.sharding`). Each device runs a fixed number of members (the
+*width*, from `member_groups(n, members_per_device)`, never from the device
+count), so the numbers do not depend on how many devices there are; a chunk is
+one round of one width-wide group per device, the last one padded to the same
+compiled shape. A sweep that varies a static field (e.g. `ppo.num_envs`) has
+one group per value; each group compiles once.
 
 Training is run as `init` then repeated `segment_updates`-long scans of PPO
 updates, fetching metrics after each segment, so device memory does not depend
-on `total_timesteps` (see docs/sweeps.md). `plan_chunk_size` picks the largest
-chunk whose compiled programs fit in device memory.
+on `total_timesteps` (see docs/sweeps.md). `plan_width` picks the largest
+width whose compiled programs fit in device memory.
 """
 
 from __future__ import annotations
@@ -26,7 +29,13 @@ import numpy as np
 
 from purejaxppo.config import HParams, PPOConfig
 from purejaxppo.run.progress import count
-from purejaxppo.sharding import local_rows, padded_size, population_map, population_mesh
+from purejaxppo.sharding import (
+    default_members_per_device,
+    local_rows,
+    member_groups,
+    population_map,
+    population_mesh,
+)
 from purejaxppo.sharding import shard_rows as _shard_rows
 from purejaxppo.train import METRIC_NAMES, Trainer, TrainOutput, TrainState, make_trainer
 
@@ -93,30 +102,34 @@ class ChunkResult(NamedTuple):
 class GroupRunner:
     """Runs chunks of one static group: compiled once, sharded over a mesh.
 
-    A chunk of `n <= chunk_size` members is padded (with copies of its last
-    member) to `padded = padded_size(chunk_size, D)` rows, `D` = devices in the
-    mesh, so every chunk has the same compiled shape; each device runs
-    `padded / D` members.
+    Every device runs `width` members (a one-member width runs the unvmapped
+    trainer); a chunk is one round of `D` such groups, `D` = devices in the
+    mesh, so it holds up to `chunk_size = D * width` members: members `j *
+    width ... (j + 1) * width - 1` of the chunk on device `j`, rows past the
+    last member (the last group's padding, whole dummy groups) copies of the
+    last member, dropped from the results. The per-device program depends on
+    `width` only, so a member gets the same bits on any number of devices.
     """
 
     def __init__(
         self,
         config: PPOConfig,
-        chunk_size: int,
+        width: int,
         mesh: jax.sharding.Mesh | None = None,
         segment_updates: int = DEFAULT_SEGMENT_UPDATES,
         env: Any = None,
         env_params: Any = None,
     ) -> None:
-        if chunk_size < 1:
-            raise ValueError(f"max_batch: expected a positive integer, got {chunk_size}")
+        if isinstance(width, bool) or not isinstance(width, int | np.integer) or width < 1:
+            raise ValueError(f"members_per_device: expected a positive integer, got {width}")
         if segment_updates < 1:
             raise ValueError(f"segment_updates: expected a positive integer, got {segment_updates}")
         self.config = config
         self.trainer = make_trainer(config, env, env_params)
         self.mesh = mesh if mesh is not None else population_mesh()
-        self.chunk_size = chunk_size
-        self.padded = padded_size(chunk_size, self.mesh.devices.size)
+        self.width = int(width)
+        self.chunk_size = self.width * self.mesh.devices.size
+        self.padded = self.chunk_size
         self.segment = min(segment_updates, config.num_updates)
         self._init_fn = population_map(
             functools.partial(_init_member, self.trainer), self.mesh, (True, True)
@@ -162,7 +175,8 @@ class GroupRunner:
         return self._init, self._advance
 
     def memory_bytes(self) -> int:
-        """Device memory one device needs for a chunk (largest of the two programs)."""
+        """Device memory one device needs for its `width` members (largest of the two
+        programs); it does not depend on the device count."""
         sizes = []
         for compiled in self.programs():
             m = compiled.memory_analysis()
@@ -211,7 +225,11 @@ class GroupRunner:
 
 
 def chunk_bounds(n: int, chunk_size: int) -> list[tuple[int, int]]:
-    """`[(start, stop), ...]` splitting `n` members into chunks of at most `chunk_size`."""
+    """`[(start, stop), ...]` splitting `n` members into chunks of at most `chunk_size`.
+
+    With a `GroupRunner`'s `chunk_size` (`D * width`) and the balanced `width` of
+    `member_groups(n, ...)`, member `i` lands in group `i // width` on any `D`.
+    """
     return [(s, min(s + chunk_size, n)) for s in range(0, n, chunk_size)]
 
 
@@ -220,6 +238,7 @@ def train_population(
     hparams: Sequence[HParams],
     seeds: Sequence[int],
     *,
+    members_per_device: int | None = None,
     max_batch: int | None = None,
     mesh: jax.sharding.Mesh | None = None,
     segment_updates: int = DEFAULT_SEGMENT_UPDATES,
@@ -229,8 +248,12 @@ def train_population(
 ) -> TrainOutput:
     """Train P members of one static config: member i is `(seeds[i], hparams[i])`.
 
-    One compiled program runs all chunks of at most `max_batch` members
-    (default: all P at once), sharded over every local device. Member i equals
+    The members run in balanced groups of at most `members_per_device` (default
+    `default_members_per_device("sweep")`: 16 on a CPU, 1024 on an accelerator),
+    capped by `max_batch` when given (`member_groups`), one group per device of
+    `mesh` (default: the local devices, at most one per group) per call of one
+    compiled program (a chunk). The numbers depend on the members and that width
+    only, not on the number of devices. Member i equals
     `jax.jit(make_train(config))(jax.random.key(seeds[i]), hparams[i])` up to
     float rounding (XLA compiles the batched program differently).
 
@@ -247,11 +270,17 @@ def train_population(
     hparams, seeds = list(hparams), list(seeds)
     if len(hparams) != len(seeds) or not seeds:
         raise ValueError(f"seeds: expected one per HParams, got {len(seeds)} and {len(hparams)}")
-    chunk = len(seeds) if max_batch is None else min(max_batch, len(seeds))
-    runner = GroupRunner(config, chunk, mesh, segment_updates, env, env_params)
+    for name, value in (("members_per_device", members_per_device), ("max_batch", max_batch)):
+        if value is not None and value < 1:
+            raise ValueError(f"{name}: expected a positive integer, got {value}")
+    cap = members_per_device or default_members_per_device("sweep")
+    groups, width = member_groups(len(seeds), min(cap, max_batch or cap))
+    if mesh is None:  # no more devices than groups: the others would only run padding
+        mesh = population_mesh(jax.local_devices()[:groups])
+    runner = GroupRunner(config, width, mesh, segment_updates, env, env_params)
     device = jax.local_devices()[0]
     states, metrics = [], []
-    for c, (lo, hi) in enumerate(chunk_bounds(len(seeds), chunk)):
+    for c, (lo, hi) in enumerate(chunk_bounds(len(seeds), runner.chunk_size)):
         report = None if on_updates is None else functools.partial(on_updates, c)
         res = runner.run_chunk(seeds[lo:hi], hparams[lo:hi], report)
         states.append(jax.tree.map(lambda x, k=hi - lo: jax.device_put(x, device)[:k], res.state))
@@ -294,21 +323,23 @@ def memory_budget(device: Any, local_devices: int) -> int | None:
     return int(total * MEMORY_FRACTION / max(1, local_devices))
 
 
-def plan_chunk_size(
-    config: PPOConfig, group_size: int, segment: int, mesh: jax.sharding.Mesh
+def plan_width(
+    config: PPOConfig, group_size: int, width: int, segment: int, mesh: jax.sharding.Mesh
 ) -> tuple[int, GroupRunner]:
-    """Largest chunk (<= the group) whose compiled programs fit in device memory.
+    """The balanced members per device (`member_groups(group_size, <= width)`) whose
+    compiled programs fit in one device's memory.
 
-    Compiles at the whole group; if the memory analysis says it does not fit,
-    shrinks in proportion (memory is linear in the chunk size) and compiles again.
-    Returns the size and a `GroupRunner` of that size.
+    Compiles at the balanced width; if the memory analysis says it does not fit,
+    shrinks in proportion (memory is linear in the width) and compiles again.
+    Memory per device does not depend on the device count. Returns the width and a
+    `GroupRunner` of that width.
     """
-    size = group_size
+    _, size = member_groups(group_size, width)
     budget = memory_budget(jax.local_devices()[0], len(jax.local_devices()))
     for _ in range(4):
         runner = GroupRunner(config, size, mesh, segment)
         need = runner.memory_bytes()
-        if budget is None or need <= budget or size <= mesh.devices.size:
+        if budget is None or need <= budget or size <= 1:
             return size, runner
-        size = max(mesh.devices.size, int(size * budget / need * 0.9))
+        _, size = member_groups(group_size, max(1, int(size * budget / need * 0.9)))
     return size, GroupRunner(config, size, mesh, segment)

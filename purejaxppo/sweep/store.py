@@ -34,7 +34,9 @@ from purejaxppo.sweep.report import atomic_write_bytes
 from purejaxppo.sweep.results import MemberResult, member_result
 from purejaxppo.sweep.spec import OUTPUT_MANIFEST as MANIFEST
 
-MANIFEST_FORMAT = 2  # 1: chunk files named members by index only (upgraded on open)
+# 1: chunk files named members by index only (upgraded on open); 2: chunk sizes per group
+# (members per chunk, split over the devices: replanned on open); 3: members per device.
+MANIFEST_FORMAT = 3
 CHUNK_DIR = "chunks"
 CHUNK_NAME = re.compile(r"g(\d+)-c(\d+)\.npz")
 RESEEDABLE = ("seeds", "base.seed")  # may change in a folder: members are found by seed
@@ -64,25 +66,33 @@ def manifest_for(
     max_batch: int | None,
     segment: int,
     old: dict[str, Any] | None = None,
+    members_per_device: int | None = None,
 ) -> dict[str, Any]:
     """The folder's record of what it holds (plain JSON values).
 
-    With the `old` record of the folder: its `max_batch`, and its chunk sizes
-    while the members are the same (after a change of seeds, the chunk sizes
-    are planned again for the members left).
+    `members_per_device` is the width asked for (`--members-per-device`);
+    `widths` (group index -> the balanced members per device it runs with) is
+    filled in as groups are planned. With the `old` record of the folder: its
+    `max_batch` and `members_per_device` when it has them, and its widths while
+    the members are the same (after a change of seeds, the widths are planned
+    again for the members left; a format-2 record's chunk sizes, which were
+    split over the devices, are dropped).
     """
     record = {
         "format": MANIFEST_FORMAT,
         "spec": spec_dict,
+        "members_per_device": members_per_device,
         "max_batch": max_batch,
         "segment_updates": segment,
-        "chunk_sizes": {},
+        "widths": {},
     }
     record = json.loads(json.dumps(record))
     if old is not None:
         record["max_batch"] = old.get("max_batch")
+        if old.get("members_per_device") is not None:
+            record["members_per_device"] = old["members_per_device"]
         if old["spec"] == record["spec"]:
-            record["chunk_sizes"] = dict(old.get("chunk_sizes", {}))
+            record["widths"] = dict(old.get("widths", {}))
     return record
 
 
@@ -110,7 +120,7 @@ def check_manifest(path: Path, spec_dict: dict[str, Any]) -> dict[str, Any] | No
             f"{path}: not a readable sweep record; use another --out or delete the folder"
         ) from None
     changed = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k) and k not in RESEEDABLE)
-    if old.get("format") not in (1, MANIFEST_FORMAT) or changed:
+    if old.get("format") not in (1, 2, MANIFEST_FORMAT) or changed:
         more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
         shown = ", ".join(changed[:4]) + more
         raise SweepError(
