@@ -33,16 +33,21 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 COMPILE = re.compile(r"compile\s+([0-9.]+) s")
 # both scripts print the fastest of their timed runs: "best  N steps/s" / "N steps/s (best"
+PROGRAM = re.compile(r"program\s+\d+ fusions, \d+ loops")
 STEPS = re.compile(r"best\s+([0-9,]+) steps/s|([0-9,]+) steps/s \(best")
 
 
 def _measure(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """`(compile seconds, steps/s)` printed by one of the two timing scripts."""
+    """`(compile seconds, steps/s)` printed by one of the two timing scripts (whose
+    `program` line, the optimised program's fusions and loops, is echoed)."""
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     text = out.stdout + out.stderr
     compile_s, steps = COMPILE.search(text), STEPS.search(text)
     if out.returncode != 0 or compile_s is None or steps is None:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{text[-2000:]}")
+    program = PROGRAM.search(text)
+    if program:
+        print(f"  ({Path(cmd[1]).name}: {program.group(0).strip()})")
     return float(compile_s.group(1)), float((steps.group(1) or steps.group(2)).replace(",", ""))
 
 

@@ -5,7 +5,9 @@
 Recipe: CartPole-v1, 4 envs x 128 steps, 5e5 steps, 4 epochs x 4 minibatches,
 64x64 tanh separate actor and critic (the `PPOConfig()` defaults). Compile time
 is `lower + compile`; steps/s is the median over `--repeats` full runs of the
-compiled function (env steps of all seeds together, divided by wall time).
+compiled function (env steps of all seeds together, divided by wall time), which
+is `jit(vmap(train))`, or for one seed `jit(train)` as `purejaxppo train` runs it.
+The `best` line is the fastest run (what scripts/side_by_side.py compares).
 """
 
 from __future__ import annotations
@@ -34,7 +36,12 @@ def main() -> None:
     hp = ppo.HParams()
     train = ppo.make_train(cfg)
     keys = jax.random.split(jax.random.key(0), args.seeds)
-    fn = jax.jit(jax.vmap(train, (0, None)))
+    # One seed runs unvmapped, as `purejaxppo train` (and PureJaxRL's own 1-seed run) does:
+    # XLA:CPU compiles a size-1 vmap into a different, slower program.
+    if args.seeds == 1:
+        fn = jax.jit(lambda k, h: jax.tree.map(lambda x: x[None], train(k[0], h)))
+    else:
+        fn = jax.jit(jax.vmap(train, (0, None)))
 
     start = time.perf_counter()
     compiled = fn.lower(keys, hp).compile()
@@ -54,6 +61,8 @@ def main() -> None:
     )
     print(f"recipe        CartPole-v1 4x128, {cfg.num_updates} updates, {args.seeds} seed(s)")
     print(f"compile       {compile_s:.2f} s")
+    text = compiled.as_text()
+    print(f"program       {text.count(' fusion(')} fusions, {text.count(' while(')} loops")
     print(
         f"train         {run_s:.2f} s (median of {args.repeats}: "
         f"{', '.join(f'{t:.2f}' for t in times)})"

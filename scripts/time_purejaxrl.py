@@ -205,6 +205,8 @@ def main() -> int:
     batch = RECIPE["NUM_ENVS"] * RECIPE["NUM_STEPS"]
     steps = args.seeds * (int(RECIPE["TOTAL_TIMESTEPS"]) // batch) * batch
     returns = out["metrics"]["returned_episode_returns"][..., -1, :, :]
+    text = compiled.as_text()
+    print(f"program {text.count(' fusion(')} fusions, {text.count(' while(')} loops")
     print(
         f"PureJaxRL CartPole-v1, {args.seeds} seed(s) on 1 device: compile {compile_s:.1f} s, "
         f"{steps / best:,.0f} steps/s (best of {args.repeats}), "

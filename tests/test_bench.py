@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import math
@@ -29,6 +30,8 @@ RESULT_KEYS = {
     "versions",
     "matmul",
     "envs",
+    "device_split",
+    "compute",
     "scaling",
     "peers",
     "reference",
@@ -52,6 +55,28 @@ ENV_KEYS = {
     "env_steps",
     "complete",
     "curve",
+    "devices",
+    "members_per_device",
+    "rounds",
+    "updates_per_call",
+}
+POINT_KEYS = {
+    "name",
+    "members",
+    "members_per_device",
+    "width",
+    "groups",
+    "devices",
+    "rounds",
+    "updates_per_call",
+    "compile_s",
+    "steps_per_s",
+    "steps_per_s_per_device",
+    "flops_per_step",
+    "gflops",
+    "peak_gflops",
+    "utilisation",
+    "utilisation_best",
 }
 
 
@@ -107,7 +132,7 @@ def test_quick_bench_writes_a_complete_report(tmp_path: Path) -> None:
 
     doc = json.loads((out / "bench.json").read_text())
     assert set(doc) >= RESULT_KEYS
-    assert doc["format"] == 1 and doc["plan"]["mode"] == "quick"
+    assert doc["format"] == 2 and doc["plan"]["mode"] == "quick"
     assert doc["device"]["device_count"] >= 1 and doc["device"]["cpu_model"]
     assert doc["versions"]["jax"]
     assert doc["matmul"]["size"] == 2048 and doc["matmul"]["best_gflops"] > 0
@@ -116,11 +141,31 @@ def test_quick_bench_writes_a_complete_report(tmp_path: Path) -> None:
     assert set(cartpole) >= ENV_KEYS
     assert cartpole["name"] == "CartPole-v1" and cartpole["threshold"] == 475.0
     assert cartpole["seeds"] == 2 and len(cartpole["final_returns"]) == 2
+    assert "init_compile_s" not in cartpole  # one total, as train reports it (format 2)
+    # train's chunk size for 976 updates, train's grouping (2 seeds: one group of 2)
+    # (fewer only if a busy machine's low matmul peak made a call look too long for the budget)
+    assert cartpole["train_chunk"] == 61 and 976 % cartpole["updates_per_call"] == 0
+    assert cartpole["rounds"] == 1
     assert cartpole["steps_per_s"] > 0 and cartpole["compile_s"] > 0
     assert cartpole["flops"]["per_step"] == 236_032
     assert 1.0 <= cartpole["xla_flops"]["ratio"] < 1.1
     assert 0 < cartpole["env_steps"] <= cartpole["total_timesteps"]
     assert cartpole["curve"] and all(c["wall_s"] > 0 for c in cartpole["curve"])
+
+    whole, per_device = doc["device_split"]
+    assert (whole["name"], per_device["name"]) == ("whole machine", "per device")
+    for point in (whole, per_device):
+        assert set(point) >= POINT_KEYS
+        assert point["members"] == 2 and point["updates_per_call"] == 61
+        assert point["steps_per_s"] > 0 and point["steps_per_s_per_device"] > 0
+    assert per_device["devices"] == 1
+    (compute,) = doc["compute"]
+    assert set(compute) >= POINT_KEYS
+    assert compute["hidden_sizes"] == [256, 256] and compute["num_envs"] == 256
+    assert compute["members"] == 1 and compute["devices"] == 1
+    assert compute["flops_per_step"] == 3_598_336
+    assert compute["steps_per_s"] > 0 and compute["utilisation"] > 0
+    assert compute["peak_gflops"] >= doc["matmul"]["best_gflops"]
 
     axes = {(p["axis"], p["value"]) for p in doc["scaling"]}
     assert axes == {("num_envs", 4), ("num_envs", 64), ("population", 1), ("population", 2)}
@@ -130,12 +175,18 @@ def test_quick_bench_writes_a_complete_report(tmp_path: Path) -> None:
     assert sb3["available"] == (sb3["steps_per_s"] is not None)
     head = doc["headline"]
     assert head["single_seed_steps_per_s"] > 0 and head["multi_seed_members"] == 2
+    assert head["multi_seed_source"] == "device split"
+    assert head["multi_seed_steps_per_s"] == whole["steps_per_s"]
+    assert head["per_device_steps_per_s"] == per_device["steps_per_s"] > 0
+    assert head["compute_utilisation"] == compute["utilisation"] > 0
 
     md = (out / "BENCHMARKS.md").read_text()
     for heading in (
         "## Reference recipe",
         "## Environments",
         "### FLOP count cross-check",
+        "## Whole machine and per device",
+        "## Compute-bound point",
         "## Scaling with num_envs",
         "## Scaling with population size",
         "## Peers",
@@ -143,6 +194,8 @@ def test_quick_bench_writes_a_complete_report(tmp_path: Path) -> None:
         assert heading in md
     assert "| env | recipe |" in md and "| CartPole-v1 | configs/CartPole-v1.yaml |" in md
     assert "reference (issue 5)" in md and "PureJaxRL 130,000" in md
+    assert "| steps/s, 2 seeds, per device (1 device, 1 round per call) |" in md
+    assert "compute-bound point (256x256 net, 1 seed): share of the matmul peak" in md
     for name in ("scaling_num_envs.png", "scaling_population.png", "learning_curves.png"):
         assert f"]({name})" in md
         width, height = _png_size(out / name)
@@ -276,7 +329,13 @@ def _synthetic_result():
     from purejaxppo.bench.flops import FlopCount
     from purejaxppo.bench.hw import DeviceInfo, MatmulPeak
     from purejaxppo.bench.peers import PeerResult
-    from purejaxppo.bench.results import BenchResult, CurvePoint, EnvResult, ScalingPoint
+    from purejaxppo.bench.results import (
+        BenchResult,
+        CurvePoint,
+        EnvResult,
+        ScalingPoint,
+        ThroughputPoint,
+    )
     from purejaxppo.bench.suite import PLANS, REFERENCE
 
     flops = FlopCount(8960, 8832, 8960, 17664, 209408, 236032)
@@ -288,6 +347,8 @@ def _synthetic_result():
             source="built-in",
             seeds=seeds,
             devices=1,
+            members_per_device=4,
+            rounds=1,
             num_envs=4,
             num_steps=128,
             hidden_sizes=(64, 64),
@@ -297,8 +358,8 @@ def _synthetic_result():
             env_steps=512,
             complete=False,
             updates_per_call=1,
+            train_chunk=1 if seeds == 1 else 4,
             compile_s=1.0,
-            init_compile_s=0.5,
             train_s=1.0,
             steps_per_s=1000.0,
             steps_per_s_best=1100.0,
@@ -325,6 +386,8 @@ def _synthetic_result():
             value=value,
             members=members,
             devices=1,
+            width=members,
+            rounds=1,
             num_envs=4,
             updates_per_call=1,
             calls=len(rates),
@@ -337,6 +400,36 @@ def _synthetic_result():
             utilisation=0.01,
         )
 
+    def throughput(name: str, members: int, devices: int, hidden: int, rate: float):
+        return ThroughputPoint(
+            name=name,
+            env_name="CartPole-v1",
+            num_envs=4,
+            num_steps=128,
+            hidden_sizes=(hidden, hidden),
+            update_epochs=4,
+            num_minibatches=4,
+            members=members,
+            members_per_device=4,
+            width=min(members, 4),
+            groups=-(-members // 4),
+            devices=devices,
+            rounds=-(-members // 4) // devices,
+            updates_per_call=61,
+            calls=2,
+            compile_s=1.0,
+            compiled_here=True,
+            steps_per_s=rate,
+            steps_per_s_best=rate,
+            steps_per_s_per_device=rate / devices,
+            call_rates=(rate, rate),
+            flops_per_step=236_032,
+            gflops=rate * 236_032 / 1e9,
+            peak_gflops=80.0,
+            utilisation=rate * 236_032 / 1e9 / 80.0,
+            utilisation_best=rate * 236_032 / 1e9 / 80.0,
+        )
+
     missing = PeerResult("stable-baselines3", None, False, 0, math.nan, math.nan, "not installed")
     return BenchResult(
         plan=PLANS["quick"],
@@ -346,6 +439,14 @@ def _synthetic_result():
         versions={"jax": "0.10.2", "torch": None},
         matmul=MatmulPeak(2048, 2 * 2048**3, 3, 80.0, 79.0),
         envs=(env("CartPole-v1", None, 1), env("CartPole-v1-fast", 4.2, 8)),
+        device_split=(
+            throughput("whole machine", 8, 2, 64, 3000.0),
+            throughput("per device", 8, 1, 64, 2000.0),
+        ),
+        compute=(
+            throughput("compute-bound", 1, 1, 256, 100_000.0),
+            throughput("compute-bound", 1, 1, 512, 200_000.0),
+        ),
         scaling=(point("num_envs", 4), point("population", 1), point("population", 2)),
         peers=(missing,),
         reference=REFERENCE,
@@ -360,7 +461,15 @@ def test_report_from_a_synthetic_result(tmp_path: Path) -> None:
     result = _synthetic_result()
     head = headline(result)
     assert head.solve_entry == "CartPole-v1-fast" and head.solve_wall_s == 4.2
-    assert head.multi_seed_members == 2 and head.multi_seed_source == "scaling"
+    assert head.multi_seed_members == 8 and head.multi_seed_source == "device split"
+    assert head.multi_seed_steps_per_s == 3000.0 and head.multi_seed_devices == 2
+    assert head.per_device_steps_per_s == 2000.0 and head.per_device_rounds == 2
+    assert head.device_efficiency == pytest.approx(0.75)
+    # The widest compute-bound point is the headline's.
+    assert head.compute_hidden_sizes == (512, 512) and head.compute_steps_per_s == 200_000.0
+    fallback = headline(dataclasses.replace(result, device_split=(), compute=()))
+    assert fallback.multi_seed_members == 2 and fallback.multi_seed_source == "scaling"
+    assert fallback.per_device_steps_per_s is None and fallback.compute_utilisation is None
     # num_envs=4 and population=1 pooled: median of (900, 1000, 1300) x 2 = 1000.
     assert head.single_seed_steps_per_s == 1000.0 and head.single_seed_compile_s == 2.0
     assert head.sb3_steps_per_s is None
@@ -379,6 +488,56 @@ def test_report_from_a_synthetic_result(tmp_path: Path) -> None:
     assert "| stable-baselines3 |  | skipped |" in md
     assert "CartPole time to 475 (CartPole-v1-fast, 8 seeds), incl. compile (s) | 4.2 |" in md
     assert "| 20.0 |" in md and "| 20.0 ± 3.0 |" in md
-    assert "512 of 1,024 (budget)" in md
+    assert "512 of 1,024 (budget) | 1 |" in md and "| 1 (train: 4) |" in md
+    assert "| steps/s, 8 seeds, whole machine (2 devices) | 3,000 |" in md
+    assert "| steps/s, 8 seeds, per device (1 device, 2 rounds per call) | 2,000 |" in md
+    assert "0.75 device efficiency" in md
+    assert "## Whole machine and per device (reference recipe)" in md
+    assert "| per device | 8 | 2 groups of 4 on 1, 2 rounds | 61 |" in md
+    assert "## Compute-bound point" in md and "| 512x512 | 4x128 | 4x4 | 61 |" in md
+    assert doc["format"] == 2 and [p["name"] for p in doc["device_split"]] == [
+        "whole machine",
+        "per device",
+    ]
     for name in ("scaling_num_envs.png", "scaling_population.png", "learning_curves.png"):
         assert _png_size(tmp_path / name)[0] >= 300
+
+
+def test_population_runs_trains_programs() -> None:
+    """A bench population is `compile_trainer`'s layout and call pattern (tiny config)."""
+    from purejaxppo.bench.population import PopulationCache, plan_layout
+    from purejaxppo.config import HParams, PPOConfig
+
+    cfg = PPOConfig(
+        env_name="CartPole-v1",
+        num_envs=2,
+        num_steps=8,
+        hidden_sizes=(8,),
+        update_epochs=1,
+        num_minibatches=1,
+        total_timesteps=2 * 8 * 4,
+    )
+    cache = PopulationCache()
+    pop, cached = cache.get(cfg, HParams(), 3, 2)
+    assert not cached and pop.layout == plan_layout(3)
+    assert (pop.compiled.num_members, pop.updates_per_call) == (3, 2)
+    assert pop.steps_per_call() == 3 * 2 * 16
+    seconds, metrics = pop.call()
+    assert seconds > 0 and metrics["episode_return"].shape == (3, 2)
+    # Another chunk size may reuse the compiled population (and keeps its size).
+    again, cached = cache.get(cfg, HParams(), 3, 1, any_chunk=True)
+    assert cached and again is pop and again.updates_per_call == 2
+    times = again.time_calls(0.0)  # warm-up, then 2 calls; restarts before update 4
+    assert len(times) == 2 and all(t > 0 for t in times) and again.nonfinite is None
+
+
+def test_compute_recipe_is_wide() -> None:
+    from purejaxppo.bench.flops import count_flops
+    from purejaxppo.bench.suite import PLANS, compute_recipe
+    from purejaxppo.train import make_trainer
+
+    cfg, _ = compute_recipe(256)
+    assert (cfg.num_envs, cfg.num_steps, cfg.hidden_sizes) == (256, 32, (256, 256))
+    assert cfg.batch_size == 8192 and cfg.batch_size // cfg.num_minibatches == 2048
+    assert count_flops(cfg, make_trainer(cfg).space).per_step == 3_598_336
+    assert all(PLANS[m].compute_widths for m in ("quick", "default", "full"))

@@ -37,8 +37,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "bench",
         help="benchmark speed, scaling, utilisation and returns; write a report",
         description="Measure compile time, steady steps/s, time to the solve threshold and\n"
-        "final return per env; steps/s against num_envs and population size; FLOP\n"
-        "utilisation against a matmul peak measured in the same run; installed peers\n"
+        "final return per env, each run as `purejaxppo train --seeds N` runs it; the\n"
+        "reference recipe's steps/s over the whole machine and per device; steps/s\n"
+        "against num_envs and population size; FLOP utilisation against a matmul peak\n"
+        "measured in the same run, also of a compute-bound wide network; installed peers\n"
         "(Stable-Baselines3) on the same recipe. Writes bench.json, BENCHMARKS.md and PNGs.",
         epilog="Examples:\n"
         "  purejaxppo bench --quick\n"
@@ -163,6 +165,21 @@ def run(args: argparse.Namespace) -> int:
         _print(
             f"reference recipe: {head.single_seed_steps_per_s:,.0f} steps/s with 1 seed "
             f"(issue's PureJaxRL figure {result.reference.purejaxrl_steps_per_s:,.0f})",
+            start,
+        )
+    if head.multi_seed_steps_per_s and head.per_device_steps_per_s:
+        _print(
+            f"reference recipe, {head.multi_seed_members} seeds: "
+            f"{head.multi_seed_steps_per_s:,.0f} steps/s on the whole machine "
+            f"({head.multi_seed_devices} device(s)), {head.per_device_steps_per_s:,.0f} "
+            "steps/s on one device",
+            start,
+        )
+    if head.compute_utilisation is not None and head.compute_hidden_sizes:
+        _print(
+            f"compute-bound point ({'x'.join(map(str, head.compute_hidden_sizes))}): "
+            f"{head.compute_gflops:,.1f} GFLOP/s = {head.compute_utilisation:.1%} of the "
+            "matmul peak",
             start,
         )
     _print(f"report: {', '.join(str(p) for p in paths)}", start)

@@ -1,10 +1,14 @@
-"""Compiled populations of seeds for the benchmark: build, cache, and size their chunks.
+"""Compiled populations of seeds for the benchmark: `purejaxppo train`'s programs, cached.
 
-A population is `size` members (seeds) of one config, vmapped on each device and
-sharded over the largest number of devices that divides it
-(`purejaxppo.sharding`). Its two programs, `init` and a chunk of
-`updates_per_call` updates, are compiled on their own (`lower + compile`,
-persistent cache not used) so that compilation is timed apart from running.
+A population is `compile_trainer` (`purejaxppo.run.compiled`) of `size` seeds, the
+function `purejaxppo train --seeds` compiles: the seeds split into balanced groups
+of at most `members_per_device` (train's default unless given), one `vmap`-ped
+group per device per call, the groups in rounds over up to `num_devices` devices;
+the init and chunk programs compiled in parallel threads and timed as one total
+(`compile_s`, as train reports it; the persistent cache is not used). A call is
+`Compiled.run_chunk` followed by train's non-finite check, as train's run loop
+makes it: every round dispatched, then the metrics (and the parameters, for the
+check) read back to the host, the only host sync per call.
 """
 
 from __future__ import annotations
@@ -12,16 +16,16 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 
 from purejaxppo.config import HParams, PPOConfig
-from purejaxppo.sharding import population_map, population_mesh, shard_rows
-from purejaxppo.train import Trainer, make_trainer
+from purejaxppo.run.compiled import Compiled, compile_trainer, seed_keys
+from purejaxppo.run.guards import NonFinite, find_nonfinite, wait_ready
+from purejaxppo.sharding import default_members_per_device, member_groups
+from purejaxppo.train import Trainer, TrainState, make_trainer
 
 ASSUMED_EFFICIENCY = 0.3  # of the matmul peak, only to size chunks before measuring
 MAX_UPDATES_PER_CALL = 64
@@ -32,111 +36,223 @@ def _largest_divisor(n: int, at_most: int) -> int:
     return max(d for d in range(1, max(1, min(n, at_most)) + 1) if n % d == 0)
 
 
-def _key_data(seeds: Sequence[int]) -> np.ndarray:
-    """Raw key data `[P, 2]` uint32 of `jax.random.key(seed)` per seed."""
-    return np.stack([np.asarray(jax.random.key_data(jax.random.key(s))) for s in seeds])
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """How `compile_trainer` lays `members` seeds onto devices (`Compiled`'s layout).
+
+    Attributes:
+      members: seeds.
+      members_per_device: the most members one device runs at once (asked for).
+      width: members per group (`member_groups`), <= `members_per_device`.
+      groups: groups of `width`.
+      devices: devices one call runs on (never more than there are groups).
+    """
+
+    members: int
+    members_per_device: int
+    width: int
+    groups: int
+    devices: int
+
+    @property
+    def rounds(self) -> int:
+        """Programs run one after another per call on each device: `ceil(groups / devices)`."""
+        return -(-self.groups // self.devices)
+
+    def describe(self) -> str:
+        """`8 seeds in 2 groups of 4 on 2 devices, 1 round per call`."""
+        return (
+            f"{self.members} seed{'s' if self.members != 1 else ''} in {self.groups} "
+            f"group{'s' if self.groups != 1 else ''} of {self.width} on {self.devices} "
+            f"device{'s' if self.devices != 1 else ''}, {self.rounds} "
+            f"round{'s' if self.rounds != 1 else ''} per call"
+        )
+
+
+def plan_layout(
+    members: int, num_devices: int | None = None, members_per_device: int | None = None
+) -> Layout:
+    """The layout `compile_trainer(..., num_devices, members_per_device)` will use."""
+    mpd = members_per_device or default_members_per_device("train")
+    groups, width = member_groups(members, mpd)
+    available = len(jax.local_devices()) if num_devices is None else num_devices
+    return Layout(members, mpd, width, groups, min(groups, available))
 
 
 @dataclasses.dataclass
 class Population:
-    """A compiled population of `size` members of one config, sharded over `devices` devices.
+    """`size` seeds of one config compiled by `compile_trainer`, with their current state.
 
-    `call()` advances every member by `updates_per_call` updates; `reset()`
-    starts the members again from `init` (same seeds), without recompiling.
+    `call()` advances every member by `updates_per_call` updates (or a given
+    compiled size) exactly as `purejaxppo train` runs a chunk; `reset()` starts
+    the members again from `init` (same seeds), without recompiling.
     """
 
     trainer: Trainer
-    size: int
-    devices: int
+    compiled: Compiled
+    keys: jax.Array
+    hparams: HParams
     updates_per_call: int
-    init_compile_s: float
-    run_compile_s: float
-    key_data: jax.Array
-    hparams: Any
-    init: Callable[[jax.Array, Any], Any]
-    run: Callable[[Any, Any], tuple[Any, dict[str, jax.Array]]]
-    state: Any = None
+    states: list[TrainState] | None = None
+    updates_done: int = 0  # per member, since the last `reset()`
+    nonfinite: NonFinite | None = None  # the first non-finite update seen (train would stop)
+
+    @property
+    def size(self) -> int:
+        return self.compiled.num_members
+
+    @property
+    def layout(self) -> Layout:
+        c = self.compiled
+        return Layout(c.num_members, c.members_per_device, c.width, c.groups, c.devices)
+
+    @property
+    def devices(self) -> int:
+        return self.compiled.devices
 
     @property
     def compile_s(self) -> float:
-        """Lowering + compiling `init` and the chunk of updates."""
-        return self.init_compile_s + self.run_compile_s
+        """Lowering + compiling `init` and the chunk program(s), in parallel threads."""
+        return self.compiled.compile_time_s
 
-    @property
-    def steps_per_call(self) -> int:
-        """Env steps of all members in one call."""
-        return self.size * self.updates_per_call * self.trainer.config.batch_size
+    def steps_per_call(self, size: int | None = None) -> int:
+        """Env steps of all members in one call of `size` (default `updates_per_call`)."""
+        k = self.updates_per_call if size is None else size
+        return self.size * k * self.trainer.config.batch_size
 
     def reset(self) -> None:
         """Fresh initial states for every member (waited for)."""
-        self.state = jax.block_until_ready(self.init(self.key_data, self.hparams))
+        self.states = self.compiled.init_states(self.keys, self.hparams)
+        self.updates_done = 0
+        wait_ready(self.states)
 
-    def call(self) -> tuple[float, dict[str, jax.Array]]:
-        """One call, waited for; returns its wall time and metrics `[P, k]`."""
+    def call(self, size: int | None = None) -> tuple[float, dict[str, Any]]:
+        """One chunk as train runs it; its wall time and the metrics `{name: [S, k]}` (host)."""
+        assert self.states is not None, "reset() first"
+        k = self.updates_per_call if size is None else size
         start = time.perf_counter()
-        self.state, metrics = self.run(self.state, self.hparams)
-        jax.block_until_ready((self.state, metrics))
-        return time.perf_counter() - start, metrics
+        self.states, metrics = self.compiled.run_chunk(k, self.states, self.hparams)
+        seeds = range(self.size)
+        bad = find_nonfinite(0, seeds, metrics, self.compiled.member_params(self.states))
+        seconds = time.perf_counter() - start
+        self.updates_done += k
+        if bad is not None and self.nonfinite is None:
+            self.nonfinite = bad
+        return seconds, metrics
+
+    def timed_call(self) -> float:
+        """The wall time of one call of `updates_per_call`; the members first restart from
+        `init` (untimed) when the call would run past the learning-rate schedule's end."""
+        if self.updates_done + self.updates_per_call > self.trainer.config.num_updates:
+            self.reset()
+        return self.call()[0]
+
+    def time_calls(self, min_seconds: float) -> list[float]:
+        """One warm-up call, then the wall times of calls until `min_seconds` (at least 2)."""
+        return time_interleaved([self], min_seconds)[0]
+
+
+def time_interleaved(pops: Sequence[Population], min_seconds: float) -> list[list[float]]:
+    """Per population, the wall times of its calls: one warm-up call each, then one call of
+    each in turn until every population has `min_seconds` of timed calls (at least 2), so
+    that a busy moment of a shared machine hits them alike."""
+    for pop in pops:
+        pop.timed_call()
+    times: list[list[float]] = [[] for _ in pops]
+    while any(len(t) < 2 or sum(t) < min_seconds for t in times):
+        for pop, t in zip(pops, times, strict=True):
+            t.append(pop.timed_call())
+    return times
 
 
 def build_population(
-    trainer: Trainer, hparams: HParams, seeds: Sequence[int], updates_per_call: int
+    trainer: Trainer,
+    hparams: HParams,
+    seeds: Sequence[int],
+    chunk_sizes: Sequence[int],
+    num_devices: int | None = None,
+    members_per_device: int | None = None,
 ) -> Population:
-    """Compile `init` and a chunk of `updates_per_call` updates for `len(seeds)` members.
-
-    Members are spread over the largest number of devices that divides the
-    population. Compile times cover lowering and compiling, not running `init`;
-    the returned population holds its initial state.
-    """
-    from jax.sharding import NamedSharding
-    from jax.sharding import PartitionSpec as P
-
-    size = len(seeds)
-    devices = jax.devices()
-    used = _largest_divisor(size, len(devices))
-    mesh = population_mesh(devices[:used])
-    hp = jax.device_put(
-        jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), hparams), NamedSharding(mesh, P())
+    """`compile_trainer` for `len(seeds)` members and every size in `chunk_sizes` (the
+    first is `updates_per_call`); the population returned holds its initial state
+    (running `init` is not part of `compile_s`)."""
+    keys = seed_keys(seeds)
+    compiled = compile_trainer(
+        trainer,
+        hparams,
+        keys,
+        chunk_sizes,
+        num_devices=num_devices,
+        members_per_device=members_per_device,
     )
-    key_data = shard_rows(mesh, _key_data(seeds))
-
-    def init_member(kd: jax.Array, h: HParams) -> Any:
-        return trainer.init(jax.random.wrap_key_data(kd), h)
-
-    def run_member(state: Any, h: HParams) -> tuple[Any, dict[str, jax.Array]]:
-        return trainer.run(state, h, updates_per_call)
-
-    start = time.perf_counter()
-    init = population_map(init_member, mesh, (True, False)).lower(key_data, hp).compile()
-    init_s = time.perf_counter() - start
-    state = jax.block_until_ready(init(key_data, hp))
-    start = time.perf_counter()
-    run = population_map(run_member, mesh, (True, False), donate_argnums=(0,))
-    run = run.lower(state, hp).compile()
-    run_s = time.perf_counter() - start
-    return Population(
-        trainer, size, used, updates_per_call, init_s, run_s, key_data, hp, init, run, state
-    )
+    pop = Population(trainer, compiled, keys, hparams, chunk_sizes[0])
+    pop.reset()
+    return pop
 
 
 class PopulationCache:
-    """Compiled populations by (config, hparams, members, updates per call): compile once."""
+    """Compiled populations by (config, hparams, layout, chunk sizes): compile once."""
 
     def __init__(self) -> None:
         self._cache: dict[tuple[Any, ...], Population] = {}
 
+    @staticmethod
+    def _key(config: PPOConfig, hparams: HParams, layout: Layout) -> tuple[Any, ...]:
+        return (config, tuple(float(x) for x in jax.tree.leaves(hparams)), layout)
+
     def get(
-        self, config: PPOConfig, hparams: HParams, members: int, updates: int
+        self,
+        config: PPOConfig,
+        hparams: HParams,
+        members: int,
+        chunk_sizes: int | Sequence[int],
+        num_devices: int | None = None,
+        any_chunk: bool = False,
     ) -> tuple[Population, bool]:
-        """`(population, cached)`; a cached population is `reset()` before it is returned."""
-        key = (config, tuple(float(x) for x in jax.tree.leaves(hparams)), members, updates)
-        if key in self._cache:
-            pop = self._cache[key]
+        """`(population, cached)`; a cached population is `reset()` before it is returned.
+
+        `chunk_sizes`: one size or a train plan's sizes (the first is the call size).
+        With `any_chunk`, a population compiled earlier for the same config and layout
+        is reused whatever its chunk size (and keeps that size).
+        """
+        sizes = (chunk_sizes,) if isinstance(chunk_sizes, int) else tuple(chunk_sizes)
+        layout = plan_layout(members, num_devices)
+        key = self._key(config, hparams, layout)
+        pop = self._cache.get((*key, sizes))
+        if pop is None and any_chunk:
+            pop = next((p for k, p in self._cache.items() if k[:-1] == key), None)
+        if pop is not None:
             pop.reset()
             return pop, True
-        pop = build_population(make_trainer(config), hparams, list(range(members)), updates)
-        self._cache[key] = pop
+        pop = build_population(
+            make_trainer(config), hparams, list(range(members)), sizes, num_devices=num_devices
+        )
+        self._cache[(*key, sizes)] = pop
         return pop, False
+
+
+def _update_guess_s(
+    config: PPOConfig, members: int, flops_per_step: int, peak_gflops: float
+) -> float:
+    """Seconds one update of `members` members should take at `ASSUMED_EFFICIENCY` of the peak."""
+    update_flops = members * config.batch_size * flops_per_step
+    return update_flops / (ASSUMED_EFFICIENCY * peak_gflops * 1e9)
+
+
+def fit_chunk(
+    config: PPOConfig,
+    members: int,
+    flops_per_step: int,
+    peak_gflops: float,
+    chunk: int,
+    seconds: float,
+) -> int:
+    """`chunk`, unless one call of it is guessed (FLOP count) to take over `seconds`: then
+    the largest divisor of `num_updates` guessed to fit (at least 1)."""
+    guess_s = _update_guess_s(config, members, flops_per_step, peak_gflops)
+    if chunk * guess_s <= seconds:
+        return chunk
+    return _largest_divisor(config.num_updates, math.floor(seconds / max(guess_s, 1e-12)))
 
 
 def chunk_updates(
@@ -144,7 +260,6 @@ def chunk_updates(
 ) -> int:
     """Updates per compiled call: the largest divisor of `num_updates` whose call should
     take at most about `seconds` (a FLOP-based guess, before anything is measured)."""
-    update_flops = members * config.batch_size * flops_per_step
-    guess_s = update_flops / (ASSUMED_EFFICIENCY * peak_gflops * 1e9)
+    guess_s = _update_guess_s(config, members, flops_per_step, peak_gflops)
     want = int(min(MAX_UPDATES_PER_CALL, max(1, math.floor(seconds / max(guess_s, 1e-12)))))
     return _largest_divisor(config.num_updates, want)

@@ -13,12 +13,21 @@ from pathlib import Path
 from typing import Any
 
 from purejaxppo.bench.headline import Headline, headline
-from purejaxppo.bench.plots import PLOT_CURVES, PLOT_NUM_ENVS, PLOT_POPULATION, write_plots
-from purejaxppo.bench.results import BenchResult, EnvResult, ScalingPoint
+from purejaxppo.bench.plots import PLOT_CURVES, write_plots
+from purejaxppo.bench.results import BenchResult, EnvResult
+from purejaxppo.bench.tables import (
+    compute_section,
+    device_split_section,
+    flops_section,
+    num,
+    pct,
+    scaling_sections,
+    table,
+)
 
 JSON_FILE = "bench.json"
 MARKDOWN_FILE = "BENCHMARKS.md"
-FORMAT = 1
+FORMAT = 2  # 2: device_split, compute; EnvResult.init_compile_s dropped
 
 
 # =========================================================================== JSON
@@ -42,23 +51,10 @@ def to_json(result: BenchResult) -> dict[str, Any]:
 
 
 # =========================================================================== markdown
-def _num(value: float | None, fmt: str = ",.0f", none: str = "n/a") -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return none
-    return format(value, fmt)
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None or not math.isfinite(value) else f"{100 * value:.1f}%"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
 def _return_text(env: EnvResult) -> str:
-    mean = _num(env.final_return, ".1f")
+    mean = num(env.final_return, ".1f")
     if math.isfinite(env.final_return_ci95):
         mean += f" ± {env.final_return_ci95:.1f}"
     return mean
@@ -80,15 +76,45 @@ def _solve_headline(head: Headline) -> str:
     return f"{head.solve_wall_s:.1f}"
 
 
+def _multi_label(head: Headline) -> str:
+    return f"{head.multi_seed_members} seeds" if head.multi_seed_members else "2+ seeds"
+
+
+def _per_device_row(head: Headline) -> list[str]:
+    rounds = head.per_device_rounds
+    how = f", {rounds} round{'s' if rounds != 1 else ''} per call" if rounds else ""
+    return [
+        f"steps/s, {_multi_label(head)}, per device (1 device{how})",
+        num(head.per_device_steps_per_s),
+        "PureJaxRL with the same seeds vmapped on 1 device: not quoted "
+        "(scripts/time_purejaxrl.py --seeds N)",
+        (num(head.device_efficiency, ".2f") + " device efficiency")
+        if head.device_efficiency
+        else "",
+    ]
+
+
+def _compute_row(head: Headline, result: BenchResult) -> list[str]:
+    ref = result.reference
+    net = "x".join(map(str, head.compute_hidden_sizes or ()))
+    return [
+        f"compute-bound point ({net} net, 1 seed): share of the matmul peak",
+        f"{pct(head.compute_utilisation)} ({num(head.compute_gflops, '.1f')} GFLOP/s)",
+        f"target {pct(ref.target_utilisation)}",
+        "",
+    ]
+
+
 def _reference_rows(result: BenchResult, head: Headline) -> list[list[str]]:
     ref = result.reference
-    multi = f"{head.multi_seed_members} seeds" if head.multi_seed_members else "2+ seeds"
+    multi = _multi_label(head)
+    devices = f"{head.multi_seed_devices} device" + ("s" if head.multi_seed_devices != 1 else "")
     rows = [
         [
             "steps/s, 1 seed",
-            _num(head.single_seed_steps_per_s),
+            num(head.single_seed_steps_per_s),
             f"PureJaxRL {ref.purejaxrl_steps_per_s:,.0f}",
-            _num(
+            num(
                 head.single_seed_steps_per_s / ref.purejaxrl_steps_per_s
                 if head.single_seed_steps_per_s
                 else None,
@@ -97,35 +123,44 @@ def _reference_rows(result: BenchResult, head: Headline) -> list[list[str]]:
             + "x",
         ],
         [
-            f"steps/s, {multi}, all devices",
-            _num(head.multi_seed_steps_per_s),
+            f"steps/s, {multi}, whole machine"
+            + (f" ({devices})" if head.multi_seed_devices else ""),
+            num(head.multi_seed_steps_per_s),
             f"target {ref.target_speedup:g}x PureJaxRL = "
             f"{ref.target_speedup * ref.purejaxrl_steps_per_s:,.0f}",
-            _num(head.speedup_vs_purejaxrl, ".2f") + "x",
+            num(head.speedup_vs_purejaxrl, ".2f") + "x",
         ],
+    ]
+    if head.per_device_steps_per_s is not None:
+        rows.append(_per_device_row(head))
+    rows += [
         [
             "compile, 1 seed (s)",
-            _num(head.single_seed_compile_s, ".1f"),
+            num(head.single_seed_compile_s, ".1f"),
             f"PureJaxRL {ref.purejaxrl_compile_s:g}",
             "",
         ],
         [
             f"matmul {result.matmul.size}^3 f32 (GFLOP/s)",
-            _num(result.matmul.best_gflops, ".1f"),
+            num(result.matmul.best_gflops, ".1f"),
             f"{ref.matmul_gflops:g}",
             "",
         ],
         [
-            f"utilisation of the matmul peak, {multi}",
-            _pct(head.utilisation),
-            f"PureJaxRL {_pct(ref.purejaxrl_utilisation)}; target {_pct(ref.target_utilisation)}",
+            f"utilisation of the matmul peak, {multi}, whole machine",
+            pct(head.utilisation),
+            f"PureJaxRL {pct(ref.purejaxrl_utilisation)}; target {pct(ref.target_utilisation)}",
             "",
         ],
+    ]
+    if head.compute_utilisation is not None:
+        rows.append(_compute_row(head, result))
+    rows += [
         [
             "Stable-Baselines3 steps/s",
-            _num(head.sb3_steps_per_s) if head.sb3_steps_per_s else "not installed",
+            num(head.sb3_steps_per_s) if head.sb3_steps_per_s else "not installed",
             f"{ref.sb3_steps_per_s:,.0f}",
-            (_num(head.ratio_vs_sb3, ",.0f") + "x (1 seed vs SB3)") if head.ratio_vs_sb3 else "",
+            (num(head.ratio_vs_sb3, ",.0f") + "x (1 seed vs SB3)") if head.ratio_vs_sb3 else "",
         ],
         [
             f"CartPole time to 475 ({head.solve_entry or 'CartPole-v1'}, "
@@ -149,34 +184,20 @@ def _env_rows(result: BenchResult) -> list[list[str]]:
                 f"{e.num_envs}x{e.num_steps}, {'x'.join(map(str, e.hidden_sizes))}",
                 str(e.seeds),
                 steps,
+                str(e.updates_per_call)
+                + ("" if e.updates_per_call == e.train_chunk else f" (train: {e.train_chunk})"),
                 f"{e.compile_s:.1f}",
-                _num(e.steps_per_s),
-                _num(e.steps_per_s_per_seed),
-                _num(e.threshold, "g", "none"),
+                num(e.steps_per_s),
+                num(e.steps_per_s_per_seed),
+                num(e.threshold, "g", "none"),
                 _solve_text(e),
                 _return_text(e),
-                _num(e.flops.per_step),
+                num(e.flops.per_step),
                 f"{e.gflops:.1f}",
-                _pct(e.utilisation),
+                pct(e.utilisation),
             ]
         )
     return rows
-
-
-def _scaling_rows(points: list[ScalingPoint]) -> list[list[str]]:
-    return [
-        [
-            str(p.value),
-            str(p.devices),
-            str(p.updates_per_call),
-            f"{p.compile_s:.1f}",
-            _num(p.steps_per_s),
-            _num(p.steps_per_s_best),
-            f"{p.gflops:.1f}",
-            _pct(p.utilisation),
-        ]
-        for p in points
-    ]
 
 
 ENV_HEADER = [
@@ -185,6 +206,7 @@ ENV_HEADER = [
     "envs x steps, net",
     "seeds",
     "env steps/seed",
+    "updates/call",
     "compile s",
     "steps/s",
     "steps/s/seed",
@@ -195,11 +217,6 @@ ENV_HEADER = [
     "GFLOP/s",
     "% peak",
 ]
-SCALING_HEADER = ["devices", "updates/call", "compile s", "steps/s", "best", "GFLOP/s", "% peak"]
-SCALING_SECTIONS = (
-    ("num_envs", "Scaling with num_envs (reference recipe, 1 seed)", PLOT_NUM_ENVS),
-    ("population", "Scaling with population size (reference recipe)", PLOT_POPULATION),
-)
 
 
 def _peer_rows(result: BenchResult, head: Headline) -> list[list[str]]:
@@ -211,7 +228,7 @@ def _peer_rows(result: BenchResult, head: Headline) -> list[list[str]]:
                 if head.single_seed_steps_per_s
                 else "n/a"
             )
-            rows.append([p.name, p.version or "", _num(p.steps_per_s), ratio, p.note])
+            rows.append([p.name, p.version or "", num(p.steps_per_s), ratio, p.note])
         else:
             rows.append([p.name, "", "skipped", "", p.note])
     return rows
@@ -227,9 +244,11 @@ def _preamble(result: BenchResult) -> list[str]:
         f"- command: `{result.command}`, started {result.started}, took {result.wall_s:.0f} s",
         f"- device: {d.describe()}; {d.cpu_cores} CPU cores; {d.os}",
         f"- versions: {versions}, python {d.python}",
-        "- timings: throughput is the median over timed calls (after a warm-up call); "
-        "compile time is `lower + compile` without the persistent cache. A shared or busy "
-        "machine makes every figure slower, never faster.",
+        "- timings: throughput is the median over timed calls (after a warm-up call), each "
+        "call a chunk of updates followed by the host read of its metrics, as "
+        "`purejaxppo train` runs it; compile time is `lower + compile` of the init and chunk "
+        "programs in parallel threads (one total, as train reports it), without the persistent "
+        "cache. A shared or busy machine makes every figure slower, never faster.",
         "",
     ]
 
@@ -242,7 +261,7 @@ def _reference_section(result: BenchResult, head: Headline) -> list[str]:
         "The reference column is quoted from issue 5 (measured by its author on a 2-core CPU); "
         "it was **not measured in this run** unless a peer row says so.",
         "",
-        *_table(
+        *table(
             ["figure", "measured here", "reference (issue 5)", "ratio"],
             _reference_rows(result, head),
         ),
@@ -252,61 +271,34 @@ def _reference_section(result: BenchResult, head: Headline) -> list[str]:
 
 def _envs_section(result: BenchResult) -> list[str]:
     """One row per suite env, with the definitions of its columns."""
+    mpd = ""
+    if result.envs:
+        mpd = (
+            f" (at most {result.envs[0].members_per_device} seeds per device, "
+            f"{result.device.device_count} device(s) here)"
+        )
     return [
         "## Environments",
         "",
-        f"{result.plan.seeds} seeds per env, vmapped and sharded over "
-        f"{result.device.device_count} device(s). "
+        f"{result.plan.seeds} seeds per env, compiled and run as `purejaxppo train --seeds "
+        f"{result.plan.seeds}` runs them: its grouping{mpd}, its programs and its chunk size "
+        "(`default_chunk`: about 1/25 of the config's updates per call; fewer, marked, when "
+        "a call of that size would take over half the time budget). "
         "Steps/s counts all seeds. Recent return: per seed the mean of its last W per-update "
         "returns (W = 5% of the config's updates); final return: the recent return at the end "
         "of training, mean ± 95% CI (Student t) over seeds. Time to threshold: wall clock from "
         "before compilation to the end of the first chunk of updates after which the seed mean "
         "of the recent return reaches the threshold.",
         "",
-        *_table(ENV_HEADER, _env_rows(result)),
+        *table(ENV_HEADER, _env_rows(result)),
         "",
     ]
-
-
-def _flops_section(result: BenchResult) -> list[str]:
-    """The analytic FLOP count against XLA's cost analysis, per env."""
-    return [
-        "### FLOP count cross-check",
-        "",
-        "Analytic network FLOPs per env step (docs/benchmark.md) against XLA's "
-        "`cost_analysis()` of the compiled acting, value and gradient programs (all ops).",
-        "",
-        *_table(
-            ["env", "analytic", "XLA", "XLA / analytic"],
-            [
-                [
-                    e.name,
-                    _num(e.flops.per_step),
-                    _num(e.xla_flops.per_step if e.xla_flops else None),
-                    _num(e.xla_flops.ratio if e.xla_flops else None, ".3f"),
-                ]
-                for e in result.envs
-            ],
-        ),
-        "",
-    ]
-
-
-def _scaling_sections(result: BenchResult) -> list[str]:
-    """One table and plot per scaling axis that was measured."""
-    lines: list[str] = []
-    for axis, title, plot in SCALING_SECTIONS:
-        points = [p for p in result.scaling if p.axis == axis]
-        if points:
-            lines += [f"## {title}", "", *_table([axis, *SCALING_HEADER], _scaling_rows(points))]
-            lines += ["", f"![{axis}]({plot})", ""]
-    return lines
 
 
 def _peers_section(result: BenchResult, head: Headline) -> list[str]:
     """Installed peers on the reference recipe (skipped ones listed too)."""
     header = ["peer", "version", "steps/s", "purejaxppo 1 seed / peer", "note"]
-    return ["## Peers (reference recipe)", "", *_table(header, _peer_rows(result, head))]
+    return ["## Peers (reference recipe)", "", *table(header, _peer_rows(result, head))]
 
 
 def to_markdown(result: BenchResult) -> str:
@@ -316,8 +308,10 @@ def to_markdown(result: BenchResult) -> str:
         *_preamble(result),
         *_reference_section(result, head),
         *_envs_section(result),
-        *_flops_section(result),
-        *_scaling_sections(result),
+        *flops_section(result),
+        *device_split_section(result),
+        *compute_section(result),
+        *scaling_sections(result),
         *_peers_section(result, head),
     ]
     if result.envs:

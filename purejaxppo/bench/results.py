@@ -1,7 +1,8 @@
 """Result dataclasses of a benchmark run: per env, per scaling point, and the whole run.
 
-`EnvResult` (with its learning curve of `CurvePoint`s), `ScalingPoint` and
-`BenchResult` are plain frozen dataclasses, written by `purejaxppo.bench.measure` and
+`EnvResult` (with its learning curve of `CurvePoint`s), `ThroughputPoint`,
+`ScalingPoint` and `BenchResult` are plain frozen dataclasses, written by
+`purejaxppo.bench.measure`, `purejaxppo.bench.throughput` and
 `purejaxppo.bench.scaling` and read by `purejaxppo.bench.report`; `bench.json` is
 `dataclasses.asdict` of a `BenchResult` (plus the headline). Definitions of the
 figures: the docstring of `purejaxppo.bench.measure` and docs/benchmark.md.
@@ -32,7 +33,14 @@ class EnvResult:
 
     Throughputs count the env steps of all seeds; `steps_per_s_per_seed` divides
     by the seed count. `env_steps` is per seed; `complete` is False when the
-    plan's time budget stopped training before `total_timesteps`.
+    plan's time budget stopped training before `total_timesteps`. The seeds run
+    as `purejaxppo train --seeds` runs them: groups of at most
+    `members_per_device` on `devices` devices, `rounds` programs per device per
+    chunk of `updates_per_call` updates: train's `default_chunk` (`train_chunk`),
+    or fewer in a budgeted mode when a call of it would take over half the
+    budget. `compile_s`
+    is init and chunk programs compiled in parallel threads (one total, as train
+    reports it; format 1's `init_compile_s` is gone).
     """
 
     name: str
@@ -40,6 +48,8 @@ class EnvResult:
     source: str
     seeds: int
     devices: int
+    members_per_device: int
+    rounds: int
     num_envs: int
     num_steps: int
     hidden_sizes: tuple[int, ...]
@@ -49,8 +59,8 @@ class EnvResult:
     env_steps: int
     complete: bool
     updates_per_call: int
+    train_chunk: int
     compile_s: float
-    init_compile_s: float
     train_s: float
     steps_per_s: float
     steps_per_s_best: float
@@ -78,6 +88,8 @@ class ScalingPoint:
       value: the swept value.
       members: population size (1 on the `num_envs` axis).
       devices: devices the population was spread over.
+      width: members per group (per device and call; train's grouping).
+      rounds: programs each device runs one after another per call.
       num_envs: envs per member.
       updates_per_call: updates in one timed call.
       calls: timed calls (after one warm-up).
@@ -95,6 +107,8 @@ class ScalingPoint:
     value: int
     members: int
     devices: int
+    width: int
+    rounds: int
     num_envs: int
     updates_per_call: int
     calls: int
@@ -108,8 +122,70 @@ class ScalingPoint:
 
 
 @dataclasses.dataclass(frozen=True)
+class ThroughputPoint:
+    """Timed calls of one compiled population of a fixed recipe (no learning figures).
+
+    Attributes:
+      name: `whole machine`, `per device` (the device split of the reference
+        recipe) or `compute-bound` (a wide network, arithmetic-dominated).
+      env_name, num_envs, num_steps, hidden_sizes, update_epochs, num_minibatches:
+        the recipe.
+      members: seeds.
+      members_per_device: the most members a device runs at once (train's default).
+      width: members per group; groups: groups of `width`.
+      devices: devices one call runs on.
+      rounds: programs each device runs one after another per call.
+      updates_per_call: updates of every member in one timed call.
+      calls: timed calls (after one warm-up).
+      compile_s: init and chunk programs, compiled in parallel threads.
+      compiled_here: False when the programs were compiled earlier in the run.
+      steps_per_s: median call rate, env steps of all members.
+      steps_per_s_best: fastest call.
+      steps_per_s_per_device: `steps_per_s / devices`.
+      call_rates: steps/s of every timed call.
+      flops_per_step: analytic network FLOPs per env step (`purejaxppo.bench.flops`).
+      gflops: `flops_per_step x steps_per_s`.
+      peak_gflops: the matmul peak `utilisation` divides by.
+      utilisation: `gflops / peak_gflops` (median call).
+      utilisation_best: the fastest call's share of the peak.
+    """
+
+    name: str
+    env_name: str
+    num_envs: int
+    num_steps: int
+    hidden_sizes: tuple[int, ...]
+    update_epochs: int
+    num_minibatches: int
+    members: int
+    members_per_device: int
+    width: int
+    groups: int
+    devices: int
+    rounds: int
+    updates_per_call: int
+    calls: int
+    compile_s: float
+    compiled_here: bool
+    steps_per_s: float
+    steps_per_s_best: float
+    steps_per_s_per_device: float
+    call_rates: tuple[float, ...]
+    flops_per_step: int
+    gflops: float
+    peak_gflops: float
+    utilisation: float
+    utilisation_best: float
+
+
+@dataclasses.dataclass(frozen=True)
 class BenchResult:
-    """One benchmark run: the machine, the plan and every measurement."""
+    """One benchmark run: the machine, the plan and every measurement.
+
+    `device_split` is the reference recipe with the plan's seeds over all devices
+    (`whole machine`) and on one device (`per device`); `compute` the
+    compute-bound points.
+    """
 
     plan: BenchPlan
     started: str
@@ -118,6 +194,8 @@ class BenchResult:
     versions: dict[str, str | None]
     matmul: MatmulPeak
     envs: tuple[EnvResult, ...]
+    device_split: tuple[ThroughputPoint, ...]
+    compute: tuple[ThroughputPoint, ...]
     scaling: tuple[ScalingPoint, ...]
     peers: tuple[Any, ...]
     reference: ReferenceFigures

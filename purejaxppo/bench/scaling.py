@@ -1,9 +1,12 @@
 """Throughput scaling of the reference recipe with `num_envs` and with the population size.
 
 The reference recipe is PureJaxRL's CartPole (`purejaxppo.bench.suite.reference_recipe`).
-Each point compiles (or reuses, `PopulationCache`) a population, makes one
-warm-up call, then times calls until the plan's `min_measure_s` (at least 2);
-it reports the median and the best call rate, all members together.
+Each point compiles (or reuses, `PopulationCache`) a population the way `purejaxppo
+train --seeds` does (train's grouping of members per device, rounds over the devices),
+with short calls (`chunk_updates`, about `plan.chunk_s` each) unless the same population
+was compiled earlier in the run (then its chunk size is kept); it makes one warm-up call,
+then times calls until the plan's `min_measure_s` (at least 2) and reports the median and
+the best call rate, all members together.
 """
 
 from __future__ import annotations
@@ -34,33 +37,24 @@ def measure_point(
     peak: MatmulPeak,
     cache: PopulationCache,
 ) -> ScalingPoint:
-    """Warm up once, then time calls until `plan.min_measure_s` (and >= 2 calls).
-
-    Members restart from `init` (untimed) before the learning-rate schedule
-    would run past `num_updates`.
-    """
+    """Warm up once, then time calls until `plan.min_measure_s` (and >= 2 calls)."""
     flops = count_flops(config, make_trainer(config).space)
     k = chunk_updates(config, members, flops.per_step, peak.best_gflops, plan.chunk_s)
-    pop, cached = cache.get(config, hparams, members, k)
-    done = k
-    pop.call()
-    times: list[float] = []
-    while len(times) < 2 or sum(times) < plan.min_measure_s:
-        if done + k > config.num_updates:
-            pop.reset()
-            done = 0
-        times.append(pop.call()[0])
-        done += k
-    rates = [pop.steps_per_call / t for t in times]
+    pop, cached = cache.get(config, hparams, members, k, any_chunk=True)
+    times = pop.time_calls(plan.min_measure_s)
+    rates = [pop.steps_per_call() / t for t in times]
     rate = statistics.median(rates)
     gflops = flops.per_step * rate / 1e9
+    layout = pop.layout
     return ScalingPoint(
         axis=axis,
         value=value,
         members=members,
-        devices=pop.devices,
+        devices=layout.devices,
+        width=layout.width,
+        rounds=layout.rounds,
         num_envs=config.num_envs,
-        updates_per_call=k,
+        updates_per_call=pop.updates_per_call,
         calls=len(times),
         compile_s=pop.compile_s,
         compiled_here=not cached,
@@ -88,7 +82,9 @@ def measure_scaling(
     for p in plan.population_points:
         point = measure_point("population", p, base, hp, p, plan, peak, cache)
         log(
-            f"scaling population={p}: {point.steps_per_s:,.0f} steps/s on {point.devices} device(s)"
+            f"scaling population={p}: {point.steps_per_s:,.0f} steps/s on "
+            f"{point.devices} device(s), groups of {point.width}, {point.rounds} round(s), "
+            f"{point.updates_per_call} updates per call"
         )
         points.append(point)
     return points

@@ -54,6 +54,29 @@ def reference_recipe() -> tuple[PPOConfig, HParams]:
     return PPOConfig(env_name=REFERENCE_ENV), HParams()
 
 
+# The compute-bound point: the reference env with wide layers and a wide batch, so
+# that the epochs' matmuls (minibatches of 2,048 x width x width) dominate the time.
+COMPUTE_NUM_ENVS = 256
+COMPUTE_NUM_STEPS = 32
+COMPUTE_UPDATES = 64  # updates in the config (the learning-rate schedule's length)
+
+
+def compute_recipe(width: int) -> tuple[PPOConfig, HParams]:
+    """The reference recipe with `width x width` layers, 256 envs x 32 steps (a batch of
+    8,192), 4 epochs x 4 minibatches of 2,048; one seed."""
+    batch = COMPUTE_NUM_ENVS * COMPUTE_NUM_STEPS
+    cfg = PPOConfig(
+        env_name=REFERENCE_ENV,
+        num_envs=COMPUTE_NUM_ENVS,
+        num_steps=COMPUTE_NUM_STEPS,
+        hidden_sizes=(width, width),
+        update_epochs=4,
+        num_minibatches=4,
+        total_timesteps=batch * COMPUTE_UPDATES,
+    )
+    return cfg, HParams()
+
+
 @dataclasses.dataclass(frozen=True)
 class BenchPlan:
     """How much a mode measures.
@@ -61,7 +84,8 @@ class BenchPlan:
     Attributes:
       mode: `quick`, `default` or `full`.
       envs: suite entries (env ids or config names), in order.
-      seeds: seeds per env, vmapped and sharded over all devices.
+      seeds: seeds per env, and of the reference recipe's whole-machine / per-device
+        figures; run as `purejaxppo train --seeds` runs them.
       env_budget_s: training wall time per env after compilation; `None` trains
         each config to its `total_timesteps` (runs cut by the budget are marked
         partial in the report).
@@ -69,6 +93,7 @@ class BenchPlan:
         of the time-to-threshold measurement).
       num_envs_points: `num_envs` values of the scaling sweep (reference recipe, 1 seed).
       population_points: population sizes of the scaling sweep (reference recipe).
+      compute_widths: hidden widths of the compute-bound points (`compute_recipe`).
       min_measure_s: least timed wall per scaling point (after one warm-up call).
       matmul_size: n of the `[n, n] @ [n, n]` peak measurement.
       matmul_s: least timed wall of the peak measurement.
@@ -82,6 +107,7 @@ class BenchPlan:
     chunk_s: float
     num_envs_points: tuple[int, ...]
     population_points: tuple[int, ...]
+    compute_widths: tuple[int, ...]
     min_measure_s: float
     matmul_size: int
     matmul_s: float
@@ -97,6 +123,7 @@ PLANS: dict[str, BenchPlan] = {
         chunk_s=0.25,
         num_envs_points=(4, 64),
         population_points=(1, 2),
+        compute_widths=(256,),
         min_measure_s=0.3,
         matmul_size=2048,
         matmul_s=0.5,
@@ -110,6 +137,7 @@ PLANS: dict[str, BenchPlan] = {
         chunk_s=0.25,
         num_envs_points=(4, 64, 512, 4096),
         population_points=(1, 8, 64, 256),
+        compute_widths=(256, 512),
         min_measure_s=1.0,
         matmul_size=2048,
         matmul_s=1.0,
@@ -123,6 +151,7 @@ PLANS: dict[str, BenchPlan] = {
         chunk_s=1.0,
         num_envs_points=(4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096),
         population_points=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+        compute_widths=(256, 512),
         min_measure_s=2.0,
         matmul_size=2048,
         matmul_s=3.0,
