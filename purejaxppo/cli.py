@@ -4,6 +4,7 @@
     purejaxppo sweep SWEEP.yaml ...      (purejaxppo.sweep.cli)
     purejaxppo bench ...                 (purejaxppo.bench.cli)
     purejaxppo rlhf RLHF.yaml ...        (purejaxppo.rlhf.cli)
+    purejaxppo plot RUN_OR_SWEEP... ...  (purejaxppo.sweep.compare)
 
 Every part registers its subcommands (`register(subparsers)`, setting `func`).
 User errors print one line on stderr and exit with status 2; see docs/cli.md.
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     from purejaxppo.rlhf import cli as rlhf_cli
     from purejaxppo.run import cli as run_cli
     from purejaxppo.sweep import cli as sweep_cli
+    from purejaxppo.sweep import compare as compare_cli
 
     parser = _Parser(
         prog="purejaxppo",
@@ -60,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep_cli.register(sub)
     bench_cli.register(sub)
     rlhf_cli.register(sub)
+    compare_cli.register(sub)
     return parser
 
 

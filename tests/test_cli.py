@@ -174,12 +174,13 @@ def test_resume_of_missing_or_corrupt_folder(tmp_path, capsys, monkeypatch):
 # --------------------------------------------------------------------------- one real run
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    """A finished 2-seed tiny run made by the CLI, with a fresh compilation cache."""
+    """A finished 2-seed tiny run made by the CLI, with a fresh compilation cache: one seed
+    per device (`--members-per-device 1`), each running the unvmapped trainer."""
     root = tmp_path_factory.mktemp("cli")
     cache = root / "jax-cache"
     config = write_config(root / "tiny.yaml")
     run_dir = root / "run"
-    args = ("train", config, "--seeds", "2", "--out", run_dir)
+    args = ("train", config, "--seeds", "2", "--members-per-device", "1", "--out", run_dir)
     proc = run_cli(*args, cwd=root, cache_dir=cache)
     assert proc.returncode == 0, proc.stderr
     return {"root": root, "cache": cache, "config": config, "run": run_dir, "proc": proc}
@@ -233,24 +234,20 @@ def test_train_writes_the_run_folder(tiny_run):
     assert updates[-1] == num_updates and len(updates) == 2  # the previous good one is kept
 
 
-def test_seeds_split_over_the_most_devices_that_divide_them():
-    from purejaxppo.run.compiled import seed_devices
-
-    assert [seed_devices(n, 2) for n in (1, 2, 3, 4, 8)] == [1, 2, 1, 2, 2]
-    assert [seed_devices(n, 4) for n in (2, 6, 8, 9)] == [2, 3, 4, 3]
-
-
 @pytest.mark.slow
 def test_two_seed_run_equals_single_runs(tiny_run):
-    """Each seed of a 2-seed CLI run (seeds split over 2 host devices, in chunks,
-    checkpointed) has the bits of `jax.jit(make_train(cfg))(key(seed), hparams)`."""
+    """Each seed of a 2-seed CLI run (one seed per device: `--members-per-device 1`, on 2
+    host devices, in chunks, checkpointed) has the bits of
+    `jax.jit(make_train(cfg))(key(seed), hparams)`."""
     import jax
 
     import purejaxppo as ppo
     from purejaxppo.run.checkpoint import Checkpointer
     from purejaxppo.run.compiled import seed_keys
 
-    assert "seeds split over 2 devices" in tiny_run["proc"].stdout
+    assert "2 seeds in 2 groups of 1 (--members-per-device 1) on 2 devices" in (
+        tiny_run["proc"].stdout
+    )
     rc = load_run_config(tiny_run["config"])
     train = jax.jit(ppo.make_train(rc.ppo))
     trainer = ppo.make_trainer(rc.ppo)
@@ -373,6 +370,8 @@ def test_overwrite_and_compilation_cache(tiny_run):
         tiny_run["config"],
         "--seeds",
         "2",
+        "--members-per-device",
+        "1",
         "--out",
         run_dir,
         "--overwrite",

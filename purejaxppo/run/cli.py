@@ -1,8 +1,9 @@
 """`purejaxppo train`, `eval` and `envs`: the command line of one training run (host side).
 
     purejaxppo train CONFIG [--set KEY=VALUE ...] [--seeds N] [--out DIR] [--overwrite]
+                            [--no-tensorboard] [--wandb PROJECT] [--gif]
     purejaxppo train --resume DIR
-    purejaxppo eval RUN_DIR [--episodes N] [--deterministic] [--seed S]
+    purejaxppo eval RUN_DIR [--episodes N] [--deterministic] [--seed S] [--gif OUT.gif]
     purejaxppo envs
 
 Bad input (missing or invalid config, unknown env, unusable --out/--resume
@@ -16,8 +17,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from purejaxppo.run.errors import UsageError
+
+if TYPE_CHECKING:
+    from purejaxppo.run.config import RunConfig
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
@@ -46,6 +51,7 @@ def _train(args: argparse.Namespace) -> int:
     _positive("--seeds", args.seeds)
     _positive("--chunk", args.chunk)
     _positive("--checkpoint-every", args.checkpoint_every)
+    _positive("--members-per-device", args.members_per_device)
     if args.config is None and args.resume is None:
         raise UsageError("train: expected a CONFIG file (or --resume DIR)")
     jaxcache.enable()  # before anything compiles
@@ -73,6 +79,7 @@ def _train(args: argparse.Namespace) -> int:
         run_dir = Path(args.out) if args.out else rundir.default_run_dir(rc.ppo.env_name)
         rundir.check_new_run_dir(run_dir, args.overwrite)
     trainer = make_run_trainer(rc, source)
+    _check_extras(args, rc)
     job = Job(
         rc=rc,
         trainer=trainer,
@@ -84,8 +91,29 @@ def _train(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
         progress_bar=False if args.no_bar else None,
         extends=extends,
+        members_per_device=args.members_per_device,
+        tensorboard=not args.no_tensorboard,
+        wandb_project=args.wandb,
     )
-    return run_job(job).exit_code
+    result = run_job(job)
+    if args.gif and result.status == "completed":
+        from purejaxppo.run.gif import write_policy_gif
+
+        print(write_policy_gif(run_dir), flush=True)
+    return result.exit_code
+
+
+def _check_extras(args: argparse.Namespace, rc: RunConfig) -> None:
+    """`--wandb` and `--gif` can be served (package installed, env drawable), before
+    anything is written."""
+    if args.wandb is not None:
+        from purejaxppo.run.wandb_log import check_wandb
+
+        check_wandb(args.wandb)
+    if args.gif:
+        from purejaxppo.run.gif import check_gif_env
+
+        check_gif_env(rc.ppo.env_name, rc.ppo.gru_size)
 
 
 # --------------------------------------------------------------------------- eval
@@ -103,6 +131,12 @@ def _eval(args: argparse.Namespace) -> int:
     if args.seed < 0:
         raise UsageError(f"--seed: expected a non-negative integer, got {args.seed}")
     jaxcache.enable()  # before anything compiles
+    if args.gif is not None:
+        from purejaxppo.run.gif import eval_gif
+
+        print(eval_gif(args.run_dir, args.gif, args.episodes or 1, args.seed, args.deterministic))
+        return 0
+    args.episodes = args.episodes or 10
     run = load_run(args.run_dir)
     trainer, state, seeds, rc, update = run.trainer, run.state, run.seeds, run.config, run.update
 
@@ -307,6 +341,32 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "10 per run); always at the end and when interrupted",
     )
     train.add_argument(
+        "--members-per-device",
+        type=int,
+        metavar="W",
+        help="seeds vmapped together on one device: the seeds run in balanced groups of at "
+        "most W, one group per device at a time (default: 4 on a CPU, 1024 on a GPU/TPU; on "
+        "--resume the run's own). The same W gives the same bits on any number of devices",
+    )
+    train.add_argument(
+        "--no-tensorboard",
+        action="store_true",
+        help="do not write TensorBoard event files (default: RUN/tensorboard/seed_<s>/, every "
+        "metric against env steps)",
+    )
+    train.add_argument(
+        "--wandb",
+        metavar="PROJECT",
+        help="also log the config and every metric to this Weights & Biases project (the "
+        "wandb extra; offline into RUN/wandb/ without a W&B login)",
+    )
+    train.add_argument(
+        "--gif",
+        action="store_true",
+        help="at the end of the run, draw an episode of the policy (first seed) into "
+        "RUN/policy.gif (gymnax's visualiser; classic control needs the gif extra)",
+    )
+    train.add_argument(
         "--no-bar",
         action="store_true",
         help="plain progress lines (at most one per 5%% of the run or 10 s) instead of a "
@@ -325,7 +385,16 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     )
     evaluate.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by train")
     evaluate.add_argument(
-        "--episodes", type=int, default=10, metavar="N", help="episodes per seed (default 10)"
+        "--episodes",
+        type=int,
+        metavar="N",
+        help="episodes per seed (default 10); with --gif, episodes drawn (default 1)",
+    )
+    evaluate.add_argument(
+        "--gif",
+        metavar="OUT.gif",
+        help="instead of the statistics, draw --episodes episodes of the first seed's policy "
+        "into this GIF (gymnax's visualiser; classic control needs the gif extra)",
     )
     evaluate.add_argument(
         "--deterministic",

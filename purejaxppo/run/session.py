@@ -15,6 +15,7 @@ from purejaxppo.run import rundir
 from purejaxppo.run.checkpoint import Checkpointer, CheckpointMeta
 from purejaxppo.run.config import RunConfig, run_config_to_dict
 from purejaxppo.run.progress import count
+from purejaxppo.run.sinks import metric_sinks
 from purejaxppo.train import METRIC_NAMES, Trainer, TrainState
 
 
@@ -34,6 +35,8 @@ class Job:
       progress_bar: True/False, or None for "on a terminal".
       extends: on a resume that extends the run to a larger `total_timesteps`, the old
         update count (config.yaml is rewritten with the new total before training).
+      members_per_device: seeds vmapped together on one device (None: the run's own on a
+        resume, else `purejaxppo.sharding.default_members_per_device("train")`).
     """
 
     rc: RunConfig
@@ -46,6 +49,9 @@ class Job:
     checkpoint_every: int | None = None
     progress_bar: bool | None = None
     extends: int | None = None
+    members_per_device: int | None = None
+    tensorboard: bool = True  # also TensorBoard event files (purejaxppo.run.tensorboard_log)
+    wandb_project: str | None = None  # also log to this W&B project (purejaxppo.run.wandb_log)
 
 
 class JobResult(NamedTuple):
@@ -66,13 +72,15 @@ class Session:
         self.num_updates = cfg.num_updates
         self.batch_size = cfg.batch_size
         self.checkpointer: Checkpointer | None = None
-        self.metrics = rundir.MetricsLog(job.run_dir / rundir.METRICS_FILE, METRIC_NAMES)
+        csv_log = rundir.MetricsLog(job.run_dir / rundir.METRICS_FILE, METRIC_NAMES)
+        self.metrics = metric_sinks(csv_log, job)  # metrics.csv, TensorBoard, W&B
         self.returns: list[np.ndarray] = []  # [S, K] chunks of every session (resume loads)
         self.train_time_s = 0.0  # all sessions, compilation excluded
         self.session_time_s = 0.0
         self.update = 0
         self.last_saved = -1
         self.chunk = 0
+        self.members_per_device = job.members_per_device  # None: the platform's default
         self.compile_time_s = 0.0
         self.cache_info = ""
         self.wall_start = time.perf_counter()
@@ -89,6 +97,7 @@ class Session:
             train_time_s=self.train_time_s,
             config=run_config_to_dict(self.job.rc),
             chunk=self.chunk,
+            members_per_device=self.members_per_device or 0,
         )
 
     def save(self, state: TrainState) -> None:
@@ -140,6 +149,7 @@ def finish_files(session: Session, status: str, wall_start: float) -> dict[str, 
     from purejaxppo.run.plots import plot_curve
 
     job = session.job
+    session.metrics.close()  # TensorBoard / W&B: the session's last rows are in
     columns = rundir.read_metrics(job.run_dir / rundir.METRICS_FILE)
     returns = rundir.metrics_matrix(columns, "episode_return", job.seeds)
     summary = summary_of(session, status, wall_start, returns)

@@ -1,6 +1,7 @@
 """`purejaxppo sweep SWEEP.yaml`: run a population, resumably, and report (host side).
 
-    purejaxppo sweep configs/sweeps/cartpole_lr.yaml [--out DIR] [--max-batch N]
+    purejaxppo sweep configs/sweeps/cartpole_lr.yaml [--out DIR] [--members-per-device W]
+        [--max-batch N]
         [--coordinator HOST:PORT --num-processes N --process-id I | --distributed]
 
 The output folder holds:
@@ -9,6 +10,10 @@ The output folder holds:
     SWEEP.yaml        a copy of the sweep file it holds
     chunks/gGG-cCCCC.npz   one per finished chunk (written atomically)
     results.csv summary.csv best.yaml curves.png sensitivity.png
+
+Each device trains a fixed number of members at once (`--members-per-device`,
+capped by `--max-batch` and by memory), never derived from the device count, so
+the results are the same bits on any number of devices or processes.
 
 Re-running the command trains only the members that no chunk file holds, so a
 killed sweep loses at most the chunk in flight, and more `seeds` train only the
@@ -32,7 +37,14 @@ import numpy as np
 from purejaxppo.run import jaxcache
 from purejaxppo.run.config import ConfigError
 from purejaxppo.run.progress import count
-from purejaxppo.sharding import DistributedArgs, barrier, initialize_distributed, population_mesh
+from purejaxppo.sharding import (
+    DistributedArgs,
+    barrier,
+    default_members_per_device,
+    initialize_distributed,
+    member_groups,
+    population_mesh,
+)
 from purejaxppo.sweep.population import Population, StaticGroup
 from purejaxppo.sweep.progress import ProgressBar
 from purejaxppo.sweep.report import format_top, write_report
@@ -41,7 +53,7 @@ from purejaxppo.sweep.runner import (
     DEFAULT_SEGMENT_UPDATES,
     GroupRunner,
     chunk_bounds,
-    plan_chunk_size,
+    plan_width,
 )
 from purejaxppo.sweep.spec import SweepSpec, load_sweep
 from purejaxppo.sweep.store import (
@@ -77,10 +89,19 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("sweep", help="SWEEP.yaml: base config, search space, seeds")
     p.add_argument("--out", default=None, help="output folder (default runs/sweeps/NAME)")
     p.add_argument(
+        "--members-per-device",
+        type=int,
+        default=None,
+        metavar="W",
+        help="members each device trains at once (the vmap width; default 16 on a CPU, 1024 "
+        "on a GPU/TPU). Members run in balanced groups of at most W, one group per device per "
+        "chunk; the same W gives the same bits on any number of devices or processes",
+    )
+    p.add_argument(
         "--max-batch",
         type=int,
         default=None,
-        help="members per chunk (one compiled shape; default: as many as fit in device memory)",
+        help="cap on the members per device (default: as many as fit in device memory)",
     )
     p.add_argument(
         "--segment-updates",
@@ -90,6 +111,11 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--top", type=int, default=5, help="sets to print and plot (default 5)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--no-tensorboard",
+        action="store_true",
+        help="no TensorBoard files (default: OUT/tensorboard/, one folder per set, seed means)",
+    )
     g = p.add_argument_group("several processes (hosts); see docs/sweeps.md")
     g.add_argument("--coordinator", default=None, help="HOST:PORT of process 0")
     g.add_argument("--num-processes", type=int, default=None, help="processes in the run")
@@ -141,15 +167,17 @@ class _Sweep:
       args: the command line.
       population: the members; groups: their static groups.
       out: the output folder; manifest: its `sweep.json` record (updated as
-        chunk sizes are fixed).
-      max_batch, segment: the chunk size limit (None: fit to memory) and the
-        updates per device call, as given or recorded.
+        group widths are fixed).
+      max_batch, segment: the cap on the members per device (None: fit to memory)
+        and the updates per device call, as given or recorded.
       pid, nproc: this process and the number of processes.
       mesh: the device mesh of the population axis.
       stream: where process 0 prints.
-      sizes: group index (str) -> chunk size, as recorded in the manifest.
+      width: the members per device asked for (`--members-per-device`, recorded).
+      widths: group index (str) -> its balanced members per device, as recorded in
+        the manifest (so a rerun keeps the per-device program).
       folder: the members that chunk files already hold, what each group has left.
-      planned: group index -> chunk size expected before planning (progress total).
+      planned: group index -> members per device expected before planning (progress total).
     """
 
     args: argparse.Namespace
@@ -163,20 +191,31 @@ class _Sweep:
     mesh: Any
     stream: TextIO
     groups: tuple[StaticGroup, ...] = dataclasses.field(init=False)
-    sizes: dict[str, int] = dataclasses.field(init=False)
+    width: int = dataclasses.field(init=False)
+    widths: dict[str, int] = dataclasses.field(init=False)
     folder: FolderState = dataclasses.field(init=False)
     planned: dict[int, int] = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
         self.groups = self.population.groups()
-        # chunk size per group: recorded in the manifest so reruns keep the layout
-        self.sizes = dict(self.manifest.get("chunk_sizes", {}))
+        self.width = int(self.manifest["members_per_device"])
+        cap = min(self.width, self.max_batch or self.width)
+        # members per device of each group: recorded in the manifest so reruns keep it
+        self.widths = dict(self.manifest.get("widths", {}))
         self.folder = scan_folder(self.out, self.population, self.groups)
         left = {g: len(members) for g, members in self.folder.pending.items()}
         self.planned = {
-            g: self.sizes.get(str(g)) or max(1, min(n, self.max_batch or n))
-            for g, n in left.items()
+            g: self.widths.get(str(g)) or member_groups(max(1, n), cap)[1] for g, n in left.items()
         }
+
+    def group_mesh(self, g: int) -> Any:
+        """The mesh group `g` runs on: every device, or in one process no more devices than
+        it has groups of members (the others would only run padding)."""
+        n = len(self.folder.pending[g])
+        groups = member_groups(max(1, n), self.widths.get(str(g)) or self.planned[g])[0]
+        if self.nproc > 1 or groups >= self.mesh.devices.size:
+            return self.mesh
+        return population_mesh(list(self.mesh.devices.flat)[:groups])
 
     @property
     def lead(self) -> bool:
@@ -200,7 +239,10 @@ def _run(args: argparse.Namespace, out_stream: TextIO, err_stream: TextIO) -> in
     _start_processes(args)
     spec, population = _load(args)
     out, old, max_batch, segment = _open_folder(args, spec)
-    manifest = manifest_for(spec.to_dict(), max_batch, segment, old)
+    width = args.members_per_device or (old or {}).get("members_per_device")
+    manifest = manifest_for(
+        spec.to_dict(), max_batch, segment, old, width or default_members_per_device("sweep")
+    )
     jaxcache.enable()
     pid, nproc = jax.process_index(), jax.process_count()
     if pid == 0:
@@ -219,8 +261,9 @@ def _run(args: argparse.Namespace, out_stream: TextIO, err_stream: TextIO) -> in
 
 
 def _check_flags(args: argparse.Namespace) -> None:
-    """`--max-batch`, `--segment-updates` and `--top` are positive when given."""
-    for name in ("max_batch", "segment_updates", "top"):
+    """`--members-per-device`, `--max-batch`, `--segment-updates` and `--top` are positive
+    when given."""
+    for name in ("members_per_device", "max_batch", "segment_updates", "top"):
         value = getattr(args, name)
         if value is not None and value < 1:
             flag = "--" + name.replace("_", "-")
@@ -261,7 +304,11 @@ def _open_folder(
         raise SweepError(f"--out {out}: exists and is not a folder")
     old = check_manifest(out / MANIFEST, spec.to_dict())
     if old is not None:
-        for name, flag in (("max_batch", "--max-batch"), ("segment_updates", "--segment-updates")):
+        for name, flag in (
+            ("members_per_device", "--members-per-device"),
+            ("max_batch", "--max-batch"),
+            ("segment_updates", "--segment-updates"),
+        ):
             given = getattr(args, name)
             if given is not None and old.get(name) is not None and given != old[name]:
                 raise SweepError(
@@ -301,9 +348,7 @@ def _announce(s: _Sweep, old: dict[str, Any] | None) -> None:
 def _progress_bar(s: _Sweep, err_stream: TextIO) -> ProgressBar:
     """The progress bar over all planned chunks, counting those already on disk."""
     done = s.folder.done_chunks
-    total_chunks = done + sum(
-        len(chunk_bounds(len(members), s.planned[g])) for g, members in s.folder.pending.items()
-    )
+    total_chunks = done + sum(_chunk_count(s, g) for g in s.folder.pending)
     bar = ProgressBar(
         s.population.size, total_chunks, err_stream, s.lead and not s.args.no_progress
     )
@@ -322,18 +367,18 @@ def _run_group(s: _Sweep, g: StaticGroup, bar: ProgressBar) -> None:
         s.say(f"{label}: all {count(len(g.members), 'member')} done")
         return
     runner = None
-    if str(g.index) not in s.sizes:
-        runner = _fix_chunk_size(s, g, bar)
-    size = s.sizes[str(g.index)]
-    bounds = chunk_bounds(len(pending), size)
+    if str(g.index) not in s.widths:
+        runner = _fix_width(s, g, bar)
+    width = s.widths[str(g.index)]
     if runner is None:
-        runner = GroupRunner(g.config, size, s.mesh, s.segment)
+        runner = GroupRunner(g.config, width, s.group_mesh(g.index), s.segment)
+    bounds = chunk_bounds(len(pending), runner.chunk_size)
     compile_s = runner.compile()
     bar.exclude(compile_s)
     done = len(g.members) - len(pending)
     s.say(
-        f"{label}: {count(len(pending), 'member')} in {count(len(bounds), 'chunk')} of {size} "
-        f"({runner.padded // s.mesh.devices.size} per device), "
+        f"{label}: {count(len(pending), 'member')} in {count(len(bounds), 'chunk')} of "
+        f"{runner.chunk_size} ({width} per device), "
         f"{g.config.num_updates} updates each" + (f" ({done} already done)" if done else "")
         + f"; compiled once in {compile_s:.1f}s"
     )  # fmt: skip
@@ -342,26 +387,41 @@ def _run_group(s: _Sweep, g: StaticGroup, bar: ProgressBar) -> None:
         _train_chunk(s, g, first + i, pending[lo:hi], runner, compile_s, bar, label)
 
 
-def _fix_chunk_size(s: _Sweep, g: StaticGroup, bar: ProgressBar) -> GroupRunner | None:
-    """Choose a group's chunk size (the same in every process) and record it in the manifest.
+def _chunk_count(s: _Sweep, g: int) -> int:
+    """Chunks group `g`'s pending members take at its (planned) width: one group per device
+    of its mesh per chunk."""
+    n = len(s.folder.pending[g])
+    if not n:
+        return 0
+    groups = member_groups(n, s.widths.get(str(g)) or s.planned[g])[0]
+    return -(-groups // s.group_mesh(g).devices.size)
 
-    Returns the runner compiled while planning, if it has that size.
+
+def _fix_width(s: _Sweep, g: StaticGroup, bar: ProgressBar) -> GroupRunner | None:
+    """Choose a group's members per device (the same in every process) and record it in
+    the manifest: the balanced width of `--members-per-device` capped by `--max-batch`,
+    or, without `--max-batch`, by what fits in one device's memory.
+
+    Returns the runner compiled while planning, if it has that width.
     """
     runner = None
+    before = _chunk_count(s, g.index)
     left = len(s.folder.pending[g.index])
     if s.max_batch is None:
-        size, runner = plan_chunk_size(g.config, left, s.segment, s.mesh)
+        width, runner = plan_width(g.config, left, s.width, s.segment, s.group_mesh(g.index))
         if s.nproc > 1:  # every process must use the same layout
             from jax.experimental import multihost_utils
 
-            size = int(multihost_utils.broadcast_one_to_all(np.int32(size)))
-            if runner.chunk_size != size:
+            width = int(multihost_utils.broadcast_one_to_all(np.int32(width)))
+            if runner.width != width:
                 runner = None
     else:
-        size = s.planned[g.index]
-    s.sizes[str(g.index)] = size
-    bar.total_chunks += len(chunk_bounds(left, size)) - len(chunk_bounds(left, s.planned[g.index]))
-    s.manifest["chunk_sizes"] = s.sizes
+        width = s.planned[g.index]
+    s.widths[str(g.index)] = width
+    if runner is not None and runner.mesh.devices.size != s.group_mesh(g.index).devices.size:
+        runner = None  # a narrower width than planned: more groups, more devices
+    bar.total_chunks += _chunk_count(s, g.index) - before
+    s.manifest["widths"] = s.widths
     s.save_manifest()
     return runner
 
@@ -402,6 +462,10 @@ def _report(s: _Sweep) -> None:
     results, curves = collect_results(s.out, s.population)
     summary = summarize(results, s.population)
     files = write_report(s.out, s.population, results, summary, curves)
+    if not getattr(s.args, "no_tensorboard", False):
+        from purejaxppo.sweep.tensorboard_sets import write_sweep_tensorboard
+
+        files.append(write_sweep_tensorboard(s.out, s.population))
     s.say(format_top(summary, s.population, s.args.top))
     s.say("wrote " + ", ".join(str(f) for f in files))
 

@@ -1,0 +1,237 @@
+"""`purejaxppo plot RUN_OR_SWEEP... --out cmp.png`: learning curves of runs and sweeps, overlaid.
+
+    purejaxppo plot runs/a runs/b runs/sweeps/lr --out cmp.png [--metric NAME] [--x steps|time]
+
+One line per run folder (labelled by its folder name) and one per hyperparameter set of a
+sweep folder (labelled `SWEEP: <set label>`): the mean over seeds of a per-update metric
+with its 95% confidence interval (Student t, n - 1 degrees of freedom over the seeds that
+have a value; no band with one seed), after a trailing moving average over 2% of the
+updates. x is env steps per seed, or with `--x time` training time in seconds:
+`metrics.csv`'s `wall_time_s` (compilation excluded; recorded per chunk and spread evenly
+over the chunk's updates) for a run, the wall time of the chunk that trained a member
+(spread evenly over its updates) for a sweep. The figure is written atomically (host side).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import tempfile
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from purejaxppo.run.errors import UsageError
+from purejaxppo.run.plots import smooth
+from purejaxppo.run.progress import count
+from purejaxppo.run.rundir import METRICS_FILE, SWEEP_MANIFEST, read_metrics
+from purejaxppo.state import METRIC_NAMES
+
+SMOOTH_FRACTION = 0.02
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
+
+
+@dataclasses.dataclass(frozen=True)
+class Curve:
+    """One line of the figure: `x`, `mean`, `low`, `high` `[U]` over `seeds` seeds."""
+
+    label: str
+    x: np.ndarray
+    mean: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    seeds: int
+
+
+def mean_ci(rows: np.ndarray, window: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`(mean, low, high)` `[U]` of `[S, U]` per-seed values after a trailing moving average
+    over `window` updates: the mean over the seeds with a finite value and its 95% CI
+    (t quantile; `low = high = mean` where fewer than two seeds have one)."""
+    from scipy import stats
+
+    rows = smooth(np.asarray(rows, np.float64), window)
+    finite = np.isfinite(rows)
+    n = finite.sum(axis=0)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(rows, axis=0)
+        sd = np.nanstd(rows, axis=0, ddof=1)
+        half = stats.t.ppf(0.975, np.maximum(n - 1, 1)) * sd / np.sqrt(n)
+    half = np.where(n >= 2, half, 0.0)
+    return mean, mean - half, mean + half
+
+
+def _spread_in_chunks(chunk_end: np.ndarray) -> np.ndarray:
+    """Per-update times from chunk-end times `[U]` (equal within a chunk): each chunk's
+    time spread evenly over its updates, from the previous chunk's end."""
+    out = np.asarray(chunk_end, np.float64).copy()
+    start, prev = 0, 0.0
+    for i in range(1, len(out) + 1):
+        if i == len(out) or chunk_end[i] != chunk_end[start]:
+            k = i - start
+            out[start:i] = prev + (chunk_end[start] - prev) * np.arange(1, k + 1) / k
+            prev, start = float(chunk_end[start]), i
+    return out
+
+
+def _window(num_updates: int) -> int:
+    return max(1, int(num_updates * SMOOTH_FRACTION))
+
+
+def _run_curve(folder: Path, metric: str, x_axis: str) -> Curve:
+    """The line of a run folder, from its `metrics.csv`."""
+    columns = read_metrics(folder / METRICS_FILE)
+    if metric not in columns:
+        raise UsageError(f"{folder}: {METRICS_FILE} has no column {metric}")
+    if x_axis == "time" and "wall_time_s" not in columns:
+        raise UsageError(f"--x time: {folder / METRICS_FILE} records no wall_time_s")
+    seeds = sorted({int(s) for s in columns["seed"]})
+    if not seeds:
+        raise UsageError(f"{folder}: {METRICS_FILE} holds no rows yet")
+    per_seed = []
+    for seed in seeds:
+        mask = columns["seed"] == seed
+        order = np.argsort(columns["update"][mask], kind="stable")
+        per_seed.append({k: v[mask][order] for k, v in columns.items()})
+    length = min(len(p["update"]) for p in per_seed)  # a seed cut short by a NaN stop
+    rows = np.stack([p[metric][:length] for p in per_seed])
+    first = per_seed[0]
+    if x_axis == "time":
+        x = _spread_in_chunks(first["wall_time_s"][:length])
+    else:
+        x = first["env_steps"][:length].astype(np.float64)
+    mean, low, high = mean_ci(rows, _window(length))
+    return Curve(folder.name, x, mean, low, high, len(seeds))
+
+
+def _sweep_curves(folder: Path, metric: str, x_axis: str, prefix: bool) -> list[Curve]:
+    """One line per hyperparameter set of a sweep folder, from its chunk files."""
+    from purejaxppo.sweep.curves import folder_population, set_curves
+
+    try:
+        sets = set_curves(folder, folder_population(folder))
+    except ValueError as err:
+        raise UsageError(str(err).splitlines()[0]) from None
+    if not sets:
+        raise UsageError(f"{folder}: a sweep folder with no finished chunk yet")
+    curves = []
+    for s in sets:
+        if metric not in s.metrics:
+            raise UsageError(f"{folder}: its chunk files hold no metric {metric}")
+        rows = s.metrics[metric]
+        num = rows.shape[1]
+        if x_axis == "time":
+            if not np.isfinite(s.run_s).all():
+                raise UsageError(f"--x time: {folder}: its chunk files record no wall time")
+            x = float(np.mean(s.run_s)) * np.arange(1, num + 1) / num
+        else:
+            x = s.env_steps.astype(np.float64)
+        mean, low, high = mean_ci(rows, _window(num))
+        label = f"{folder.name}: {s.label}" if prefix else s.label
+        curves.append(Curve(label, x, mean, low, high, len(s.seeds)))
+    return curves
+
+
+def load_curves(paths: Sequence[str | Path], metric: str, x_axis: str = "steps") -> list[Curve]:
+    """The lines for run and sweep folders; `UsageError` (one line) for anything else."""
+    if metric not in METRIC_NAMES:
+        raise UsageError(
+            f"--metric {metric}: unknown metric; expected one of {', '.join(METRIC_NAMES)}"
+        )
+    curves: list[Curve] = []
+    for given in paths:
+        folder = Path(given)
+        if not folder.exists():
+            raise UsageError(f"{folder}: no such run or sweep folder")
+        if (folder / SWEEP_MANIFEST).is_file():
+            curves += _sweep_curves(folder, metric, x_axis, prefix=len(paths) > 1)
+        elif (folder / METRICS_FILE).is_file():
+            curves.append(_run_curve(folder, metric, x_axis))
+        else:
+            raise UsageError(
+                f"{folder}: not a run folder (no {METRICS_FILE}) or a sweep output folder "
+                f"(no {SWEEP_MANIFEST})"
+            )
+    return curves
+
+
+def check_out(out: str | Path) -> Path:
+    """`--out`: a .png/.pdf/.svg file name in an existing folder (`UsageError` otherwise)."""
+    path = Path(out)
+    if path.suffix.lower() not in FIGURE_SUFFIXES:
+        raise UsageError(
+            f"--out {path}: expected a file name ending in {', '.join(FIGURE_SUFFIXES)}"
+        )
+    if path.is_dir():
+        raise UsageError(f"--out {path}: is a folder; expected a figure file name")
+    if not path.parent.is_dir():
+        raise UsageError(f"--out {path}: no such folder {path.parent}")
+    return path
+
+
+def plot_curves(curves: Sequence[Curve], path: Path, metric: str, x_axis: str) -> None:
+    """Draw the lines with their bands into `path` (temporary file, then rename)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 5), dpi=110)
+    ax = fig.add_subplot()
+    for c in curves:
+        (line,) = ax.plot(c.x, c.mean, linewidth=1.6, label=f"{c.label} ({count(c.seeds, 'seed')})")
+        if c.seeds > 1:
+            ax.fill_between(c.x, c.low, c.high, color=line.get_color(), alpha=0.2, linewidth=0)
+    ax.set_xlabel("env steps per seed" if x_axis == "steps" else "training time (s)")
+    ax.set_ylabel(metric)
+    ax.set_title(
+        f"{metric}: mean ± 95% CI over seeds (moving average over "
+        f"{SMOOTH_FRACTION:.0%} of the updates)",
+        fontsize=10,
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        fig.savefig(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _plot(args: argparse.Namespace) -> int:
+    path = check_out(args.out)
+    curves = load_curves(args.folders, args.metric, args.x)
+    plot_curves(curves, path, args.metric, args.x)
+    shown = ", ".join(f"{c.label} ({count(c.seeds, 'seed')})" for c in curves)
+    print(f"wrote {path}: {args.metric} against {args.x}, {count(len(curves), 'line')}: {shown}")
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add the `plot` subcommand to the `purejaxppo` parser."""
+    p = sub.add_parser(
+        "plot",
+        help="overlay the learning curves of runs and sweeps (mean ± 95%% CI over seeds)",
+        description=(__doc__ or "").split("\n\n")[0] + "\n\n" + (__doc__ or "").split("\n\n")[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("folders", nargs="+", metavar="RUN_OR_SWEEP", help="run or sweep output folders")
+    p.add_argument("--out", required=True, metavar="FILE", help="the figure (.png, .pdf or .svg)")
+    p.add_argument(
+        "--metric",
+        default="episode_return",
+        help=f"a per-update metric (default episode_return; any of {', '.join(METRIC_NAMES)})",
+    )
+    p.add_argument(
+        "--x",
+        choices=("steps", "time"),
+        default="steps",
+        help="x axis: env steps per seed (default) or training time in seconds",
+    )
+    p.set_defaults(func=_plot)

@@ -1,0 +1,174 @@
+"""`purejaxppo plot`: mean ± 95% CI over seeds of runs and sweep sets, against env steps or
+training time; bad folders, metrics and --out paths are one-line errors (exit 2). Run and
+sweep folders are made here from synthetic metrics (no training)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+from scipy import stats
+
+from purejaxppo import cli
+from purejaxppo.run import rundir
+from purejaxppo.sweep import compare
+from purejaxppo.sweep.spec import sweep_from_dict
+from purejaxppo.sweep.store import chunk_path, manifest_for, write_chunk, write_manifest
+from purejaxppo.train import METRIC_NAMES
+
+SEEDS, UPDATES, BATCH = (0, 1, 2), 100, 32
+
+
+def fake_run(folder: Path, rng: np.random.Generator, offset: float = 0.0) -> dict:
+    """A run folder with metrics.csv: 3 seeds, 100 updates in 4 chunks of 25."""
+    folder.mkdir()
+    (folder / rundir.CONFIG_FILE).write_text("# fake\n")
+    log = rundir.MetricsLog(folder / rundir.METRICS_FILE, METRIC_NAMES)
+    log.start()
+    data = {
+        n: rng.normal(offset, 1.0, (len(SEEDS), UPDATES)).astype(np.float32) for n in METRIC_NAMES
+    }
+    data["episode_return"][1, 7] = np.nan  # no episode ended for seed 1 at update 8
+    for c in range(4):
+        chunk = {n: v[:, 25 * c : 25 * (c + 1)] for n, v in data.items()}
+        log.append(25 * c + 1, SEEDS, BATCH, 10.0 * (c + 1), chunk)
+    return data
+
+
+def fake_sweep(folder: Path, rng: np.random.Generator) -> dict:
+    """A sweep folder: 2 learning rates x 2 seeds, one chunk file, run_s 8.0."""
+    doc = {
+        "ppo": {"env_name": "CartPole-v1", "num_envs": 2, "num_steps": 16, "total_timesteps": 640,
+                "update_epochs": 1, "num_minibatches": 2},
+        "seeds": 2,
+        "grid": {"hparams.learning_rate": [1.0e-3, 3.0e-3]},
+    }  # fmt: skip
+    spec = sweep_from_dict(doc)
+    folder.mkdir()
+    write_manifest(folder, manifest_for(spec.to_dict(), None, 32))
+    (folder / "chunks").mkdir()
+    ids = np.array([[s, seed] for s in (0, 1) for seed in (0, 1)])
+    metrics = {n: rng.normal(size=(4, 20)).astype(np.float32) for n in METRIC_NAMES}
+    write_chunk(chunk_path(folder, 0, 0), ids, metrics, run_s=8.0, compile_s=1.0, devices=1)
+    return metrics
+
+
+def test_mean_ci_is_the_t_interval():
+    rng = np.random.default_rng(1)
+    rows = rng.normal(size=(4, 30))
+    rows[2, 5] = np.nan
+    mean, low, high = compare.mean_ci(rows)  # window 1: no smoothing
+    for u in (0, 5, 29):
+        vals = rows[:, u][np.isfinite(rows[:, u])]
+        half = stats.t.ppf(0.975, len(vals) - 1) * vals.std(ddof=1) / np.sqrt(len(vals))
+        np.testing.assert_allclose(
+            [mean[u], low[u], high[u]], [vals.mean(), vals.mean() - half, vals.mean() + half]
+        )
+    one = compare.mean_ci(rows[:1])
+    np.testing.assert_array_equal(one[1], one[0])  # one seed: no band
+
+
+def test_time_is_spread_within_chunks():
+    ends = np.array([2.0, 2.0, 5.0, 5.0, 5.0])
+    np.testing.assert_allclose(compare._spread_in_chunks(ends), [1.0, 2.0, 3.0, 4.0, 5.0])
+
+
+def test_curves_of_runs_and_sweeps(tmp_path):
+    rng = np.random.default_rng(0)
+    data = fake_run(tmp_path / "a", rng)
+    fake_run(tmp_path / "b", rng, offset=3.0)
+    sweep = fake_sweep(tmp_path / "sw", rng)
+    curves = compare.load_curves([tmp_path / "a", tmp_path / "b", tmp_path / "sw"], "entropy")
+    assert [c.label for c in curves] == [
+        "a",
+        "b",
+        "sw: learning_rate=0.001",
+        "sw: learning_rate=0.003",
+    ]
+    a = curves[0]
+    np.testing.assert_array_equal(a.x, (np.arange(UPDATES) + 1) * BATCH)
+    mean, low, high = compare.mean_ci(data["entropy"], window=2)  # 2% of 100 updates
+    np.testing.assert_allclose(a.mean, mean)
+    np.testing.assert_allclose(a.low, low)
+    np.testing.assert_allclose(a.high, high)
+    assert a.seeds == 3
+    s1 = curves[3]
+    np.testing.assert_array_equal(s1.x, (np.arange(20) + 1) * 32)
+    np.testing.assert_allclose(s1.mean, compare.mean_ci(sweep["entropy"][2:], 1)[0])
+
+    timed = compare.load_curves([tmp_path / "a", tmp_path / "sw"], "episode_return", "time")
+    np.testing.assert_allclose(timed[0].x[[0, 24, 25, 99]], [0.4, 10.0, 10.4, 40.0])
+    np.testing.assert_allclose(timed[1].x[[0, 19]], [0.4, 8.0])  # run_s spread over updates
+
+
+def test_plot_command_writes_the_figure(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    fake_run(tmp_path / "a", rng)
+    fake_sweep(tmp_path / "sw", rng)
+    out = tmp_path / "cmp.png"
+    status = cli.main(
+        ["plot", str(tmp_path / "a"), str(tmp_path / "sw"), "--out", str(out), "--x", "time"]
+    )
+    assert status == 0
+    assert "3 lines: a (3 seeds), sw: learning_rate=0.001 (2 seeds)" in capsys.readouterr().out
+    with Image.open(out) as im:
+        assert im.format == "PNG" and im.size == (880, 550)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "cmp.png", "sw"]  # no temp file
+
+
+@pytest.mark.parametrize(
+    ("make", "args", "fragment"),
+    [
+        (None, ["{t}/nope", "--out", "{t}/c.png"], "nope: no such run or sweep folder"),
+        ("empty", ["{t}/empty", "--out", "{t}/c.png"], "empty: not a run folder (no metrics.csv)"),
+        ("run", ["{t}/run", "--out", "{t}/c.txt"], "c.txt: expected a file name ending in"),
+        ("run", ["{t}/run", "--out", "{t}/no/c.png"], "--out {t}/no/c.png: no such folder"),
+        ("run", ["{t}/run", "--out", "{t}/c.png", "--metric", "reward"], "reward: unknown"),
+        ("nochunks", ["{t}/nochunks", "--out", "{t}/c.png"], "no finished chunk yet"),
+        ("notime", ["{t}/notime", "--out", "{t}/c.png", "--x", "time"], "records no wall_time_s"),
+        ("run", ["{t}/run", "--out", "{t}/c.png", "--x", "wall"], "invalid choice: 'wall'"),
+    ],
+)  # fmt: skip
+def test_bad_input_is_one_line(tmp_path, capsys, make, args, fragment):
+    rng = np.random.default_rng(0)
+    if make == "empty":
+        (tmp_path / "empty").mkdir()
+    elif make == "run":
+        fake_run(tmp_path / "run", rng)
+    elif make == "nochunks":
+        fake_sweep(tmp_path / "nochunks", rng)
+        for f in (tmp_path / "nochunks" / "chunks").iterdir():
+            f.unlink()
+    elif make == "notime":
+        fake_run(tmp_path / "notime", rng)
+        path = tmp_path / "notime" / rundir.METRICS_FILE
+        lines = [
+            ",".join(c for i, c in enumerate(line.split(",")) if i != 3)
+            for line in path.read_text().splitlines()
+        ]
+        path.write_text("\n".join(lines) + "\n")
+    argv = ["plot", *(a.format(t=tmp_path) for a in args)]
+    capsys.readouterr()
+    try:
+        status = cli.main(argv)
+    except SystemExit as exit_:  # argparse's own errors
+        status = exit_.code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1, err
+    assert fragment.format(t=tmp_path) in err[0], err[0]
+    assert not (tmp_path / "c.png").exists()
+
+
+def test_sweep_population_comes_from_the_folder(tmp_path):
+    from purejaxppo.sweep.curves import folder_population
+
+    fake_sweep(tmp_path / "sw", np.random.default_rng(0))
+    population = folder_population(tmp_path / "sw")
+    assert [s.label() for s in population.sets] == ["learning_rate=0.001", "learning_rate=0.003"]
+    assert population.seeds == (0, 1)
+    record = json.loads((tmp_path / "sw" / "sweep.json").read_text())
+    assert yaml.safe_load(yaml.safe_dump(record["spec"]))["seeds"] == 2
