@@ -145,8 +145,21 @@ class DiagGaussian:
 
 Distribution = Categorical | DiagGaussian
 
+
+def tanh(x: jax.Array) -> jax.Array:
+    """tanh as `2 sigmoid(2x) - 1` (the same function; within 1.8e-7 of float64 tanh over
+    [-20, 20], where XLA's own float32 tanh is within 2.5e-7).
+
+    On XLA:CPU `jnp.tanh` costs ~1.5-2 ns per element and the logistic ~0.75 ns, and the
+    hidden layers' tanh is ~10% of a PPO update: 1.12x median steps/s on the reference recipe
+    (8 seeds on one device, interleaved A/B; docs/benchmark.md). Its gradient,
+    `4 s (1 - s)`, equals `1 - tanh^2`.
+    """
+    return 2.0 * jax.nn.sigmoid(2.0 * x) - 1.0
+
+
 _ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
-    "tanh": jnp.tanh,
+    "tanh": tanh,
     "relu": nn.relu,
     "gelu": nn.gelu,
     "silu": nn.silu,
