@@ -34,6 +34,17 @@ random:
   seed: 1
   hparams.ent_coef: {log_uniform: [1.0e-4, 0.1]}
 """
+# 10 updates of 4 envs x 16 steps: compiling dominates (a few seconds), training is instant.
+TINY_PPO = """\
+ppo:
+  env_name: CartPole-v1
+  num_envs: 4
+  num_steps: 16
+  total_timesteps: 640
+  num_minibatches: 1
+  update_epochs: 1
+  hidden_sizes: [16]
+"""
 SEGMENT = ["--segment-updates", "100"]
 TIMEOUT_S = 240
 

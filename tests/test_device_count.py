@@ -19,7 +19,7 @@ from pathlib import Path
 
 import jax
 import pytest
-from sweep_testing import cli_env, results_without
+from sweep_testing import TINY_PPO, cli_env, results_without
 
 from purejaxppo import cli
 from purejaxppo.sharding import default_members_per_device, member_groups, round_rows
@@ -27,19 +27,7 @@ from purejaxppo.sweep import store as sweep_store
 
 TIMEOUT_S = 240
 
-# 10 updates of 4 envs x 16 steps: compiling dominates (a few seconds), training is instant.
-TINY = """\
-ppo:
-  env_name: CartPole-v1
-  num_envs: 4
-  num_steps: 16
-  total_timesteps: 640
-  num_minibatches: 1
-  update_epochs: 1
-  hidden_sizes: [16]
-hparams: {learning_rate: 1.0e-3}
-seed: 0
-"""
+TINY = TINY_PPO + "hparams: {learning_rate: 1.0e-3}\nseed: 0\n"
 TINY_SWEEP = TINY + "seeds: 2\ngrid:\n  hparams.learning_rate: [1.0e-3, 3.0e-3]\n"
 # 18 members: more than the CPU sweep default of 16 per device, so 2 groups of 9
 WIDE_SWEEP = TINY + "seeds: 9\ngrid:\n  hparams.learning_rate: [1.0e-3, 3.0e-3]\n"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sweep_testing import TINY_PPO
 
 import purejaxppo as ppo
 from purejaxppo import sweep as sw
@@ -21,17 +22,6 @@ from purejaxppo.sweep import cli as sweep_cli
 from purejaxppo.sweep import progress as sw_progress
 from purejaxppo.sweep import report as sweep_report
 from purejaxppo.sweep import store as sweep_store
-
-TINY_PPO = """\
-ppo:
-  env_name: CartPole-v1
-  num_envs: 4
-  num_steps: 16
-  total_timesteps: 640
-  num_minibatches: 1
-  update_epochs: 1
-  hidden_sizes: [16]
-"""
 
 
 def write(tmp_path: Path, text: str, name: str = "sweep.yaml") -> Path:

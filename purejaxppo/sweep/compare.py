@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
-import tempfile
+import io
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,6 +29,7 @@ from purejaxppo.run.plots import smooth
 from purejaxppo.run.progress import count
 from purejaxppo.run.rundir import METRICS_FILE, SWEEP_MANIFEST, read_metrics
 from purejaxppo.state import METRIC_NAMES
+from purejaxppo.sweep.report import atomic_write_bytes
 
 SMOOTH_FRACTION = 0.02
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
@@ -193,15 +193,9 @@ def plot_curves(curves: Sequence[Curve], path: Path, metric: str, x_axis: str) -
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        fig.savefig(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buf = io.BytesIO()
+    fig.savefig(buf, format=path.suffix.lstrip(".").lower())
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _plot(args: argparse.Namespace) -> int:
