@@ -246,8 +246,6 @@ class Trainer:
         grad_fn = jax.grad(self.loss, has_aux=True)
         grads, metrics = grad_fn(carry.params, hparams, minibatch, anchors)
         tx = make_optimizer(hparams.learning_rate, hparams.max_grad_norm)
-        updates, opt_state = tx.update(grads, carry.opt_state, carry.params)
-        params = optax.apply_updates(carry.params, updates)
         mean_with_this = (carry.approx_kl_sum + metrics.approx_kl) / (
             carry.steps.astype(jnp.float32) + 1.0
         )
@@ -255,13 +253,25 @@ class Trainer:
             carry.active, jnp.logical_not(mean_with_this > hparams.early_stop_kl)
         )
 
+        def optimizer_step(_: None) -> tuple[Any, Any]:
+            updates, opt_state = tx.update(grads, carry.opt_state, carry.params)
+            return optax.apply_updates(carry.params, updates), opt_state
+
+        def skipped_step(_: None) -> tuple[Any, Any]:
+            return carry.params, carry.opt_state
+
+        # A real branch in a single run: no select over (and no copy of) the parameters
+        # and Adam moments on every step, ~1.1x steps/s with one seed (docs/benchmark.md).
+        # Under vmap (a batched `take`) JAX turns it into the same select as `pick`.
+        params, opt_state = jax.lax.cond(take, optimizer_step, skipped_step, None)
+
         def pick(new: Any, old: Any) -> Any:
             return jax.tree.map(lambda a, b: jnp.where(take, a, b), new, old)
 
         loss_sums = LossMetrics(*(a + b for a, b in zip(carry.loss_sums, metrics, strict=True)))
         return OptCarry(
-            params=pick(params, carry.params),
-            opt_state=pick(opt_state, carry.opt_state),
+            params=params,
+            opt_state=opt_state,
             loss_sums=pick(loss_sums, carry.loss_sums),
             approx_kl_sum=pick(carry.approx_kl_sum + metrics.approx_kl, carry.approx_kl_sum),
             steps=carry.steps + take.astype(jnp.int32),
