@@ -1,4 +1,5 @@
-"""Scripts: `time_purejaxrl.py` (input errors, the gymnax 1.x adapter; no PureJaxRL needed)
+"""Scripts: `time_purejaxrl.py` (input errors, the gymnax 1.x adapter; no PureJaxRL needed),
+`arithmetic_floor.py` (a tiny run)
 and `kl_direction.py` (input errors)."""
 
 from __future__ import annotations
@@ -142,3 +143,29 @@ def test_restoring_the_tfp_alias_touches_nothing_else():
     assert hasattr(xla, "pytype_aval_mappings")
     assert module.restore_names_tfp_reads() == []  # idempotent: nothing left to restore
     assert set(restored) <= {"jax.interpreters.xla.pytype_aval_mappings"}
+
+
+def test_arithmetic_floor_refuses_bad_counts_and_times_both_programs(capsys):
+    floor = _load_script("arithmetic_floor")
+    assert floor.main(["--updates", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "--updates: expected an integer >= 1, got 0"
+    assert floor.main(["--seeds", "2", "--updates", "1", "--repeats", "1"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("recipe CartPole-v1 4x128, 4 epochs x 4 minibatches")
+    rates = {line.split()[0]: float(line.split()[1].replace(",", "")) for line in lines[1:3]}
+    assert set(rates) == {"floor", "purejaxppo"} and min(rates.values()) > 0
+    assert lines[3].startswith("purejaxppo runs at ") and lines[3].endswith("% of the floor's rate")
+
+
+def test_floor_update_keeps_the_parameter_tree_and_moves_every_leaf():
+    floor = _load_script("arithmetic_floor")
+    import purejaxppo as ppo
+
+    cfg = ppo.PPOConfig(num_envs=2, num_steps=8, num_minibatches=2, update_epochs=1)
+    trainer = ppo.make_trainer(cfg)
+    state = trainer.init(jax.random.key(0), ppo.HParams())
+    obs = state.obs.reshape((cfg.num_envs, -1))
+    new = jax.jit(lambda p: floor.floor_update(trainer.network, cfg, p, obs))(state.params)
+    assert jax.tree.structure(new) == jax.tree.structure(state.params)
+    moved = jax.tree.map(lambda a, b: bool(np.any(a != b)), new, state.params)
+    assert all(jax.tree.leaves(moved))
