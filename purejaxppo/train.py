@@ -241,7 +241,8 @@ class Trainer:
 
         The stop sees this minibatch's approximate KL (before its step): once the mean
         over the steps taken plus this one exceeds `early_stop_kl`, this and every later
-        step of the update are skipped (masked, so it vmaps over thresholds).
+        step of the update are skipped (a branch; under vmap a select, so a sweep vmaps
+        over thresholds).
         """
         grad_fn = jax.grad(self.loss, has_aux=True)
         grads, metrics = grad_fn(carry.params, hparams, minibatch, anchors)
