@@ -46,6 +46,60 @@ def max_episode_steps(trainer: Trainer) -> int:
     return int(limit)
 
 
+class PolicyStep(NamedTuple):
+    """One step of `E` environments under the policy: leaves `[E, ...]` except `key`."""
+
+    env_state: Any
+    obs: jax.Array  # the observations after the step
+    reward: jax.Array  # float32
+    done: jax.Array  # terminated or truncated
+    key: jax.Array  # the key to draw the next step from
+    hidden: Any = None  # the new GRU state of a recurrent policy, else None
+
+
+def policy_step(
+    trainer: Trainer,
+    params: Any,
+    obs_stats: RunningStats,
+    deterministic: bool,
+    env_state: Any,
+    obs: jax.Array,
+    key: jax.Array,
+    hidden: Any = None,
+    reset: jax.Array | None = None,
+) -> PolicyStep:
+    """Act in `E` environments (observations `[E, ...]`, normalised with the run's frozen
+    statistics when it normalised them) and step them; a recurrent policy starts from
+    `hidden`, zeroed where `reset` `[E]` is True. Takes the mode when `deterministic`."""
+    obs_in = obs
+    if trainer.config.normalize_observations:
+        obs_in = normalize_observation(obs_stats, obs)
+    if trainer.config.gru_size:
+        hidden, dist, _ = trainer.network.apply(
+            params, hidden, obs_in, reset, method=ActorCritic.step
+        )
+    else:
+        dist = trainer.network.apply(params, obs_in, method=ActorCritic.policy)
+    key, act_key, step_key = jax.random.split(key, 3)
+    action = dist.mode() if deterministic else dist.sample(seed=act_key)
+    step_keys = jax.random.split(step_key, obs.shape[0])
+    obs, env_state, reward, terminated, truncated, _ = jax.vmap(trainer.env.step, (0, 0, 0, None))(
+        step_keys, env_state, env_action(trainer.space, action), trainer.env_params
+    )
+    done = jnp.logical_or(jnp.asarray(terminated, jnp.bool_), jnp.asarray(truncated, jnp.bool_))
+    return PolicyStep(env_state, obs, reward.astype(jnp.float32), done, key, hidden)
+
+
+def reset_episodes(trainer: Trainer, key: jax.Array, num: int) -> tuple[Any, jax.Array, jax.Array]:
+    """`(env_state, obs [E, ...], key)`: `num` environments reset from `key`, and the key
+    left for the steps."""
+    reset_key, run_key = jax.random.split(key)
+    obs, env_state = jax.vmap(trainer.env.reset, (0, None))(
+        jax.random.split(reset_key, num), trainer.env_params
+    )
+    return env_state, obs, run_key
+
+
 def _eval_step(
     trainer: Trainer,
     params: Any,
@@ -54,34 +108,29 @@ def _eval_step(
     carry: EvalCarry,
 ) -> EvalCarry:
     """One step of all `E` environments; finished ones keep their totals."""
-    obs_in = carry.obs
-    if trainer.config.normalize_observations:
-        obs_in = normalize_observation(obs_stats, carry.obs)
-    hidden = carry.hidden
-    if trainer.config.gru_size:  # one episode per env: only the first step resets
-        first = jnp.broadcast_to(carry.step == 0, carry.alive.shape)
-        hidden, dist, _ = trainer.network.apply(
-            params, carry.hidden, obs_in, first, method=ActorCritic.step
-        )
-    else:
-        dist = trainer.network.apply(params, obs_in, method=ActorCritic.policy)
-    key, act_key, step_key = jax.random.split(carry.key, 3)
-    action = dist.mode() if deterministic else dist.sample(seed=act_key)
-    step_keys = jax.random.split(step_key, carry.obs.shape[0])
-    obs, env_state, reward, terminated, truncated, _ = jax.vmap(trainer.env.step, (0, 0, 0, None))(
-        step_keys, carry.env_state, env_action(trainer.space, action), trainer.env_params
+    # A recurrent policy plays one episode per env: only the first step resets its state.
+    first = jnp.broadcast_to(carry.step == 0, carry.alive.shape)
+    out = policy_step(
+        trainer,
+        params,
+        obs_stats,
+        deterministic,
+        carry.env_state,
+        carry.obs,
+        carry.key,
+        hidden=carry.hidden,
+        reset=first,
     )
-    done = jnp.logical_or(jnp.asarray(terminated, jnp.bool_), jnp.asarray(truncated, jnp.bool_))
     alive = carry.alive
     return EvalCarry(
-        env_state=env_state,
-        obs=obs,
-        returns=carry.returns + jnp.where(alive, reward.astype(jnp.float32), 0.0),
+        env_state=out.env_state,
+        obs=out.obs,
+        returns=carry.returns + jnp.where(alive, out.reward, 0.0),
         lengths=carry.lengths + alive.astype(jnp.int32),
-        alive=jnp.logical_and(alive, jnp.logical_not(done)),
-        key=key,
+        alive=jnp.logical_and(alive, jnp.logical_not(out.done)),
+        key=out.key,
         step=carry.step + 1,
-        hidden=hidden,
+        hidden=out.hidden,
     )
 
 
@@ -103,10 +152,7 @@ def evaluate(
       num_episodes: E, static.
       deterministic: take the distribution's mode instead of sampling.
     """
-    reset_key, run_key = jax.random.split(key)
-    obs, env_state = jax.vmap(trainer.env.reset, (0, None))(
-        jax.random.split(reset_key, num_episodes), trainer.env_params
-    )
+    env_state, obs, run_key = reset_episodes(trainer, key, num_episodes)
     carry = EvalCarry(
         env_state=env_state,
         obs=obs,

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from purejaxppo.run.errors import UsageError
@@ -117,32 +116,19 @@ class _Carry(NamedTuple):
 
 def _scan_step(trainer: Any, params: Any, obs_stats: Any, deterministic: bool, carry: _Carry, _):
     """One step of E episodes; emits the state it acted in, the reward and whether it ended."""
-    from purejaxppo.envs import env_action, normalize_observation
-    from purejaxppo.networks import ActorCritic
+    from purejaxppo.run.evaluate import policy_step
 
-    obs_in = carry.obs
-    if trainer.config.normalize_observations:
-        obs_in = normalize_observation(obs_stats, obs_in)
-    dist = trainer.network.apply(params, obs_in, method=ActorCritic.policy)
-    key, act_key, step_key = jax.random.split(carry.key, 3)
-    action = dist.mode() if deterministic else dist.sample(seed=act_key)
-    keys = jax.random.split(step_key, carry.obs.shape[0])
-    obs, state, reward, terminated, truncated, _ = jax.vmap(trainer.env.step, (0, 0, 0, None))(
-        keys, carry.env_state, env_action(trainer.space, action), trainer.env_params
+    out = policy_step(
+        trainer, params, obs_stats, deterministic, carry.env_state, carry.obs, carry.key
     )
-    done = jnp.logical_or(jnp.asarray(terminated, bool), jnp.asarray(truncated, bool))
-    out = (carry.env_state, reward.astype(jnp.float32), done)
-    return _Carry(state, obs, key), out
+    return _Carry(out.env_state, out.obs, out.key), (carry.env_state, out.reward, out.done)
 
 
 def _rollout(trainer: Any, num: int, det: bool, params: Any, obs_stats: Any, key: jax.Array):
     """`(states [T, E, ...], rewards [T, E], dones [T, E])` for T = the env's time limit."""
-    from purejaxppo.run.evaluate import max_episode_steps
+    from purejaxppo.run.evaluate import max_episode_steps, reset_episodes
 
-    reset_key, run_key = jax.random.split(key)
-    obs, state = jax.vmap(trainer.env.reset, (0, None))(
-        jax.random.split(reset_key, num), trainer.env_params
-    )
+    state, obs, run_key = reset_episodes(trainer, key, num)
     step = functools.partial(_scan_step, trainer, params, obs_stats, det)
     _, out = jax.lax.scan(step, _Carry(state, obs, run_key), None, max_episode_steps(trainer))
     return out
