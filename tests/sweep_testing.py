@@ -68,12 +68,11 @@ def sweep_command(spec: Path, out: Path, *extra: str) -> list[str]:
             "--no-progress", *SEGMENT, *extra]  # fmt: skip
 
 
-def run_sweep(
-    spec: Path, out: Path, devices: int, cache: Path, *extra: str
-) -> subprocess.CompletedProcess:
-    """Run a sweep to completion in a subprocess; fail loudly on error or timeout."""
+def run_command(command: list[str], devices: int, cache: Path) -> subprocess.CompletedProcess:
+    """Run `command` to completion in a subprocess with `devices` host devices and the
+    compilation cache `cache`; fail loudly on error or timeout."""
     proc = subprocess.run(
-        sweep_command(spec, out, *extra),
+        command,
         env=cli_env(devices, cache),
         capture_output=True,
         text=True,
@@ -81,6 +80,13 @@ def run_sweep(
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     return proc
+
+
+def run_sweep(
+    spec: Path, out: Path, devices: int, cache: Path, *extra: str
+) -> subprocess.CompletedProcess:
+    """Run a sweep to completion in a subprocess; fail loudly on error or timeout."""
+    return run_command(sweep_command(spec, out, *extra), devices, cache)
 
 
 def reference_sweep(base: Path) -> tuple[Path, Path, Path]:

@@ -19,13 +19,11 @@ from pathlib import Path
 
 import jax
 import pytest
-from sweep_testing import TINY_PPO, cli_env, results_without
+from sweep_testing import TINY_PPO, results_without, run_command
 
 from purejaxppo import cli
 from purejaxppo.sharding import default_members_per_device, member_groups, round_rows
 from purejaxppo.sweep import store as sweep_store
-
-TIMEOUT_S = 240
 
 TINY = TINY_PPO + "hparams: {learning_rate: 1.0e-3}\nseed: 0\n"
 TINY_SWEEP = TINY + "seeds: 2\ngrid:\n  hparams.learning_rate: [1.0e-3, 3.0e-3]\n"
@@ -125,15 +123,7 @@ def test_a_sweep_rerun_with_another_members_per_device_is_refused(tmp_path, caps
 
 # --------------------------------------------------------------------------- 1 vs 2 devices
 def _cli(devices: int, cache: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "purejaxppo", *map(str, args)],
-        env=cli_env(devices, cache),
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-    )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-    return proc
+    return run_command([sys.executable, "-m", "purejaxppo", *map(str, args)], devices, cache)
 
 
 def _metrics_rows(run_dir: Path) -> list[list[str]]:
