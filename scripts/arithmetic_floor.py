@@ -90,30 +90,29 @@ def main(argv: list[str] | None = None) -> int:
     population = jax.vmap if args.seeds > 1 else lambda fn, *axes: fn
     states = jax.jit(population(trainer.init, (0, None)))(keys if args.seeds > 1 else keys[0], hp)
 
-    def floor_run(state: Any) -> Any:
+    def floor_run(state: Any, hparams: Any) -> Any:
+        del hparams  # the floor has no hyperparameters; the argument matches `run`'s
+        obs = state.obs.astype(jax.numpy.float32).reshape((cfg.num_envs, -1))
+
         def body(params: Any, _: None) -> tuple[Any, None]:
-            obs = state.obs.astype(jax.numpy.float32).reshape((cfg.num_envs, -1))
             return floor_update(net, cfg, params, obs), None
 
         return jax.lax.scan(body, state.params, None, args.updates)[0]
 
+    def trainer_run(state: Any, hparams: Any) -> Any:
+        return trainer.run(state, hparams, args.updates)
+
     programs = {
-        "floor": jax.jit(population(floor_run)).lower(states).compile(),
-        "purejaxppo": jax.jit(population(lambda s, h: trainer.run(s, h, args.updates), (0, None)))
-        .lower(states, hp)
-        .compile(),
-    }
-    calls = {
-        "floor": lambda: programs["floor"](states),
-        "purejaxppo": lambda: programs["purejaxppo"](states, hp),
+        name: jax.jit(population(fn, (0, None))).lower(states, hp).compile()
+        for name, fn in (("floor", floor_run), ("purejaxppo", trainer_run))
     }
     best = {name: float("inf") for name in programs}
-    for name in programs:
-        jax.block_until_ready(calls[name]())
+    for program in programs.values():
+        jax.block_until_ready(program(states, hp))
     for _ in range(args.repeats):
-        for name in programs:
+        for name, program in programs.items():
             start = time.perf_counter()
-            jax.block_until_ready(calls[name]())
+            jax.block_until_ready(program(states, hp))
             best[name] = min(best[name], time.perf_counter() - start)
     steps = args.seeds * args.updates * cfg.batch_size
     rates = {name: steps / best[name] for name in programs}
