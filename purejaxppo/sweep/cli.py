@@ -25,18 +25,21 @@ must then be on a filesystem every process sees.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 import jax
 import numpy as np
 
-from purejaxppo.run import jaxcache
+from purejaxppo.run import jaxcache, outdir
 from purejaxppo.run.config import ConfigError
+from purejaxppo.run.guards import Interrupted, interrupts_raise
 from purejaxppo.run.progress import count
+from purejaxppo.run.rundir import RunDirError
 from purejaxppo.sharding import (
     DistributedArgs,
     barrier,
@@ -88,6 +91,15 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("sweep", help="SWEEP.yaml: base config, search space, seeds")
     p.add_argument("--out", default=None, help="output folder (default runs/sweeps/NAME)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override the sweep file: seeds=8, or a run-config key over its base "
+        "(ppo.total_timesteps=100000, hparams.gamma=0.98); repeatable. A rerun into the same "
+        "folder must give the same sweep (only seeds may change)",
+    )
     p.add_argument(
         "--members-per-device",
         type=int,
@@ -144,18 +156,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     """Run the sweep described by `args`; returns the exit status (2: bad input)."""
     try:
-        return _run(args, sys.stdout, sys.stderr)
-    except (ConfigError, SweepError) as err:
+        with interrupts_raise():
+            return _run(args, sys.stdout, sys.stderr)
+    except (ConfigError, SweepError, RunDirError) as err:
         text = str(err).splitlines()[0] if str(err) else type(err).__name__
         print(f"purejaxppo sweep: error: {text}", file=sys.stderr, flush=True)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
+        name = stop.name if isinstance(stop, Interrupted) else "SIGINT"
         print(
-            "purejaxppo sweep: interrupted; finished chunks are kept, rerun the command to resume",
+            f"purejaxppo sweep: interrupted ({name}); finished chunks are kept, rerun the "
+            "command to resume",
             file=sys.stderr,
             flush=True,
         )
-        return EXIT_INTERRUPTED
+        return stop.exit_code if isinstance(stop, Interrupted) else EXIT_INTERRUPTED
 
 
 # =========================================================================== the run
@@ -234,30 +249,68 @@ class _Sweep:
 
 
 def _run(args: argparse.Namespace, out_stream: TextIO, err_stream: TextIO) -> int:
-    """Check, load, open the folder, train every group's pending chunks, report (process 0)."""
+    """Check, load, take the folder, train every group's pending chunks, report (process 0)."""
     _check_flags(args)
     _start_processes(args)
     spec, population = _load(args)
-    out, old, max_batch, segment = _open_folder(args, spec)
-    width = args.members_per_device or (old or {}).get("members_per_device")
-    manifest = manifest_for(
-        spec.to_dict(), max_batch, segment, old, width or default_members_per_device("sweep")
-    )
-    jaxcache.enable()
+    out = Path(args.out) if args.out else default_out(args.sweep)
     pid, nproc = jax.process_index(), jax.process_count()
-    if pid == 0:
-        prepare_folder(out, Path(args.sweep), manifest, old)
-    barrier("purejaxppo-sweep-start")
-    mesh = population_mesh()
-    s = _Sweep(args, population, out, manifest, max_batch, segment, pid, nproc, mesh, out_stream)
-    _announce(s, old)
-    bar = _progress_bar(s, err_stream)
-    for g in s.groups:
-        _run_group(s, g, bar)
-    barrier("purejaxppo-sweep-done")
-    if s.lead:  # results: process 0
-        _report(s)
+    with _take_folder(out, pid, nproc):
+        out, old, max_batch, segment = _open_folder(args, spec, out)
+        width = args.members_per_device or (old or {}).get("members_per_device")
+        manifest = manifest_for(
+            spec.to_dict(), max_batch, segment, old, width or default_members_per_device("sweep")
+        )
+        jaxcache.enable()
+        if pid == 0:
+            notes = prepare_folder(out, Path(args.sweep), manifest, old, population, args.set)
+            for note in notes:
+                print(f"purejaxppo sweep: {note}", file=out_stream, flush=True)
+        barrier("purejaxppo-sweep-start")
+        mesh = population_mesh()
+        s = _Sweep(
+            args, population, out, manifest, max_batch, segment, pid, nproc, mesh, out_stream
+        )
+        _announce(s, old)
+        bar = _progress_bar(s, err_stream)
+        for g in s.groups:
+            _run_group(s, g, bar)
+        barrier("purejaxppo-sweep-done")
+        if s.lead:  # results: process 0
+            _report(s)
     return 0
+
+
+@contextlib.contextmanager
+def _take_folder(out: Path, pid: int, nproc: int) -> Iterator[None]:
+    """Process 0 holds the folder's lock (`purejaxppo.run.outdir.FolderLock`) for the whole
+    sweep, after checking that it is empty or a sweep's; every process learns whether it got
+    it, so a refused sweep stops everywhere at once."""
+    lock, error = None, None
+    if pid == 0:
+        try:
+            outdir.check_out(out, "sweep", resume=True)
+            lock = outdir.FolderLock(out, "sweep")
+            outdir.check_out(out, "sweep", resume=True)  # again, under the lock
+            if out.is_dir():
+                outdir.check_writable(out)
+        except RunDirError as err:
+            if lock is not None:
+                lock.release()
+            lock, error = None, err
+    if nproc > 1:
+        from jax.experimental import multihost_utils
+
+        got = int(multihost_utils.broadcast_one_to_all(np.int32(error is None)))
+        if not got and error is None:
+            error = SweepError(f"--out {out}: process 0 could not take the folder (its error)")
+    if error is not None:
+        raise error
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def _check_flags(args: argparse.Namespace) -> None:
@@ -284,7 +337,7 @@ def _start_processes(args: argparse.Namespace) -> None:
 
 def _load(args: argparse.Namespace) -> tuple[SweepSpec, Population]:
     """The sweep file and its population; every group's trainer is checked to build."""
-    spec = load_sweep(args.sweep)
+    spec = load_sweep(args.sweep, args.set)
     population = spec.population()
     for g in population.groups():  # env construction and network checks, before any output
         try:
@@ -296,12 +349,9 @@ def _load(args: argparse.Namespace) -> tuple[SweepSpec, Population]:
 
 
 def _open_folder(
-    args: argparse.Namespace, spec: SweepSpec
+    args: argparse.Namespace, spec: SweepSpec, out: Path
 ) -> tuple[Path, dict[str, Any] | None, int | None, int]:
     """`(out, old manifest or None, max_batch, segment)`; refuses a folder of another sweep."""
-    out = Path(args.out) if args.out else default_out(args.sweep)
-    if out.exists() and not out.is_dir():
-        raise SweepError(f"--out {out}: exists and is not a folder")
     old = check_manifest(out / MANIFEST, spec.to_dict())
     if old is not None:
         for name, flag in (
