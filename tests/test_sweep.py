@@ -534,7 +534,7 @@ def test_singular_counts_in_the_printed_lines(tmp_path):
     ]
     pop = load(tmp_path, "grid: {hparams.learning_rate: [1.0e-4]}").population()
     summary = sw.summarize(_fake_results(pop, [3.0]), pop)
-    assert sweep_cli.format_top(summary, pop, 5).startswith("top 1 of 1 set (final return")
+    assert sweep_report.format_top(summary, pop, 5).startswith("top 1 of 1 set (final return")
     stream = io.StringIO()
     bar = sw_progress.ProgressBar(1, 1, stream, enabled=True)
     bar.chunk_done(1, "group 1/1 (all)", 0.5)

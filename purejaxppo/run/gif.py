@@ -86,6 +86,9 @@ def check_gif_path(path: str | Path, flag: str = "--gif") -> Path:
         raise UsageError(f"{flag} {path}: expected a file name ending in .gif")
     if not path.parent.is_dir():
         raise UsageError(f"{flag} {path}: no such folder {path.parent}")
+    from purejaxppo.run.outdir import check_writable
+
+    check_writable(path.parent, flag)  # before anything compiles
     return path
 
 
