@@ -59,7 +59,8 @@ def _contended(root: Path, folder: Path, *args: str | Path) -> tuple[str, str]:
         assert_bad_input(second, "in use by another purejaxppo process", f"pid {first.pid}")
         assert tree_digest(folder) == before
     finally:
-        os.kill(first.pid, signal.SIGCONT)
+        if first.poll() is None:
+            os.kill(first.pid, signal.SIGCONT)
     out, err = first.communicate(timeout=400)
     assert first.returncode == 0, (out, err)
     assert not outdir.lock_path(folder).exists()  # released at the end

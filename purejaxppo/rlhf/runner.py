@@ -12,6 +12,7 @@ import jax
 from purejaxppo.rlhf.config import Member, RLHFConfig, population_members, stack_rlhf_hparams
 from purejaxppo.rlhf.pipeline import Evaluation, Prepared, make_pipeline, member_keys, prepare_key
 from purejaxppo.rlhf.trainer import RLOutput
+from purejaxppo.run.guards import raise_if_interrupted
 
 
 class PopulationRun(NamedTuple):
@@ -63,7 +64,9 @@ def _wait(tree: object, start: float, doing: str, say: Callable[[str], None] | N
     every `HEARTBEAT_S` seconds how long it has run."""
     next_line = start + HEARTBEAT_S
     leaves = [x for x in jax.tree.leaves(tree) if hasattr(x, "is_ready")]
+    raise_if_interrupted()
     while not all(x.is_ready() for x in leaves):
+        raise_if_interrupted()
         time.sleep(0.05)
         now = time.perf_counter()
         if say is not None and now >= next_line:

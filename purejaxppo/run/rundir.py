@@ -59,12 +59,15 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 def default_run_dir(env_name: str, root: str | Path = "runs") -> Path:
-    """`runs/<env>-<YYYYmmdd-HHMMSS>` (a `-2`, `-3`, ... suffix if that exists)."""
+    """`runs/<env>-<YYYYmmdd-HHMMSS>` (a `-2`, `-3`, ... suffix if that exists or another
+    command holds its lock)."""
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", env_name)  # an import string mod:Env -> mod-Env
     base = Path(root) / f"{safe}-{stamp}"
+    from purejaxppo.run.outdir import lock_path  # outdir imports this module
+
     path, n = base, 1
-    while path.exists():
+    while path.exists() or lock_path(path).exists():  # taken, or being prepared by a run
         n += 1
         path = base.with_name(f"{base.name}-{n}")
     return path
