@@ -204,6 +204,8 @@ HPARAM_DEFAULTS: dict[str, float] = {
     "max_grad_norm": 0.5,
     "kl_coef": 1.0,
     "kl_target": 0.01,
+    "kl_coef_min": 1e-4,
+    "kl_coef_max": 1e4,
     "early_stop_kl": math.inf,
     "ref_kl_coef": 0.0,
 }
@@ -219,6 +221,8 @@ _HPARAM_RANGES: dict[str, tuple[float, bool, float, bool]] = {
     "max_grad_norm": (0.0, False, math.inf, False),
     "kl_coef": (0.0, True, math.inf, False),
     "kl_target": (0.0, False, math.inf, False),
+    "kl_coef_min": (0.0, False, math.inf, False),
+    "kl_coef_max": (0.0, False, math.inf, False),
     "early_stop_kl": (0.0, False, math.inf, True),
     "ref_kl_coef": (0.0, True, math.inf, False),
 }
@@ -252,6 +256,12 @@ def _check_field(name: str, value: Any) -> None:
         return
     if value is None or isinstance(value, (str, bytes, complex)):
         raise ValueError(f"{name}: expected a number, got {value!r}")
+    if isinstance(value, (list, tuple)):
+        raise ValueError(
+            f"{name}: expected a number, got a {type(value).__name__} {list(value)!r}; to train "
+            "several values at once stack whole HParams with stack_hparams([...]) and vmap: "
+            "jax.vmap(train, in_axes=(None, 0))(key, stacked)"
+        )
     if isinstance(value, (bool, int, float, np.number, np.ndarray, jax.Array)):
         array = np.asarray(value)
         if not (jnp.issubdtype(array.dtype, jnp.number) or array.dtype == np.bool_):
@@ -263,6 +273,15 @@ def _check_field(name: str, value: Any) -> None:
                 raise ValueError(f"{name}: expected {_range_text(lo, lo_in, hi, hi_in)}, got {v:g}")
 
 
+def _concrete(value: Any) -> np.ndarray | None:
+    """`value` as a float64 numpy array, or None for tracers and placeholders."""
+    if isinstance(value, (bool, int, float, np.number, np.ndarray)) or (
+        isinstance(value, jax.Array) and not isinstance(value, jax.core.Tracer)
+    ):
+        return np.asarray(value, np.float64)
+    return None
+
+
 @dataclasses.dataclass(frozen=True)
 class HParams:
     """Traced PPO hyperparameters: a pytree of float scalars (or `[P]` arrays when stacked).
@@ -272,7 +291,10 @@ class HParams:
     Any field can be vmapped; changing values never recompiles.
 
     `kl_coef` is the initial beta of the KL objectives (adapted after every update,
-    kept in `TrainState.kl_coef`), `kl_target` the KL it steers to; `early_stop_kl`
+    kept in `TrainState.kl_coef`), `kl_target` the KL it steers to; after every update
+    beta is clipped into `[kl_coef_min, kl_coef_max]` (defaults 1e-4 and 1e4), so it can
+    neither underflow to 0 (where halving and doubling would keep it forever) nor
+    overflow; `early_stop_kl`
     skips the rest of an update's minibatch steps once their mean approximate KL
     exceeds it (`inf`: off); `ref_kl_coef` weighs the k3 KL to the frozen initial
     policy in `group` mode.
@@ -292,6 +314,8 @@ class HParams:
     max_grad_norm: Any = HPARAM_DEFAULTS["max_grad_norm"]
     kl_coef: Any = HPARAM_DEFAULTS["kl_coef"]
     kl_target: Any = HPARAM_DEFAULTS["kl_target"]
+    kl_coef_min: Any = HPARAM_DEFAULTS["kl_coef_min"]
+    kl_coef_max: Any = HPARAM_DEFAULTS["kl_coef_max"]
     early_stop_kl: Any = HPARAM_DEFAULTS["early_stop_kl"]
     ref_kl_coef: Any = HPARAM_DEFAULTS["ref_kl_coef"]
 
@@ -302,6 +326,11 @@ class HParams:
         """Check concrete values; raise `ValueError` naming the field. Traced values pass."""
         for field in dataclasses.fields(self):
             _check_field(field.name, getattr(self, field.name))
+        lo, hi = _concrete(self.kl_coef_min), _concrete(self.kl_coef_max)
+        if lo is not None and hi is not None and np.any(lo > hi):
+            raise ValueError(
+                f"kl_coef_min: expected <= kl_coef_max ({hi.max():g}), got {lo.max():g}"
+            )
         return self
 
     def replace(self, **changes: Any) -> HParams:

@@ -394,7 +394,8 @@ class Trainer:
     ) -> tuple[jax.Array, jax.Array]:
         """`(beta for the next update, measured KL)`. The KL objectives measure the exact KL
         between the rollout policy and the updated one over the whole batch (the PPO
-        paper's `d`) and adapt beta by its rule; `clip` keeps beta and reports NaN."""
+        paper's `d`) and adapt beta by its rule, clipped into `[kl_coef_min, kl_coef_max]`;
+        `clip` keeps beta and reports NaN."""
         cfg = self.config
         if cfg.objective == "clip":
             return state.kl_coef, jnp.asarray(jnp.nan, jnp.float32)
@@ -402,7 +403,10 @@ class Trainer:
         old = batch.old_dist
         per_sample = self._kl(new, old)
         kl = masked_mean(per_sample, batch.mask)
-        return adapt_kl_coef(state.kl_coef, kl, hparams.kl_target), kl
+        beta = adapt_kl_coef(
+            state.kl_coef, kl, hparams.kl_target, hparams.kl_coef_min, hparams.kl_coef_max
+        )
+        return beta, kl
 
     def _update_body(
         self, hparams: HParams, state: TrainState, _: None
