@@ -5,8 +5,8 @@ cfg = ppo.PPOConfig(env_name="CartPole-v1")
 out = jax.jit(ppo.make_train(cfg))(jax.random.key(0), ppo.HParams())
 """
 
-from purejaxppo.config import HParams, PPOConfig, stack_hparams
-from purejaxppo.envs import RunningStats, make_env, normalize_observation
+from purejaxppo.config import HParams, PPOConfig, check_hparams, stack_hparams
+from purejaxppo.envs import RunningStats, env_action, make_env, normalize_observation
 from purejaxppo.gae import compute_gae
 from purejaxppo.networks import ActorCritic, Categorical, DiagGaussian, make_network
 from purejaxppo.train import (
@@ -31,7 +31,9 @@ __all__ = [
     "TrainOutput",
     "TrainState",
     "Trainer",
+    "check_hparams",
     "compute_gae",
+    "env_action",
     "make_env",
     "make_network",
     "make_train",

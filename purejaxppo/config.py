@@ -24,6 +24,44 @@ ADVANTAGES = ("gae", "group")
 TORSOS = ("mlp", "cnn")
 
 
+INT_FIELDS = (
+    "num_envs",
+    "num_steps",
+    "total_timesteps",
+    "update_epochs",
+    "num_minibatches",
+    "group_size",
+    "gru_size",
+)
+BOOL_FIELDS = (
+    "anneal_lr",
+    "normalize_advantages",
+    "clip_value_loss",
+    "normalize_observations",
+    "normalize_rewards",
+    "group_normalize",
+)
+
+
+SWITCHED_FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "group_size": ("advantage", ("group",)),
+    "group_normalize": ("advantage", ("group",)),
+    "kl_direction": ("objective", ("kl_penalty", "clip+kl")),
+}
+"""`PPOConfig` fields read only under some settings: field -> (switch, values that read it).
+A non-default value under any other value of the switch is refused."""
+
+
+def _plain(value: Any) -> Any:
+    """A numpy integer or bool scalar (`np.int64(4)`, `np.bool_(True)`) as the Python
+    value; anything else unchanged (and checked by the caller)."""
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
 def _check_positive_int(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{name}: expected a positive integer, got {value!r}")
@@ -101,6 +139,12 @@ class PPOConfig:
     gru_size: int = 0
 
     def __post_init__(self) -> None:
+        for name in (*INT_FIELDS, *BOOL_FIELDS):
+            object.__setattr__(self, name, _plain(getattr(self, name)))
+        if not isinstance(self.hidden_sizes, (str, bytes, np.ndarray)) and isinstance(
+            self.hidden_sizes, Sequence
+        ):
+            object.__setattr__(self, "hidden_sizes", tuple(map(_plain, self.hidden_sizes)))
         if self.env_name is not None and (not isinstance(self.env_name, str) or not self.env_name):
             raise ValueError(f"env_name: expected a non-empty string, got {self.env_name!r}")
         for name in ("num_envs", "num_steps", "total_timesteps"):
@@ -136,14 +180,7 @@ class PPOConfig:
             raise ValueError(
                 f"group_size: {self.group_size} does not divide num_envs = {self.num_envs}"
             )
-        for name in (
-            "anneal_lr",
-            "normalize_advantages",
-            "clip_value_loss",
-            "normalize_observations",
-            "normalize_rewards",
-            "group_normalize",
-        ):
+        for name in BOOL_FIELDS:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}: expected true or false, got {getattr(self, name)!r}")
         if self.batch_size % self.num_minibatches:
@@ -168,11 +205,23 @@ class PPOConfig:
             raise ValueError(
                 "gru_size: recurrent policies are not supported with advantage group; use gae"
             )
+        self._check_no_dead_settings()
         if self.total_timesteps < self.batch_size:
             raise ValueError(
                 f"total_timesteps: {self.total_timesteps} is below one batch "
                 f"(num_envs * num_steps = {self.batch_size})"
             )
+
+    def _check_no_dead_settings(self) -> None:
+        """Refuse a non-default value of a field that this configuration never reads."""
+        for name, (switch, users) in SWITCHED_FIELDS.items():
+            value, default = getattr(self, name), _PPO_DEFAULTS[name]
+            if getattr(self, switch) not in users and value != default:
+                raise ValueError(
+                    f"{name}: {value!r} has no effect with {switch}: {getattr(self, switch)}; "
+                    f"it is read only with {switch}: {' or '.join(users)} "
+                    f"(leave it at {default!r} otherwise)"
+                )
 
     @property
     def batch_size(self) -> int:
@@ -193,6 +242,8 @@ class PPOConfig:
         """A copy with `changes` applied (validated again)."""
         return dataclasses.replace(self, **changes)
 
+
+_PPO_DEFAULTS = {f.name: f.default for f in dataclasses.fields(PPOConfig)}
 
 HPARAM_DEFAULTS: dict[str, float] = {
     "learning_rate": 2.5e-4,
@@ -371,6 +422,49 @@ def stack_hparams(hparams: Sequence[HParams]) -> HParams:
             raise ValueError(f"stack_hparams: expected HParams, got {type(hp).__name__}")
         hp.validate()
     return jax.tree.map(lambda *xs: jnp.asarray(xs, dtype=jnp.float32), *hparams)
+
+
+# HParams fields that only some configurations read: field -> (does `cfg` read it?, the
+# setting that would).
+_HPARAM_USERS: dict[str, tuple[Any, str]] = {
+    **{
+        name: (lambda cfg: cfg.objective != "clip", "objective: kl_penalty or clip+kl")
+        for name in ("kl_coef", "kl_target", "kl_coef_min", "kl_coef_max")
+    },
+    "ref_kl_coef": (lambda cfg: cfg.advantage == "group", "advantage: group"),
+}
+
+
+def check_hparams(config: PPOConfig, hparams: HParams) -> HParams:
+    """Refuse a non-default concrete value of an `HParams` field that `config` never reads.
+
+    `kl_coef`, `kl_target`, `kl_coef_min` and `kl_coef_max` are read only by the KL
+    objectives (`objective: kl_penalty` or `clip+kl`), `ref_kl_coef` only in
+    `advantage: group`. One-line `ValueError` naming the field, the setting that ignores
+    it and the one that would read it. Every element of a stacked `[P]` leaf is checked.
+
+    Traced values (inside `jax.jit` / `vmap`) cannot be checked and pass: the trainer calls
+    this in `Trainer.init` / `Trainer.run`, where eager (un-jitted) values are concrete, and
+    the YAML loaders call it for every run config and sweep set. Returns `hparams`.
+    """
+    for name, (reads, setting) in _HPARAM_USERS.items():
+        if reads(config):
+            continue
+        value = _concrete(getattr(hparams, name))
+        default = np.float32(HPARAM_DEFAULTS[name])
+        if value is None or not np.any(value.astype(np.float32) != default):
+            continue
+        off = value.ravel()[np.argmax(value.ravel().astype(np.float32) != default)]
+        now = (
+            f"objective: {config.objective}"
+            if setting.startswith("objective")
+            else f"advantage: {config.advantage}"
+        )
+        raise ValueError(
+            f"{name}: {off:g} has no effect with {now}; it is read only with {setting} "
+            f"(leave it at its default {float(default):g} otherwise)"
+        )
+    return hparams
 
 
 def check_member_hparams(hparams: Any) -> None:

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from purejaxppo.config import HParams, PPOConfig, check_member_hparams
+from purejaxppo.config import HParams, PPOConfig, check_hparams, check_member_hparams
 from purejaxppo.envs import (
     RunningStats,
     SpaceInfo,
@@ -104,8 +104,10 @@ class Trainer:
 
     # ----------------------------------------------------------------- init
     def init(self, key: jax.Array, hparams: HParams) -> TrainState:
-        """Reset `num_envs` environments and initialise the network and optimizer."""
-        hparams = _as_float(hparams)
+        """Reset `num_envs` environments and initialise the network and optimizer.
+
+        Concrete (un-jitted) `hparams` are checked against the config (`check_hparams`)."""
+        hparams = check_hparams(self.config, _as_float(hparams))
         cfg = self.config
         net_key, reset_key, run_key = jax.random.split(key, 3)
         reset_keys = jax.random.split(reset_key, cfg.num_envs)
@@ -417,6 +419,7 @@ class Trainer:
         self, state: TrainState, hparams: HParams, num_updates: int
     ) -> tuple[TrainState, dict[str, jax.Array]]:
         """`num_updates` updates as one scan; metrics have leading axis `num_updates`."""
+        check_hparams(self.config, _as_float(hparams))
         return jax.lax.scan(
             functools.partial(self._update_body, hparams), state, None, length=num_updates
         )
@@ -461,7 +464,9 @@ def _check_group_mode(config: PPOConfig, env_params: Any, label: str) -> None:
             f"advantage: group needs whole episodes, but {label} has no max_steps_in_episode "
             "time limit that bounds them"
         )
-    if config.num_steps < int(limit):
+    # Traced env params (vmapped or jitted over) cannot be compared here: then keeping
+    # num_steps >= every time limit is the caller's part (make_trainer's docstring).
+    if not isinstance(limit, jax.core.Tracer) and config.num_steps < int(limit):
         raise ValueError(
             f"num_steps: advantage group needs whole episodes in every rollout: num_steps "
             f"({config.num_steps}) must be >= the env's time limit max_steps_in_episode "
@@ -475,7 +480,12 @@ def _check_group_mode(config: PPOConfig, env_params: Any, label: str) -> None:
 
 
 def make_trainer(config: PPOConfig, env: Any = None, env_params: Any = None) -> Trainer:
-    """Build the `Trainer` for `config`; `env`/`env_params` override construction by name."""
+    """Build the `Trainer` for `config`; `env`/`env_params` override construction by name.
+
+    Everything checked here is static. In `advantage: group` mode `num_steps` must reach the
+    env's time limit `env_params.max_steps_in_episode`; when `env_params` is traced (e.g.
+    `jax.vmap` over env params), that comparison is skipped and is the caller's to keep.
+    """
     if not isinstance(config, PPOConfig):
         raise ValueError(f"config: expected a PPOConfig, got {type(config).__name__}")
     use_unrolled_threefry()

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from purejaxppo.config import HParams, PPOConfig
+from purejaxppo.config import SWITCHED_FIELDS, HParams, PPOConfig, check_hparams
 from purejaxppo.run.config import (
     MAX_SEED,
     SECTIONS,
@@ -151,7 +151,7 @@ def apply_values(
     where = ", ".join(f"{k}={format_value(v)}" for k, v in values)
     try:
         config = dataclasses.replace(base.ppo, **ppo) if ppo else base.ppo
-        hparams = base.hparams.replace(**hps).validate()
+        hparams = check_hparams(config, base.hparams.replace(**hps).validate())
     except ValueError as err:
         raise ConfigError(f"{source}: the set {where}: {str(err).splitlines()[0]}") from None
     return config, hparams
@@ -363,8 +363,12 @@ def _check_value(where: str, base: RunConfig, key: str, value: Any) -> Any:
     section, name = key.split(".", 1)
     doc = run_config_to_dict(base)
     doc[section] = {**doc[section], name: value}
+    if section == "ppo" and name in SWITCHED_FIELDS:
+        # alone it may be unused under the base's settings; the whole set is checked later
+        switch, users = SWITCHED_FIELDS[name]
+        doc["ppo"] = {**doc["ppo"], switch: users[0]}
     try:
-        rc = run_config_from_dict(doc, "<value>")
+        rc = run_config_from_dict(doc, "<value>", check_unused=False)
     except ConfigError as err:
         text = str(err)
         text = text.split(": ", 2)[-1] if text.startswith(f"<value>: {key}: ") else text
