@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import purejaxppo as ppo
 from purejaxppo.rlhf import config as C
 from purejaxppo.rlhf import language as L
 from purejaxppo.rlhf import models as M
@@ -84,7 +85,7 @@ def test_policy_log_probs_gradient_is_finite_with_banned_tokens(prepared):
 def test_experience_masks_after_the_end_and_groups_share_prompts(cfg, prepared):
     lm, rm, vm = M.make_models(LANG, cfg.model)
     models = T.Models(lm.apply, rm.apply, vm.apply)
-    hp = C.RLHFHParams(*(jnp.float32(x) for x in C.check_hparams(cfg.hparams)))
+    hp = jax.tree.map(jnp.float32, C.check_hparams(cfg.hparams))
     state = T.init_rl_state(hp, prepared.frozen, cfg.rl)
     batch, score, _gold, kl = T._experience(
         jax.random.key(3), state, hp, prepared.frozen, models, cfg
@@ -125,7 +126,7 @@ def test_rl_train_runs_and_is_deterministic(cfg, prepared):
         np.testing.assert_array_equal(a, b)
     # new hparams values reuse the compiled program
     size = run._cache_size()
-    run(jax.random.key(1), hp._replace(learning_rate=3e-4, kl_target=2.0), prepared.frozen)
+    run(jax.random.key(1), hp.replace(learning_rate=3e-4, kl_target=2.0), prepared.frozen)
     assert run._cache_size() == size
 
 
@@ -169,6 +170,26 @@ def test_config_errors_name_the_field():
         C.check_hparams(C.RLHFHParams(gamma=1.5))
     with pytest.raises(ValueError, match=r"^grid: 'lr' is not an hparams field"):
         C.PopulationConfig(grid=(("lr", (1.0,)),))
+
+
+def test_rlhf_hparams_are_checked_when_built_and_behave_like_hparams():
+    # issue 24: the checks ran only on the YAML path, and RLHFHParams was a NamedTuple
+    with pytest.raises(ValueError, match=r"^learning_rate: expected a finite number > 0, got -1"):
+        C.RLHFHParams(learning_rate=-1.0)
+    with pytest.raises(ValueError, match=r"^kl_target: expected a finite number > 0, got nan"):
+        C.RLHFHParams(kl_target=float("nan"))
+    with pytest.raises(ValueError, match=r"^gamma: .*<= 1, got 1.5"):
+        C.RLHFHParams().replace(gamma=1.5)
+    with pytest.raises(ValueError, match=r"^clip_eps: .*got -0.1"):
+        C.RLHFHParams(clip_eps=np.array([0.2, -0.1]))
+    for hp in (C.RLHFHParams(), ppo.HParams()):
+        assert dataclasses.is_dataclass(hp) and not hasattr(hp, "_replace")
+        assert float(hp.replace(clip_eps=0.3).clip_eps) == pytest.approx(0.3)
+    traced = jax.jit(lambda lr: C.RLHFHParams(learning_rate=lr).learning_rate * 2)(-1.0)
+    assert float(traced) == -2.0  # traced values are not checked
+    stacked = C.stack_rlhf_hparams([C.RLHFHParams(), C.RLHFHParams(kl_target=4.0)])
+    assert stacked.kl_target.shape == (2,) and float(stacked.kl_target[1]) == 4.0
+    assert jax.tree.map(lambda x: x[1], stacked).kl_target == 4.0
 
 
 @pytest.mark.slow
