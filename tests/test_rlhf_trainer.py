@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -211,3 +212,52 @@ def test_whole_pipeline_beats_the_reference():
     _, ev = jax.jit(pipe.population)(keys, hp, prepared.frozen)
     assert float(ev.win_rate_vs_reference[0]) > 0.6, ev
     assert float(ev.gold_reward[0]) > float(ev.gold_reward_reference[0]) + 0.3
+
+
+class ToyLM(nn.Module):
+    """A two-layer LM of the test's own: per-token embedding (a submodule named `torso`,
+    not a Transformer) and a hidden layer: `tokens [B, T] -> logits [B, T, V]` (causal)."""
+
+    vocab_size: int
+
+    @nn.compact
+    def __call__(self, tokens: jax.Array) -> jax.Array:
+        hidden = nn.Embed(self.vocab_size, 16, name="torso")(tokens)
+        hidden = nn.relu(nn.Dense(16, name="hidden")(hidden))
+        return nn.Dense(self.vocab_size, name="head")(hidden)
+
+
+def test_a_custom_lm_plugs_in_through_sft_the_reward_model_and_ppo():
+    # issue 24: with_torso_from always copied the LM's torso (KeyError without one,
+    # ScopeParamNotFoundError with a non-Transformer one)
+    pipe = P.make_pipeline(TINY, lm=ToyLM(LANG.vocab_size))
+    prepared = jax.jit(pipe.prepare)(P.prepare_key(TINY))
+    sft = np.asarray(prepared.sft_losses)
+    assert np.isfinite(sft).all() and sft[-5:].mean() < sft[:5].mean()  # SFT learns
+    assert np.isfinite(np.asarray(prepared.reward_losses)).all()
+    assert set(prepared.frozen.reference["params"]) == {"torso", "hidden", "head"}
+    default_torso = prepared.frozen.reward["params"]["torso"]  # its own Transformer torso
+    assert "embed" in default_torso and "block_0" in default_torso
+    out = jax.jit(pipe.rl_train)(jax.random.key(1), TINY.hparams, prepared.frozen)
+    assert np.isfinite(np.asarray(out.metrics.gold_reward)).all()
+    assert out.metrics.gold_reward.shape == (TINY.rl.iterations,)
+
+
+def test_the_model_contracts_are_checked_up_front_in_one_line():
+    with pytest.raises(ValueError) as info:
+        P.make_pipeline(TINY, lm=ToyLM(2 * LANG.vocab_size))
+    assert str(info.value) == (
+        "lm: ToyLM maps tokens (2, 7) to shape (2, 7, 16), expected (2, 7, 8), logits "
+        "[B, T, V] with V = the language's vocab_size: its vocabulary has 16 tokens, the "
+        "language's vocab_size is 8"
+    )
+    with pytest.raises(ValueError, match=r"^vm: ToyLM maps tokens \(2, 7\) to shape"):
+        P.make_pipeline(TINY, vm=ToyLM(LANG.vocab_size))
+
+
+def test_with_torso_from_copies_only_a_torso_of_the_same_shapes():
+    lm_params = M.init_params(ToyLM(LANG.vocab_size), jax.random.key(0), LANG)
+    _, rm, _ = M.make_models(LANG, TINY.model)
+    rm_params = M.init_params(rm, jax.random.key(1), LANG)
+    assert M.with_torso_from(rm_params, lm_params) is rm_params
+    assert M.with_torso_from(rm_params, {"params": {"head": {}}}) is rm_params
