@@ -84,8 +84,10 @@ class PPOConfig:
         checked where an env is built from the name (`make_env`), before compiling.
       num_envs: parallel environments N.
       num_steps: rollout length T per update; one batch is `T * N` transitions.
-      total_timesteps: environment steps over the whole run (rounded down to
-        whole updates: `num_updates * batch_size` steps are taken).
+      total_timesteps: environment steps over the whole run, rounded down to whole
+        updates: `num_updates * batch_size` steps are taken and the remainder
+        `total_timesteps % batch_size` is not run (`purejaxppo train` says so in its first
+        line).
       update_epochs: passes over each batch.
       num_minibatches: minibatches per epoch; must divide the batch.
       hidden_sizes: widths of the actor and of the critic MLP.

@@ -72,6 +72,7 @@ def _write_config(session: Session) -> None:
             f"# Extended from {job.extends} to {job.rc.ppo.num_updates} updates by "
             "train --resume with a larger ppo.total_timesteps.\n"
         )
+    header += rundir.env_module_note(job.rc.ppo.env_name)
     rundir.atomic_write_text(job.run_dir / rundir.CONFIG_FILE, header + dump_run_config(job.rc))
 
 
@@ -195,6 +196,7 @@ def _announce(session: Session, sizes: Sequence[int], every: int) -> None:
         f"{count(len(job.seeds), 'seed')} ({seeds_text}), "
         f"{session.num_updates} updates x {session.batch_size} steps "
         f"= {session.num_updates * session.batch_size:,} steps per seed"
+        + _remainder_text(job.rc.ppo.total_timesteps, session.batch_size)
     )
     session.say(f"run folder: {job.run_dir}")
     if job.resume:
@@ -211,6 +213,17 @@ def _announce(session: Session, sizes: Sequence[int], every: int) -> None:
     session.say(
         f"chunks: {describe_plan(sizes)}; checkpoint every {every} updates "
         f"on {jax.devices()[0].platform}"
+    )
+
+
+def _remainder_text(total_timesteps: int, batch_size: int) -> str:
+    """What of `total_timesteps` is not run (it is not a whole batch), or ""."""
+    left = total_timesteps % batch_size
+    if not left:
+        return ""
+    return (
+        f" (total_timesteps {total_timesteps:,}: the last {left:,} steps are not a whole "
+        f"batch of {batch_size:,} and are not run)"
     )
 
 
