@@ -31,7 +31,8 @@ def test_training_records_where_the_env_module_was_found(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     ppo.make_env("note_env_24:Env")
     note = rundir.env_module_note("note_env_24:Env")
-    assert note == f"# env module note_env_24 was imported from {(tmp_path / 'note_env_24.py').resolve()}\n"
+    path = (tmp_path / "note_env_24.py").resolve()
+    assert note == f"# env module note_env_24 was imported from {path}\n"
     assert rundir.env_module_note("CartPole-v1") == ""
 
 
