@@ -67,8 +67,8 @@ def test_the_first_line_says_what_of_total_timesteps_is_not_run(tmp_path, capsys
     assert cli.main(args) == 0
     first = capsys.readouterr().out.splitlines()[0]
     assert first.endswith(
-        "3 updates x 32 steps = 96 steps per seed (total_timesteps 100: the last 4 steps are "
-        "not a whole batch of 32 and are not run)"
+        "3 updates x 32 steps = 96 steps per seed (the last 4 of total_timesteps 100 are not a "
+        "whole batch: not run)"
     )
     saved = (tmp_path / "run" / rundir.CONFIG_FILE).read_text()
     assert f"# env module wording_env_24 was imported from {tmp_path.resolve()}" in saved

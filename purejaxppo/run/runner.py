@@ -221,10 +221,8 @@ def _remainder_text(total_timesteps: int, batch_size: int) -> str:
     left = total_timesteps % batch_size
     if not left:
         return ""
-    return (
-        f" (total_timesteps {total_timesteps:,}: the last {left:,} steps are not a whole "
-        f"batch of {batch_size:,} and are not run)"
-    )
+    total = f"{total_timesteps:,}"
+    return f" (the last {left:,} of total_timesteps {total} are not a whole batch: not run)"
 
 
 def _chunks(
