@@ -5,7 +5,7 @@ cfg = ppo.PPOConfig(env_name="CartPole-v1")
 out = jax.jit(ppo.make_train(cfg))(jax.random.key(0), ppo.HParams())
 """
 
-from purejaxppo.config import HParams, PPOConfig, check_hparams, stack_hparams
+from purejaxppo.config import HParams, PPOConfig, stack_hparams
 from purejaxppo.envs import RunningStats, env_action, make_env, normalize_observation
 from purejaxppo.gae import compute_gae
 from purejaxppo.networks import ActorCritic, Categorical, DiagGaussian, make_network
@@ -17,6 +17,7 @@ from purejaxppo.train import (
     make_train,
     make_trainer,
 )
+from purejaxppo.unused_settings import check_hparams
 
 __version__ = "0.1.0"
 

@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from purejaxppo.unused_settings import check_static_settings, concrete
+
 ACTIVATIONS = ("tanh", "relu", "gelu", "silu", "elu")
 OBJECTIVES = ("clip", "kl_penalty", "clip+kl")
 KL_DIRECTIONS = ("new_old", "old_new")
@@ -41,15 +43,6 @@ BOOL_FIELDS = (
     "normalize_rewards",
     "group_normalize",
 )
-
-
-SWITCHED_FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "group_size": ("advantage", ("group",)),
-    "group_normalize": ("advantage", ("group",)),
-    "kl_direction": ("objective", ("kl_penalty", "clip+kl")),
-}
-"""`PPOConfig` fields read only under some settings: field -> (switch, values that read it).
-A non-default value under any other value of the switch is refused."""
 
 
 def _plain(value: Any) -> Any:
@@ -207,23 +200,12 @@ class PPOConfig:
             raise ValueError(
                 "gru_size: recurrent policies are not supported with advantage group; use gae"
             )
-        self._check_no_dead_settings()
+        check_static_settings(self)
         if self.total_timesteps < self.batch_size:
             raise ValueError(
                 f"total_timesteps: {self.total_timesteps} is below one batch "
                 f"(num_envs * num_steps = {self.batch_size})"
             )
-
-    def _check_no_dead_settings(self) -> None:
-        """Refuse a non-default value of a field that this configuration never reads."""
-        for name, (switch, users) in SWITCHED_FIELDS.items():
-            value, default = getattr(self, name), _PPO_DEFAULTS[name]
-            if getattr(self, switch) not in users and value != default:
-                raise ValueError(
-                    f"{name}: {value!r} has no effect with {switch}: {getattr(self, switch)}; "
-                    f"it is read only with {switch}: {' or '.join(users)} "
-                    f"(leave it at {default!r} otherwise)"
-                )
 
     @property
     def batch_size(self) -> int:
@@ -244,8 +226,6 @@ class PPOConfig:
         """A copy with `changes` applied (validated again)."""
         return dataclasses.replace(self, **changes)
 
-
-_PPO_DEFAULTS = {f.name: f.default for f in dataclasses.fields(PPOConfig)}
 
 HPARAM_DEFAULTS: dict[str, float] = {
     "learning_rate": 2.5e-4,
@@ -326,15 +306,6 @@ def _check_field(name: str, value: Any) -> None:
                 raise ValueError(f"{name}: expected {_range_text(lo, lo_in, hi, hi_in)}, got {v:g}")
 
 
-def _concrete(value: Any) -> np.ndarray | None:
-    """`value` as a float64 numpy array, or None for tracers and placeholders."""
-    if isinstance(value, (bool, int, float, np.number, np.ndarray)) or (
-        isinstance(value, jax.Array) and not isinstance(value, jax.core.Tracer)
-    ):
-        return np.asarray(value, np.float64)
-    return None
-
-
 @dataclasses.dataclass(frozen=True)
 class HParams:
     """Traced PPO hyperparameters: a pytree of float scalars (or `[P]` arrays when stacked).
@@ -379,7 +350,7 @@ class HParams:
         """Check concrete values; raise `ValueError` naming the field. Traced values pass."""
         for field in dataclasses.fields(self):
             _check_field(field.name, getattr(self, field.name))
-        lo, hi = _concrete(self.kl_coef_min), _concrete(self.kl_coef_max)
+        lo, hi = concrete(self.kl_coef_min), concrete(self.kl_coef_max)
         if lo is not None and hi is not None and np.any(lo > hi):
             raise ValueError(
                 f"kl_coef_min: expected <= kl_coef_max ({hi.max():g}), got {lo.max():g}"
@@ -424,49 +395,6 @@ def stack_hparams(hparams: Sequence[HParams]) -> HParams:
             raise ValueError(f"stack_hparams: expected HParams, got {type(hp).__name__}")
         hp.validate()
     return jax.tree.map(lambda *xs: jnp.asarray(xs, dtype=jnp.float32), *hparams)
-
-
-# HParams fields that only some configurations read: field -> (does `cfg` read it?, the
-# setting that would).
-_HPARAM_USERS: dict[str, tuple[Any, str]] = {
-    **{
-        name: (lambda cfg: cfg.objective != "clip", "objective: kl_penalty or clip+kl")
-        for name in ("kl_coef", "kl_target", "kl_coef_min", "kl_coef_max")
-    },
-    "ref_kl_coef": (lambda cfg: cfg.advantage == "group", "advantage: group"),
-}
-
-
-def check_hparams(config: PPOConfig, hparams: HParams) -> HParams:
-    """Refuse a non-default concrete value of an `HParams` field that `config` never reads.
-
-    `kl_coef`, `kl_target`, `kl_coef_min` and `kl_coef_max` are read only by the KL
-    objectives (`objective: kl_penalty` or `clip+kl`), `ref_kl_coef` only in
-    `advantage: group`. One-line `ValueError` naming the field, the setting that ignores
-    it and the one that would read it. Every element of a stacked `[P]` leaf is checked.
-
-    Traced values (inside `jax.jit` / `vmap`) cannot be checked and pass: the trainer calls
-    this in `Trainer.init` / `Trainer.run`, where eager (un-jitted) values are concrete, and
-    the YAML loaders call it for every run config and sweep set. Returns `hparams`.
-    """
-    for name, (reads, setting) in _HPARAM_USERS.items():
-        if reads(config):
-            continue
-        value = _concrete(getattr(hparams, name))
-        default = np.float32(HPARAM_DEFAULTS[name])
-        if value is None or not np.any(value.astype(np.float32) != default):
-            continue
-        off = value.ravel()[np.argmax(value.ravel().astype(np.float32) != default)]
-        now = (
-            f"objective: {config.objective}"
-            if setting.startswith("objective")
-            else f"advantage: {config.advantage}"
-        )
-        raise ValueError(
-            f"{name}: {off:g} has no effect with {now}; it is read only with {setting} "
-            f"(leave it at its default {float(default):g} otherwise)"
-        )
-    return hparams
 
 
 def check_member_hparams(hparams: Any) -> None:

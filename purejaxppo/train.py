@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from purejaxppo.config import HParams, PPOConfig, check_hparams, check_member_hparams
+from purejaxppo.config import HParams, PPOConfig, check_member_hparams
 from purejaxppo.envs import (
     RunningStats,
     SpaceInfo,
@@ -55,6 +55,7 @@ from purejaxppo.rollout import (
     rollout,
 )
 from purejaxppo.state import METRIC_NAMES, TrainOutput, TrainState
+from purejaxppo.unused_settings import check_hparams
 
 
 class OptCarry(NamedTuple):

@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import gymnax  # noqa: F401  (gymnax jits at import: import it before a test patches jax.jit)
 import jax
 import jax.numpy as jnp
 import pytest

@@ -28,11 +28,12 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from purejaxppo.config import HParams, PPOConfig, check_hparams
+from purejaxppo.config import HParams, PPOConfig
 from purejaxppo.envs import check_env_name
 from purejaxppo.run.errors import ConfigError
 from purejaxppo.run.rundir import CONFIG_FILE, SWEEP_MANIFEST
 from purejaxppo.run.yamlio import _Dumper, parse_yaml
+from purejaxppo.unused_settings import check_hparams
 
 if TYPE_CHECKING:
     from purejaxppo.train import Trainer

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from purejaxppo.config import SWITCHED_FIELDS, HParams, PPOConfig, check_hparams
+from purejaxppo.config import HParams, PPOConfig
 from purejaxppo.run.config import (
     MAX_SEED,
     SECTIONS,
@@ -33,6 +33,7 @@ from purejaxppo.run.config import (
 )
 from purejaxppo.run.rundir import CHECKPOINT_DIR, CONFIG_FILE, SWEEP_MANIFEST
 from purejaxppo.sweep.population import HParamSet, Population, format_value
+from purejaxppo.unused_settings import SWITCHED_FIELDS, check_hparams
 
 PPO_FIELDS = tuple(f.name for f in dataclasses.fields(PPOConfig))
 HPARAM_FIELDS = tuple(f.name for f in dataclasses.fields(HParams))
