@@ -321,7 +321,9 @@ class HParams:
     overflow; `early_stop_kl`
     skips the rest of an update's minibatch steps once their mean approximate KL
     exceeds it (`inf`: off); `ref_kl_coef` weighs the k3 KL to the frozen initial
-    policy in `group` mode.
+    policy in `group` mode. A non-default value of a field that the `PPOConfig` never
+    reads (the KL fields with `objective: clip`, `ref_kl_coef` with `advantage: gae`) is
+    refused by `purejaxppo.check_hparams(config, hparams)`.
 
     Concrete values are checked when the object is built (`ValueError` naming the
     field; traced values pass). As a pytree, every concrete leaf is a float32
