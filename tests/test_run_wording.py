@@ -13,6 +13,7 @@ from _cli_support import write_config
 import purejaxppo as ppo
 from purejaxppo import cli
 from purejaxppo.run import load_run, rundir
+from purejaxppo.run.envmodule import env_module_note
 from purejaxppo.run.rundir import RunDirError
 
 ENV_MODULE = textwrap.dedent(
@@ -30,10 +31,10 @@ def test_training_records_where_the_env_module_was_found(tmp_path, monkeypatch):
     (tmp_path / "note_env_24.py").write_text(ENV_MODULE)
     monkeypatch.syspath_prepend(str(tmp_path))
     ppo.make_env("note_env_24:Env")
-    note = rundir.env_module_note("note_env_24:Env")
+    note = env_module_note("note_env_24:Env")
     path = (tmp_path / "note_env_24.py").resolve()
     assert note == f"# env module note_env_24 was imported from {path}\n"
-    assert rundir.env_module_note("CartPole-v1") == ""
+    assert env_module_note("CartPole-v1") == ""
 
 
 def test_a_run_whose_env_module_is_not_on_the_path_is_not_called_corrupt(tmp_path, capsys):

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import yaml
 
 if TYPE_CHECKING:
     from purejaxppo.run.config import RunConfig
@@ -77,6 +76,7 @@ def read_run_config(run_dir: str | Path) -> tuple[Path, RunConfig]:
     """Check that `run_dir` is a run folder and load its config.yaml; `RunDirError` if not
     (a sweep output folder is named as such, with the command that trains its best set)."""
     from purejaxppo.run.config import load_run_config  # config imports this module's names
+    from purejaxppo.run.envmodule import missing_env_module
     from purejaxppo.run.errors import ConfigError
 
     run_dir = Path(run_dir)
@@ -93,55 +93,12 @@ def read_run_config(run_dir: str | Path) -> tuple[Path, RunConfig]:
     try:
         return run_dir, load_run_config(config_path)
     except ConfigError as err:
-        missing = _missing_env_module(config_path)
+        missing = missing_env_module(config_path)
         if missing:
             raise RunDirError(f"{run_dir}: {missing}") from None
         if ": ppo.env_name: " in str(err):
             raise RunDirError(f"{run_dir}: cannot make the run's env ({err})") from None
         raise RunDirError(f"{run_dir}: corrupt run folder ({err})") from None
-
-
-_ENV_MODULE_NOTE = "# env module {module} was imported from {path}\n"
-_ENV_MODULE_RE = re.compile(r"^# env module (\S+) was imported from (.+)$", re.MULTILINE)
-
-
-def env_module_note(env_name: str | None) -> str:
-    """A config.yaml comment line saying where a custom env's module (`module:Env`) was
-    imported from when training, or "" (not an import string, or no file)."""
-    import sys
-
-    if not env_name or ":" not in env_name:
-        return ""
-    module = env_name.partition(":")[0]
-    path = getattr(sys.modules.get(module), "__file__", None)
-    return _ENV_MODULE_NOTE.format(module=module, path=Path(path).resolve()) if path else ""
-
-
-def _missing_env_module(config_path: Path) -> str | None:
-    """What to say when a run's custom env module cannot be found (it is not on
-    `PYTHONPATH`), with where training found it; None when that is not the problem."""
-    import importlib.util
-
-    try:
-        text = config_path.read_text(encoding="utf-8")
-        env_name = str(yaml.safe_load(text)["ppo"]["env_name"])
-    except Exception:  # an unreadable config is reported as corrupt by the caller
-        return None
-    module = env_name.partition(":")[0]
-    if ":" not in env_name or not module:
-        return None
-    try:
-        found = importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        found = False
-    if found:
-        return None
-    seen = _ENV_MODULE_RE.search(text)
-    where = f"; training imported it from {seen.group(2)}" if seen else ""
-    return (
-        f"the run's env module {module} (ppo.env_name {env_name}) is not on PYTHONPATH: add "
-        f"the folder that holds it to PYTHONPATH or run from that folder{where}"
-    )
 
 
 def is_run_dir(path: Path) -> bool:

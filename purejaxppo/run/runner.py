@@ -32,6 +32,7 @@ from purejaxppo.run.compiled import (
     seed_keys,
 )
 from purejaxppo.run.config import dump_run_config
+from purejaxppo.run.envmodule import env_module_note
 from purejaxppo.run.guards import (
     EXIT_INTERRUPTED,
     EXIT_NONFINITE,
@@ -72,7 +73,7 @@ def _write_config(session: Session) -> None:
             f"# Extended from {job.extends} to {job.rc.ppo.num_updates} updates by "
             "train --resume with a larger ppo.total_timesteps.\n"
         )
-    header += rundir.env_module_note(job.rc.ppo.env_name)
+    header += env_module_note(job.rc.ppo.env_name)
     rundir.atomic_write_text(job.run_dir / rundir.CONFIG_FILE, header + dump_run_config(job.rc))
 
 
