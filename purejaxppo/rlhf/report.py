@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from purejaxppo.rlhf.config import Member, RLHFConfig
+from purejaxppo.rlhf.config import Member, RLHFConfig, hparams_dict
 from purejaxppo.rlhf.pipeline import Evaluation, Prepared
 from purejaxppo.rlhf.trainer import RLMetrics
 from purejaxppo.run.rundir import atomic_write_text, device_description, versions, write_summary
@@ -38,7 +38,7 @@ def member_rows(
     rows = []
     for i, member in enumerate(members):
         row: dict[str, Any] = {"label": member.label, "seed": member.seed}
-        row["hparams"] = {k: float(v) for k, v in member.hparams._asdict().items()}
+        row["hparams"] = {k: float(v) for k, v in hparams_dict(member.hparams).items()}
         for key, field in FINAL_FIELDS.items():
             row[key] = float(np.asarray(getattr(evaluation, field))[i])
         row["kl_coef_final"] = float(np.asarray(metrics.kl_coef)[i, -1])

@@ -77,6 +77,7 @@ def read_run_config(run_dir: str | Path) -> tuple[Path, RunConfig]:
     """Check that `run_dir` is a run folder and load its config.yaml; `RunDirError` if not
     (a sweep output folder is named as such, with the command that trains its best set)."""
     from purejaxppo.run.config import load_run_config  # config imports this module's names
+    from purejaxppo.run.envmodule import missing_env_module
     from purejaxppo.run.errors import ConfigError
 
     run_dir = Path(run_dir)
@@ -93,6 +94,11 @@ def read_run_config(run_dir: str | Path) -> tuple[Path, RunConfig]:
     try:
         return run_dir, load_run_config(config_path)
     except ConfigError as err:
+        missing = missing_env_module(config_path)
+        if missing:
+            raise RunDirError(f"{run_dir}: {missing}") from None
+        if ": ppo.env_name: " in str(err):
+            raise RunDirError(f"{run_dir}: cannot make the run's env ({err})") from None
         raise RunDirError(f"{run_dir}: corrupt run folder ({err})") from None
 
 
