@@ -165,27 +165,32 @@ def _write_cache(path: Path | None, data: dict[str, list[str]]) -> None:
 
 
 def brax_spaces(
-    names: Sequence[str], progress: TextIO | None = sys.stderr, build: bool = True
+    names: Sequence[str], progress: TextIO | None = None, build: bool = True
 ) -> dict[str, tuple[str, str]]:
     """`{name: (actions, obs)}` of the `brax/<name>` envs, from the cache; the ones missing
-    are built (after one line on `progress`) and cached, or left out when `build` is false."""
+    are built (after one line on `progress`, default stderr) and cached, or left out when
+    `build` is false."""
     from purejaxppo.envs.brax import brax_registry
 
     registry = brax_registry()
     path = spaces_cache_file()
     cache = _read_cache(path)
     keys = {name: _cache_key(name, registry) for name in names}
-    found = {n: (cache[k][0], cache[k][1]) for n, k in keys.items() if len(cache.get(k, ())) == 2}
+    cached = {n: cache.get(k) for n, k in keys.items()}
+    found = {
+        n: (v[0], v[1])
+        for n, v in cached.items()
+        if isinstance(v, list) and len(v) == 2 and all(isinstance(x, str) for x in v)
+    }
     missing = [n for n in names if n not in found]
     if missing and build:
-        if progress is not None:
-            where = f"; cached in {path}" if path is not None else ""
-            print(
-                f"building {len(missing)} Brax environments to read their spaces "
-                f"(~2 s each{where}) ...",
-                file=progress,
-                flush=True,
-            )
+        where = f"; cached in {path}" if path is not None else ""
+        print(
+            f"building {len(missing)} Brax environments to read their spaces "
+            f"(~2 s each{where}) ...",
+            file=progress if progress is not None else sys.stderr,
+            flush=True,
+        )
         for name in missing:
             try:
                 found[name] = spaces_text(name)
@@ -199,7 +204,7 @@ def brax_spaces(
 def brax_rows(
     config_dir: Path,
     show: ShowPath = shown_path,
-    progress: TextIO | None = sys.stderr,
+    progress: TextIO | None = None,
     build: bool = True,
 ) -> tuple[list[Row], str]:
     """Rows of the `brax/<name>` envs and the `detail` of their `family_line`; without the
