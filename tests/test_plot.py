@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,8 +15,8 @@ from PIL import Image
 from scipy import stats
 
 from purejaxppo import cli
-from purejaxppo.run import rundir
-from purejaxppo.sweep import compare
+from purejaxppo.run import plots, rundir
+from purejaxppo.sweep import compare, report
 from purejaxppo.sweep.spec import sweep_from_dict
 from purejaxppo.sweep.store import chunk_path, manifest_for, write_chunk, write_manifest
 from purejaxppo.train import METRIC_NAMES
@@ -57,19 +58,64 @@ def fake_sweep(folder: Path, rng: np.random.Generator) -> dict:
     return metrics
 
 
-def test_mean_ci_is_the_t_interval():
+def test_mean_ci_is_the_t_interval_clipped_to_the_seeds():
     rng = np.random.default_rng(1)
     rows = rng.normal(size=(4, 30))
     rows[2, 5] = np.nan
     mean, low, high = compare.mean_ci(rows)  # window 1: no smoothing
-    for u in (0, 5, 29):
+    for u in range(30):
         vals = rows[:, u][np.isfinite(rows[:, u])]
         half = stats.t.ppf(0.975, len(vals) - 1) * vals.std(ddof=1) / np.sqrt(len(vals))
         np.testing.assert_allclose(
-            [mean[u], low[u], high[u]], [vals.mean(), vals.mean() - half, vals.mean() + half]
+            [mean[u], low[u], high[u]],
+            [vals.mean(), max(vals.mean() - half, vals.min()), min(vals.mean() + half, vals.max())],
         )
     one = compare.mean_ci(rows[:1])
     np.testing.assert_array_equal(one[1], one[0])  # one seed: no band
+    np.testing.assert_array_equal(one[2], one[0])
+
+
+def test_band_never_leaves_what_the_seeds_reach():
+    """CartPole-like seeds capped at 500: the t interval of 3 seeds (t = 4.3) would reach far
+    above 500 and below the worst seed; the band stops at the seeds' own range."""
+    rows = np.array([[10.0, 480.0, 500.0], [30.0, 500.0, 500.0], [200.0, 350.0, 500.0]])
+    mean, low, high = plots.mean_ci(rows)
+    np.testing.assert_allclose(mean, rows.mean(axis=0))
+    np.testing.assert_allclose(high, [200.0, 500.0, 500.0])
+    np.testing.assert_allclose(low, [10.0, 350.0, 500.0])
+    assert compare.mean_ci is plots.mean_ci  # `purejaxppo plot` draws the same band
+
+
+def test_every_curve_plot_names_one_convention(monkeypatch):
+    """curve.png's legend and the sweep's curves.png title say "mean ± 95% CI over N seeds";
+    curve.png's y-range is the data's, not a wide early band's."""
+    rng = np.random.default_rng(0)
+    returns = np.minimum(rng.normal(250.0, 150.0, (4, 100)).cumsum(axis=1) / 10 + 20, 500.0)
+    returns[:, :3] = rng.uniform(0, 600, (4, 3))  # a wide start
+    fig, window = plots.curve_figure(np.arange(1, 101) * 512.0, returns, "t", 475.0)
+    ax = fig.axes[0]
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert texts == [
+        "mean ± 95% CI over 4 seeds (2-update moving average)",
+        "expected return (475)",
+    ]
+    smoothed = plots.smooth(returns, window)
+    low, high = ax.get_ylim()
+    span = np.nanmax(smoothed) - np.nanmin(smoothed)
+    assert np.nanmin(smoothed) - 0.1 * span < low <= np.nanmin(smoothed)
+    assert np.nanmax(smoothed) <= high < np.nanmax(smoothed) + 0.1 * span
+    assert plots.band_label(1) == "1 seed (no band)"
+
+    doc = {"ppo": {"env_name": "CartPole-v1", "num_envs": 2, "num_steps": 16,
+                   "total_timesteps": 640, "update_epochs": 1, "num_minibatches": 2},
+           "seeds": 3, "grid": {"hparams.learning_rate": [1.0e-3, 3.0e-3]}}  # fmt: skip
+    population = sweep_from_dict(doc).population()
+    summary = [SimpleNamespace(set_index=i, rank=i + 1, mean_return=1.0) for i in (0, 1)]
+    figures: list = []
+    monkeypatch.setattr(report, "_png", figures.append)
+    report.plot_curves(population, summary, {i: returns[i % 3, :20] for i in range(6)})
+    titles = [figures[0].axes[0].get_title()]
+    assert "mean ± 95% CI over 3 seeds" in titles[0], titles
 
 
 def test_time_is_spread_within_chunks():

@@ -3,7 +3,7 @@
 A run folder `runs/<env>-<timestamp>/` holds `config.yaml` (the fully resolved
 RunConfig), `metrics.csv` (one row per update and seed), `summary.json` (final
 and best return, compile time, steps/s, versions, device), `curve.png` (mean
-+- std return over seeds against env steps) and `checkpoint/` (orbax, see
+return ± 95% CI over seeds against env steps, `purejaxppo.run.plots`) and `checkpoint/` (orbax, see
 `purejaxppo.run.checkpoint`).
 """
 

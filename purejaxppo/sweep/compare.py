@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import io
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from purejaxppo.run.errors import UsageError
-from purejaxppo.run.plots import smooth
+from purejaxppo.run.plots import mean_ci  # the shared band convention of every curve plot
 from purejaxppo.run.progress import count
 from purejaxppo.run.rundir import METRICS_FILE, SWEEP_MANIFEST, read_metrics
 from purejaxppo.state import METRIC_NAMES
@@ -45,24 +44,6 @@ class Curve:
     low: np.ndarray
     high: np.ndarray
     seeds: int
-
-
-def mean_ci(rows: np.ndarray, window: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`(mean, low, high)` `[U]` of `[S, U]` per-seed values after a trailing moving average
-    over `window` updates: the mean over the seeds with a finite value and its 95% CI
-    (t quantile; `low = high = mean` where fewer than two seeds have one)."""
-    from scipy import stats
-
-    rows = smooth(np.asarray(rows, np.float64), window)
-    finite = np.isfinite(rows)
-    n = finite.sum(axis=0)
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)
-        mean = np.nanmean(rows, axis=0)
-        sd = np.nanstd(rows, axis=0, ddof=1)
-        half = stats.t.ppf(0.975, np.maximum(n - 1, 1)) * sd / np.sqrt(n)
-    half = np.where(n >= 2, half, 0.0)
-    return mean, mean - half, mean + half
 
 
 def _spread_in_chunks(chunk_end: np.ndarray) -> np.ndarray:
