@@ -45,6 +45,7 @@ def _positive(name: str, value: int | None) -> None:
 def _train(args: argparse.Namespace) -> int:
     from purejaxppo.run import jaxcache, rundir
     from purejaxppo.run.config import MAX_SEED, load_run_config, make_run_trainer
+    from purejaxppo.run.memory import check_train_memory
     from purejaxppo.run.resume import resolve_resume
     from purejaxppo.run.runner import Job, run_job
 
@@ -79,6 +80,7 @@ def _train(args: argparse.Namespace) -> int:
         run_dir = Path(args.out) if args.out else rundir.default_run_dir(rc.ppo.env_name)
         rundir.check_new_run_dir(run_dir, args.overwrite)
     trainer = make_run_trainer(rc, source)
+    check_train_memory(trainer, len(seeds), args.members_per_device, source)
     _check_extras(args, rc)
     job = Job(
         rc=rc,
