@@ -52,6 +52,7 @@ from purejaxppo.sweep.results import summarize
 from purejaxppo.sweep.runner import (
     DEFAULT_SEGMENT_UPDATES,
     GroupRunner,
+    check_groups_fit,
     chunk_bounds,
     plan_width,
 )
@@ -238,6 +239,7 @@ def _run(args: argparse.Namespace, out_stream: TextIO, err_stream: TextIO) -> in
     _check_flags(args)
     _start_processes(args)
     spec, population = _load(args)
+    check_groups_fit(population.groups())  # before the folder is touched
     out, old, max_batch, segment = _open_folder(args, spec)
     width = args.members_per_device or (old or {}).get("members_per_device")
     manifest = manifest_for(
