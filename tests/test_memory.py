@@ -55,6 +55,31 @@ def test_estimate_is_within_the_stated_factor_of_xla_memory_analysis(changes):
     assert 1 / memory.ESTIMATE_FACTOR <= ratio <= memory.ESTIMATE_FACTOR, ratio
 
 
+@pytest.mark.slow
+def test_rlhf_estimate_is_within_its_stated_factor_of_xla_memory_analysis():
+    from test_rlhf_cli import TINY_SETS
+
+    from purejaxppo.rlhf.config import population_members, stack_rlhf_hparams
+    from purejaxppo.rlhf.pipeline import make_pipeline, member_keys, prepare_key
+    from purejaxppo.rlhf.runner import memory_estimates
+    from purejaxppo.rlhf.yamlconfig import load_rlhf_config
+
+    cfg = load_rlhf_config(CONFIGS / "rlhf" / "grpo.yaml", TINY_SETS)
+    pipeline, key = make_pipeline(cfg), prepare_key(cfg)
+    members = population_members(cfg)
+    keys = member_keys(cfg, [m.seed for m in members])
+    hparams = stack_rlhf_hparams([m.hparams for m in members])
+    frozen = jax.eval_shape(pipeline.prepare, key).frozen
+    actual = (
+        analysed_bytes(jax.jit(pipeline.prepare).lower(key).compile()),
+        analysed_bytes(jax.jit(pipeline.population).lower(keys, hparams, frozen).compile()),
+    )
+    for estimate, real in zip(memory_estimates(cfg), actual, strict=True):
+        ratio = estimate.total / real
+        print(f"estimate / memory_analysis = {ratio:.2f}")
+        assert 1 / memory.RLHF_ESTIMATE_FACTOR <= ratio <= memory.ESTIMATE_FACTOR, ratio
+
+
 def test_estimate_takes_no_compile_at_134m_envs():
     cfg = ppo.PPOConfig(num_envs=2**27, num_steps=2, total_timesteps=2**28)
     start = time.perf_counter()
