@@ -124,6 +124,31 @@ def test_train_refuses_134m_envs_before_compiling(tmp_path: Path):
     assert elapsed < 60, elapsed  # ~4 s here; compiling it took 33 s before failing
 
 
+def test_sweep_refuses_a_group_that_cannot_fit_before_touching_the_folder(tmp_path: Path):
+    sweep = tmp_path / "big.yaml"
+    sweep.write_text(
+        "ppo: {env_name: CartPole-v1, num_steps: 2, total_timesteps: 268435456}\n"
+        "seeds: 1\ngrid: {ppo.num_envs: [4, 134217728]}\n"
+    )
+    out = tmp_path / "out"
+    proc = run_cli("sweep", sweep, "--out", out, cwd=tmp_path, timeout=120)
+    line = assert_bad_input(proc, "ppo.num_envs: one member of group 2/2", "of device memory")
+    assert line.startswith("purejaxppo sweep: error: ") and "available" in line
+    assert not out.exists()
+
+
+def test_rlhf_refuses_a_population_that_cannot_fit(monkeypatch):
+    from purejaxppo.rlhf.runner import check_memory, memory_estimates
+    from purejaxppo.rlhf.yamlconfig import load_rlhf_config
+
+    cfg = load_rlhf_config(CONFIGS / "rlhf" / "grpo.yaml", [])
+    prepare, population = memory_estimates(cfg)
+    assert population.total > prepare.total
+    monkeypatch.setattr(memory, "available_memory", lambda *a, **k: prepare.total)
+    with pytest.raises(ConfigError, match=r"^rl.completions_per_iteration: the RL stage \(6 "):
+        check_memory(cfg)
+
+
 @pytest.mark.parametrize("path", RUN_CONFIGS, ids=lambda p: str(p.relative_to(CONFIGS)))
 def test_every_shipped_run_config_fits(path: Path):
     rc = load_run_config(path)

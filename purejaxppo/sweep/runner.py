@@ -27,7 +27,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from purejaxppo.config import HParams, PPOConfig
-from purejaxppo.run.memory import available_memory, check_fits, ppo_member_memory
+from purejaxppo.run.memory import (
+    MemoryEstimate,
+    available_memory,
+    check_fits,
+    ppo_member_memory,
+)
 from purejaxppo.run.progress import count
 from purejaxppo.sharding import (
     default_members_per_device,
@@ -314,13 +319,19 @@ def memory_budget(device: Any, local_devices: int) -> int | None:
     return None if available is None else int(available * MEMORY_FRACTION)
 
 
+@functools.lru_cache(maxsize=64)
+def member_memory(config: PPOConfig) -> MemoryEstimate:
+    """The estimated device memory of one member of `config` (traced once per config)."""
+    return ppo_member_memory(make_trainer(config))
+
+
 def check_groups_fit(groups: Sequence[Any]) -> None:
     """Refuse a sweep (one-line `ConfigError`, before anything is written or compiled) one of
     whose static groups (`StaticGroup`s) cannot fit even one member in a device's memory
     (the estimate of `purejaxppo.run.memory`); wider groups are narrowed by `plan_width`."""
     for g in groups:
         where = f" of group {g.index + 1}/{len(groups)} ({g.label()})" if len(groups) > 1 else ""
-        _check_member(ppo_member_memory(make_trainer(g.config)), g.config, where)
+        _check_member(member_memory(g.config), g.config, where)
 
 
 def _check_member(member: Any, config: PPOConfig, where: str = "") -> None:
@@ -344,7 +355,7 @@ def plan_width(
     _, size = member_groups(group_size, width)
     device = jax.local_devices()[0]
     budget = memory_budget(device, len(jax.local_devices()))
-    member = ppo_member_memory(make_trainer(config))
+    member = member_memory(config)
     _check_member(member, config)
     if budget is not None and member.total * size > budget:
         _, size = member_groups(group_size, max(1, budget // max(1, member.total)))
