@@ -118,7 +118,7 @@ def test_train_refuses_134m_envs_before_compiling(tmp_path: Path):
         timeout=120,
     )
     elapsed = time.perf_counter() - start
-    line = assert_bad_input(proc, "ppo.num_envs", "of device memory", "available", "lower")
+    line = assert_bad_input(proc, "ppo.num_envs", "GB of memory", "available", "lower")
     assert line.startswith("purejaxppo train: error: ")
     assert not out.exists()
     assert elapsed < 60, elapsed  # ~4 s here; compiling it took 33 s before failing
@@ -132,7 +132,7 @@ def test_sweep_refuses_a_group_that_cannot_fit_before_touching_the_folder(tmp_pa
     )
     out = tmp_path / "out"
     proc = run_cli("sweep", sweep, "--out", out, cwd=tmp_path, timeout=120)
-    line = assert_bad_input(proc, "ppo.num_envs: one member of group 2/2", "of device memory")
+    line = assert_bad_input(proc, "ppo.num_envs: one member of group 2/2", "GB of memory")
     assert line.startswith("purejaxppo sweep: error: ") and "available" in line
     assert not out.exists()
 

@@ -12,8 +12,8 @@ twice it (`RLHF_ESTIMATE_FACTOR`; tests/test_memory.py, docs/cli.md lists the ra
 
 `purejaxppo train`, `purejaxppo sweep` and `purejaxppo rlhf` use it to refuse, in
 one line and before compiling, a run whose estimate exceeds the memory available
-(`available_memory`): a GPU's allocator limit, or on a CPU the host's available
-RAM shared by its XLA host devices.
+(`check_fits`): a GPU's allocator limit per device, or on a CPU the host's available
+RAM for all the XLA host devices that run at once.
 """
 
 from __future__ import annotations
@@ -161,32 +161,33 @@ def available_memory(device: Any = None, local_devices: int | None = None) -> in
     return total // max(1, count)
 
 
-def check_fits(estimate: MemoryEstimate, field: str, what: str, lower: str) -> None:
+def check_fits(
+    estimate: MemoryEstimate, field: str, what: str, lower: str, devices: int = 1
+) -> None:
     """Raise a one-line `ConfigError` naming `field` if `estimate` (bytes on one device)
-    exceeds what one device has (`available_memory`); `what` says what needs it, `lower`
-    what to lower."""
-    available = available_memory()
-    if available is None or estimate.total <= available:
-        return
-    raise ConfigError(
-        f"{field}: {what} needs about {gigabytes(estimate.total)} of device memory"
-        + (f" ({estimate.describe()})" if estimate.parts else "")
-        + f", {_available_text(available)}; lower {lower}"
-    )
-
-
-def _available_text(available: int) -> str:
-    """`gpu has 80 GB` or `the host has 22 GB of RAM available, 11 GB for each of its 2 cpu
-    devices`."""
+    does not fit: on an accelerator in one device's memory, on a CPU (whose XLA devices
+    share the host's RAM) `devices` times it in the host's available RAM (`devices`: how
+    many run at once). `what` says what needs it, `lower` what to lower."""
     device = jax.local_devices()[0]
-    count = len(jax.local_devices())
-    if device.platform != "cpu":
-        return f"{device.platform} {device.id} has {gigabytes(available)}"
-    if count == 1:
-        return f"the host has {gigabytes(available)} of RAM available"
-    return (
-        f"the host has {gigabytes(available * count)} of RAM available, "
-        f"{gigabytes(available)} for each of its {count} cpu devices"
+    available = available_memory(device, local_devices=1)
+    cpu = device.platform == "cpu"
+    need = estimate.total * (devices if cpu else 1)
+    if available is None or need <= available:
+        return
+    parts = estimate.describe() if estimate.parts else ""
+    if cpu and devices > 1:
+        parts = f"{gigabytes(estimate.total)} on each of {devices} cpu devices" + (
+            f": {parts}" if parts else ""
+        )
+    has = (
+        f"the host has {gigabytes(available)} of RAM available"
+        if cpu
+        else f"{device.platform} {device.id} has {gigabytes(available)}"
+    )
+    raise ConfigError(
+        f"{field}: {what} needs about {gigabytes(need)} of {'memory' if cpu else 'device memory'}"
+        + (f" ({parts})" if parts else "")
+        + f", {has}; lower {lower}"
     )
 
 
@@ -226,8 +227,9 @@ def check_train_memory(
     from purejaxppo.sharding import default_members_per_device, member_groups
 
     cap = members_per_device or default_members_per_device("train")
-    _, width = member_groups(num_seeds, cap)
+    groups, width = member_groups(num_seeds, cap)
+    devices = min(groups, len(jax.local_devices()))  # how compile_trainer lays them out
     estimate = scaled(ppo_member_memory(trainer), width)
     per = f"{width} seeds vmapped on each device" if width > 1 else "one seed"
     lower = "ppo.num_envs or ppo.num_steps" + (" (or --members-per-device)" if width > 1 else "")
-    check_fits(estimate, f"{source}: ppo.num_envs", f"the run ({per})", lower)
+    check_fits(estimate, f"{source}: ppo.num_envs", f"the run ({per})", lower, devices)

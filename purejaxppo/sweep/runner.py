@@ -331,12 +331,14 @@ def check_groups_fit(groups: Sequence[Any]) -> None:
     (the estimate of `purejaxppo.run.memory`); wider groups are narrowed by `plan_width`."""
     for g in groups:
         where = f" of group {g.index + 1}/{len(groups)} ({g.label()})" if len(groups) > 1 else ""
-        _check_member(member_memory(g.config), g.config, where)
+        devices = min(len(g.members), len(jax.local_devices()))  # at most, at once
+        _check_member(member_memory(g.config), g.config, where, devices)
 
 
-def _check_member(member: Any, config: PPOConfig, where: str = "") -> None:
+def _check_member(member: Any, config: PPOConfig, where: str = "", devices: int = 1) -> None:
     where = where or f" (num_envs={config.num_envs}, num_steps={config.num_steps})"
-    check_fits(member, "ppo.num_envs", f"one member{where}", "ppo.num_envs or ppo.num_steps")
+    what, lower = f"one member{where}", "ppo.num_envs or ppo.num_steps"
+    check_fits(member, "ppo.num_envs", what, lower, devices)
 
 
 def plan_width(
@@ -356,7 +358,7 @@ def plan_width(
     device = jax.local_devices()[0]
     budget = memory_budget(device, len(jax.local_devices()))
     member = member_memory(config)
-    _check_member(member, config)
+    _check_member(member, config, devices=mesh.devices.size)
     if budget is not None and member.total * size > budget:
         _, size = member_groups(group_size, max(1, budget // max(1, member.total)))
     for _ in range(4):
