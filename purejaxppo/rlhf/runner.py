@@ -11,7 +11,7 @@ import jax
 from purejaxppo.rlhf.config import Member, RLHFConfig, population_members, stack_rlhf_hparams
 from purejaxppo.rlhf.pipeline import Evaluation, Prepared, make_pipeline, member_keys, prepare_key
 from purejaxppo.rlhf.trainer import RLOutput
-from purejaxppo.run.memory import MemoryEstimate, check_fits, traced_bytes, tree_bytes
+from purejaxppo.run.memory import MemoryEstimate, check_fits, traced_bytes
 
 
 class PopulationRun(NamedTuple):
@@ -36,9 +36,7 @@ def memory_estimates(cfg: RLHFConfig) -> tuple[MemoryEstimate, MemoryEstimate]:
     hparams = stack_rlhf_hparams([m.hparams for m in members])
     prepare = MemoryEstimate(traced_bytes(pipeline.prepare, key))
     population = traced_bytes(pipeline.population, keys, hparams, prepared.frozen)
-    state = tree_bytes(jax.eval_shape(pipeline.population, keys, hparams, prepared.frozen))
-    parts = (("members' outputs", state), ("peak", population))
-    return prepare, MemoryEstimate(population, parts)
+    return prepare, MemoryEstimate(population, (("per member", population // len(members)),))
 
 
 def check_memory(cfg: RLHFConfig) -> None:

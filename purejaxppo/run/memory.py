@@ -129,7 +129,7 @@ def gigabytes(size: float) -> str:
 
 
 def _mem_available() -> int | None:
-    """The host's available RAM (`MemAvailable` of /proc/meminfo, else all of it)."""
+    """The host's available RAM (`MemAvailable` of /proc/meminfo, else its free pages)."""
     try:
         with open("/proc/meminfo") as f:
             for line in f:
