@@ -92,13 +92,36 @@ def main(argv: list[str] | None = None) -> int:
     from purejaxppo.run.checkpoint import CheckpointError
     from purejaxppo.run.config import ConfigError
     from purejaxppo.run.errors import UsageError
+    from purejaxppo.run.guards import Interrupted, interrupts_raise
     from purejaxppo.run.rundir import RunDirError
 
     try:
-        return args.func(args)
+        with interrupts_raise():  # train's run installs its own checkpointing handlers
+            return args.func(args)
     except (UsageError, ConfigError, RunDirError, CheckpointError) as err:
         print(f"purejaxppo {args.command}: error: {err}", file=sys.stderr, flush=True)
         return EXIT_BAD_INPUT
+    except Interrupted as stop:
+        kept = INTERRUPTED_KEEPS.get(args.command, "nothing was written")
+        print(f"purejaxppo {args.command}: interrupted ({stop.name}); {kept}", file=sys.stderr)
+        return stop.exit_code
+    except OSError as err:  # a disk that fills or a place that turns read-only mid-write
+        where = f"{err.filename}: " if err.filename else ""
+        reason = err.strerror or type(err).__name__
+        print(f"purejaxppo {args.command}: error: {where}{reason}", file=sys.stderr, flush=True)
+        return EXIT_BAD_INPUT
+
+
+# What an interrupted command leaves behind (said when SIGINT/SIGTERM stops it).
+INTERRUPTED_KEEPS = {
+    "train": "nothing more was written",
+    "sweep": "finished chunks are kept, rerun the command to resume",
+    "rlhf": "nothing was written (an RLHF run folder is written when the run ends)",
+    "bench": "the report is written at the end; nothing was kept",
+    "eval": "nothing was written",
+    "plot": "the figure was not written",
+    "envs": "nothing was written",
+}
 
 
 if __name__ == "__main__":

@@ -248,7 +248,7 @@ def test_existing_folders_are_refused(tmp_path: Path, capsys) -> None:
     other.mkdir()
     (other / "notes.txt").write_text("mine")
     assert _main(["--quick", "--overwrite", "--out", str(other)]) == 2
-    assert "not a benchmark folder" in _error_line(capsys)
+    assert "not a purejaxppo folder, not a benchmark report" in _error_line(capsys)
     assert (other / "notes.txt").read_text() == "mine"
 
 

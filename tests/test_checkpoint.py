@@ -220,12 +220,28 @@ def test_half_written_checkpoint_is_ignored_and_damaged_one_refused(reference, t
     assert meta.update == 12 and _same(state, final)
     assert _rows(run_dir) == _rows(reference["run"])
 
-    # A damaged committed checkpoint is refused with one line (exit 2), nothing changed.
+    # A damaged committed checkpoint is refused by eval with one line (exit 2), nothing
+    # changed; --resume falls back to the intact one before it and ends as the reference.
     for f in (ckpt / "12").rglob("*"):
         if f.is_file():
             f.write_bytes(b"garbage")
     before = tree_digest(run_dir)
     assert_bad_input(run_cli("eval", run_dir, cwd=tmp_path), "cannot load the checkpoint")
+    assert tree_digest(run_dir) == before
+    proc = run_cli("train", "--resume", run_dir, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "checkpoint 12 cannot be restored (damaged" in proc.stderr
+    assert "resuming from the intact checkpoint 10" in proc.stderr
+    assert (ckpt / ".damaged-12").is_dir()
+    state, meta = _restore(run_dir, rc, [0])
+    assert meta.update == 12 and _same(state, final)
+    assert _rows(run_dir) == _rows(reference["run"])
+    # with no intact checkpoint left, --resume is refused in one line, nothing changed
+    for step in ckpt.iterdir():
+        for f in step.rglob("*") if step.name.isdigit() else ():
+            if f.is_file():
+                f.write_bytes(b"garbage")
+    before = tree_digest(run_dir)
     assert_bad_input(run_cli("train", "--resume", run_dir, cwd=tmp_path), "corrupt checkpoint")
     assert tree_digest(run_dir) == before
 

@@ -285,14 +285,14 @@ def test_existing_out_is_refused_without_overwrite(tiny_run):
     run_dir, root = tiny_run["run"], tiny_run["root"]
     before = tree_digest(run_dir)
     proc = run_cli("train", tiny_run["config"], "--out", run_dir, cwd=root)
-    assert_bad_input(proc, "folder exists and is not empty; pass --overwrite")
+    assert_bad_input(proc, "holds a training run (purejaxppo train); pass --overwrite")
     assert tree_digest(run_dir) == before
 
     other = root / "someone-elses"
     other.mkdir()
     (other / "data.txt").write_text("keep me")
     proc = run_cli("train", tiny_run["config"], "--out", other, "--overwrite", cwd=root)
-    assert_bad_input(proc, "only replaces a purejaxppo run folder")
+    assert_bad_input(proc, "holds files that are not a purejaxppo folder, not a training run")
     assert (other / "data.txt").read_text() == "keep me"
 
 

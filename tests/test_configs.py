@@ -128,7 +128,7 @@ def test_overrides_are_typed_and_do_not_mutate(tmp_path):
         ("hparams:\n  gamma: 1.5\n", (), "hparams.gamma: expected a number in [0, 1]"),
         ("hparams:\n  gamma: high\n", (), "hparams.gamma: expected a number, got 'high'"),
         ("seed: -1\n", (), "seed: expected an integer in [0, "),
-        ("expected_return: lots\n", (), "expected_return: expected a number or null"),
+        ("expected_return: lots\n", (), "expected_return: expected a finite number or null"),
         ("ppo: 3\n", (), "ppo: expected a mapping of ppo fields, got 3"),
         ("- 1\n", (), "expected a mapping with keys ppo, hparams"),
         ("", (), "got an empty document"),

@@ -162,5 +162,5 @@ def test_missing_pygame_is_a_one_line_error(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "pygame", None)  # import pygame -> ImportError
     config = write_config(tmp_path / "c.yaml")
     status, _, err = main_in_process(capsys, "train", config, "--out", tmp_path / "run", "--gif")
-    assert_one_line_error(status, err, "needs pygame", "pip install 'purejaxppo[gif]'")
+    assert_one_line_error(status, err, "needs pygame", "pip install -e '.[gif]'")
     assert not (tmp_path / "run").exists()

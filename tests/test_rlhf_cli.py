@@ -103,9 +103,9 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys):
     full.mkdir()
     (full / "notes.txt").write_text("keep me")
     code, _, err = _cli(capsys, str(SHIPPED[0]), "--out", str(full))
-    assert code == 2 and "not empty" in err
+    assert code == 2 and "holds files that are not a purejaxppo folder, not an RLHF run" in err
     code, _, err = _cli(capsys, str(SHIPPED[0]), "--out", str(full), "--overwrite")
-    assert code == 2 and "only replaces an RLHF run folder" in err
+    assert code == 2 and "holds files that are not a purejaxppo folder, not an RLHF run" in err
     assert (full / "notes.txt").read_text() == "keep me"
 
 

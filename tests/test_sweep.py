@@ -419,7 +419,10 @@ def test_a_format_1_folder_is_upgraded_and_resumes(tmp_path):
     manifest = sweep_store.manifest_for(spec.to_dict(), 2, 4, old)
     # chunk sizes of an older format were split over the devices: planned again, per device
     assert manifest["widths"] == {} and manifest["format"] == 3 and "chunk_sizes" not in manifest
-    sweep_store.prepare_folder(out, tmp_path / "sweep.yaml", manifest, old)
+    notes = sweep_store.prepare_folder(
+        out, tmp_path / "sweep.yaml", manifest, old, spec.population()
+    )
+    assert notes == []
     ids, metrics, info = sweep_store.read_chunk(sweep_store.chunk_path(out, 0, 1))
     np.testing.assert_array_equal(ids, [[1, 3], [1, 4]])
     assert info == {"run_s": 1.5} and metrics["episode_return"].shape == (2, 12)
@@ -531,7 +534,7 @@ def test_singular_counts_in_the_printed_lines(tmp_path):
     ]
     pop = load(tmp_path, "grid: {hparams.learning_rate: [1.0e-4]}").population()
     summary = sw.summarize(_fake_results(pop, [3.0]), pop)
-    assert sweep_cli.format_top(summary, pop, 5).startswith("top 1 of 1 set (final return")
+    assert sweep_report.format_top(summary, pop, 5).startswith("top 1 of 1 set (final return")
     stream = io.StringIO()
     bar = sw_progress.ProgressBar(1, 1, stream, enabled=True)
     bar.chunk_done(1, "group 1/1 (all)", 0.5)

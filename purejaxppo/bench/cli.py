@@ -19,13 +19,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 EXIT_BAD_INPUT = 2
-REPORT_FILES = (
-    "bench.json",
-    "BENCHMARKS.md",
-    "scaling_num_envs.png",
-    "scaling_population.png",
-    "learning_curves.png",
-)
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -80,39 +73,27 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _check_out(out: Path, overwrite: bool) -> None:
-    """Refuse an unusable --out (nothing on disk changes)."""
+def _take_out(out: Path, overwrite: bool) -> Any:
+    """Check --out (empty, new, or a benchmark folder with --overwrite), lock it for the
+    whole run and check that it is writable; returns the held `FolderLock`. Nothing on disk
+    changes when it is refused."""
     from purejaxppo.bench.suite import BenchInputError
+    from purejaxppo.run import outdir
+    from purejaxppo.run.rundir import RunDirError
 
-    if out.exists() and not out.is_dir():
-        raise BenchInputError(f"--out {out}: exists and is not a folder")
-    if out.is_dir():
-        entries = list(out.iterdir())
-        if (out / REPORT_FILES[0]).exists():
-            if not overwrite:
-                raise BenchInputError(
-                    f"--out {out}: already holds a benchmark (bench.json); "
-                    "pass --overwrite to replace it"
-                )
-        elif entries:
-            raise BenchInputError(
-                f"--out {out}: exists, is not empty and is not a benchmark folder; "
-                "choose a new folder"
-            )
-
-
-def _make_out(out: Path) -> None:
-    """Create --out and check that it is writable."""
-    from purejaxppo.bench.suite import BenchInputError
-
+    lock = None
     try:
+        outdir.check_out(out, "bench", overwrite=overwrite)
+        lock = outdir.FolderLock(out, "bench")
+        outdir.check_out(out, "bench", overwrite=overwrite)
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".bench-write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as err:
-        reason = err.strerror or type(err).__name__
-        raise BenchInputError(f"--out {out}: cannot write there ({reason})") from None
+        outdir.check_writable(out)
+    except (RunDirError, OSError) as err:
+        if lock is not None:
+            lock.release()
+        text = str(err) if isinstance(err, RunDirError) else f"--out {out}: {err.strerror}"
+        raise BenchInputError(text) from None
+    return lock
 
 
 def _command(args: argparse.Namespace, out: Path) -> str:
@@ -141,9 +122,8 @@ def run(args: argparse.Namespace) -> int:
             raise BenchInputError(f"--seeds: expected a positive integer, got {args.seeds}")
         names = parse_envs(args.envs, plan.envs)
         out = Path(args.out or f"runs/bench-{time.strftime('%Y%m%d-%H%M%S')}")
-        _check_out(out, args.overwrite)
         specs = [resolve_env(n) for n in names]
-        _make_out(out)
+        lock = _take_out(out, args.overwrite)
     except BenchInputError as err:
         print(f"purejaxppo bench: error: {err}", file=sys.stderr, flush=True)
         return EXIT_BAD_INPUT
@@ -158,8 +138,9 @@ def run(args: argparse.Namespace) -> int:
     from purejaxppo.bench.measure import run_benchmark
     from purejaxppo.bench.report import write_report
 
-    result = run_benchmark(plan, specs, lambda line: _print(line, start), _command(args, out))
-    paths = write_report(result, out)
+    with lock:
+        result = run_benchmark(plan, specs, lambda line: _print(line, start), _command(args, out))
+        paths = write_report(result, out)
     head = headline(result)
     if head.single_seed_steps_per_s:
         _print(

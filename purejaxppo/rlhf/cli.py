@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import os
 import shutil
 import sys
 import tempfile
@@ -18,9 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from purejaxppo.run.rundir import RunDirError
-
-MARKER = "rlhf.yaml"  # the file that makes a folder an RLHF run folder
+MARKER = "rlhf.yaml"  # the file that makes a folder an RLHF run folder (run/outdir.py)
+EXIT_NONFINITE = 1
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -42,22 +42,6 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an RLHF run folder at --out")
     p.set_defaults(func=run_command)
     return p
-
-
-def check_out(path: Path, overwrite: bool) -> None:
-    """Refuse an `--out` that would clobber something (nothing is touched here)."""
-    if path.exists() and not path.is_dir():
-        raise RunDirError(f"--out {path}: exists and is not a folder")
-    if path.is_dir() and any(path.iterdir()):
-        if not overwrite:
-            raise RunDirError(
-                f"--out {path}: folder exists and is not empty; pass --overwrite to replace it"
-            )
-        if not (path / MARKER).is_file():
-            raise RunDirError(
-                f"--out {path}: --overwrite only replaces an RLHF run folder (with {MARKER}); "
-                "this folder is not one"
-            )
 
 
 def default_out(config: Path) -> Path:
@@ -85,17 +69,32 @@ def _member_table(summary: dict[str, Any]) -> str:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """`purejaxppo rlhf`: validate everything, run, write the folder, print the result."""
+    """`purejaxppo rlhf`: validate everything, take the output folder, run, write the folder,
+    print the result. Exit 1 when a stage produced NaN/inf (nothing is written then)."""
     from purejaxppo.rlhf.yamlconfig import dump_rlhf_config, load_rlhf_config
+    from purejaxppo.run import jaxcache, outdir
+    from purejaxppo.run.errors import ConfigError
 
     config_path = Path(args.config)
+    if config_path.is_dir():
+        hint = (
+            f"; its config is {config_path / MARKER}: purejaxppo rlhf "
+            f"{config_path / MARKER} --out NEW_FOLDER"
+            if (config_path / MARKER).is_file()
+            else ""
+        )
+        raise ConfigError(f"{config_path}: a folder, not a config file{hint}")
     cfg = load_rlhf_config(config_path, args.set)
     out = Path(args.out) if args.out else default_out(config_path)
-    check_out(out, args.overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if not out.parent.is_dir():
-        raise RunDirError(f"--out {out}: its parent is not a folder")
-    summary = _run(cfg, out, dump_rlhf_config(cfg))
+    outdir.check_out(out, "rlhf", overwrite=args.overwrite)
+    with outdir.FolderLock(out, "rlhf"):  # also proves the place is writable, before any work
+        outdir.check_out(out, "rlhf", overwrite=args.overwrite)
+        jaxcache.enable()  # before anything compiles
+        try:
+            summary = _run(cfg, out, dump_rlhf_config(cfg))
+        except NonFiniteError as err:
+            print(f"purejaxppo rlhf: error: {err}; nothing was written", file=sys.stderr)
+            return EXIT_NONFINITE
     gold_ref = summary["gold_reward_reference"]
     _say(
         f"done: gold reward {gold_ref:.2f} (reference) -> {summary['gold_reward_final']:.2f}, "
@@ -106,10 +105,38 @@ def run_command(args: argparse.Namespace) -> int:
     return 0
 
 
+class NonFiniteError(RuntimeError):
+    """A stage of the pipeline produced NaN/inf; `str(err)` names the stage and metric."""
+
+
+def check_finite(stage: str, metrics: dict[str, Any], labels: list[str] | None = None) -> None:
+    """Raise `NonFiniteError` at the first non-finite value of `metrics` (name -> `[N]` steps,
+    or `[M, N]` per member labelled by `labels`)."""
+    import numpy as np
+
+    first = None
+    for name, values in metrics.items():
+        values = np.asarray(values, np.float64)
+        values = values.reshape(1, -1) if values.ndim < 2 else values
+        bad = np.argwhere(~np.isfinite(values))
+        if bad.size:
+            m, step = bad[np.argmin(bad[:, 1])]
+            if first is None or step < first[0]:
+                first = (int(step), int(m), name)
+    if first is not None:
+        step, m, name = first
+        who = f" (member {labels[m]})" if labels else ""
+        raise NonFiniteError(
+            f"{stage}: non-finite {name} at {'iteration' if labels else 'step'} {step}{who}; "
+            "try a lower learning rate"
+        )
+
+
 def _run(cfg: Any, out: Path, cfg_yaml: str) -> dict[str, Any]:
     from purejaxppo.rlhf.config import population_members
     from purejaxppo.rlhf.report import build_summary, write_run_folder
     from purejaxppo.rlhf.runner import run_population, run_prepare
+    from purejaxppo.run import outdir
 
     start = time.perf_counter()
     _say(
@@ -117,7 +144,9 @@ def _run(cfg: Any, out: Path, cfg_yaml: str) -> dict[str, Any]:
         f"(gold {cfg.language.gold!r}, {cfg.reward.flip_prob:.0%} flipped), reward model "
         f"{cfg.reward.steps} steps"
     )
-    prepared, t_prepare = run_prepare(cfg)
+    prepared, t_prepare = run_prepare(cfg, _say)
+    check_finite("SFT (sft.learning_rate)", {"loss": prepared.sft_losses})
+    check_finite("reward model (reward.learning_rate)", {"loss": prepared.reward_losses})
     _say(
         f"  reward model held-out accuracy {float(prepared.reward_model_accuracy):.3f} "
         f"(train {float(prepared.reward_model_train_accuracy):.3f}) [{t_prepare:.0f} s]"
@@ -127,8 +156,10 @@ def _run(cfg: Any, out: Path, cfg_yaml: str) -> dict[str, Any]:
         f"{cfg.rl.algorithm.upper()}: {n} member{'s' if n != 1 else ''} x {cfg.rl.iterations} "
         f"iterations x {cfg.rl.completions_per_iteration} completions, one program"
     )
-    run = run_population(cfg, prepared)
+    run = run_population(cfg, prepared, _say)
     members, output, evaluation = run.members, run.output, run.evaluation
+    labels = [m.label for m in members]
+    check_finite("RL (hparams.learning_rate)", output.metrics._asdict(), labels)
     timings = {
         "prepare": t_prepare,
         "compile": run.compile_s,
@@ -137,15 +168,24 @@ def _run(cfg: Any, out: Path, cfg_yaml: str) -> dict[str, Any]:
     }
     summary = build_summary(cfg, members, prepared, output.metrics, evaluation, timings)
     _say(_member_table(summary))
+    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    aside = None
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700; a run folder gets the usual mode
         write_run_folder(tmp, cfg_yaml, summary, members, output.metrics, evaluation)
         if out.exists():
-            shutil.rmtree(out)
+            aside = outdir.set_aside(out)
         tmp.rename(out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if aside is not None and not out.exists():
+            aside.rename(out)
         raise
+    if aside is not None:
+        outdir.drop_aside(aside)
     return summary
 
 

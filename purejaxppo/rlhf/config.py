@@ -40,8 +40,10 @@ class SFTConfig:
 
     def __post_init__(self) -> None:
         _positive(self, "steps", "batch_size")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate: expected > 0, got {self.learning_rate}")
+        if not 0 < self.learning_rate < math.inf:
+            raise ValueError(
+                f"learning_rate: expected a finite number > 0, got {self.learning_rate}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,8 +62,10 @@ class RewardConfig:
         _positive(self, "train_pairs", "held_out_pairs", "steps", "batch_size")
         if not 0.0 <= self.flip_prob < 0.5:
             raise ValueError(f"flip_prob: expected a probability in [0, 0.5), got {self.flip_prob}")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate: expected > 0, got {self.learning_rate}")
+        if not 0 < self.learning_rate < math.inf:
+            raise ValueError(
+                f"learning_rate: expected a finite number > 0, got {self.learning_rate}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)

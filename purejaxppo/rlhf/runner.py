@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -59,18 +60,24 @@ def check_memory(cfg: RLHFConfig) -> None:
     )
 
 
-def run_prepare(cfg: RLHFConfig) -> tuple[Prepared, float]:
+def run_prepare(
+    cfg: RLHFConfig, say: Callable[[str], None] | None = None
+) -> tuple[Prepared, float]:
     """SFT, preference data and the reward model for `cfg.seed`; `(prepared, seconds)`.
-
-    Checks first that both programs fit in memory (`check_memory`)."""
+    With `say`, a line every `HEARTBEAT_S` seconds while it runs. Checks first that both
+    programs fit in memory (`check_memory`)."""
     check_memory(cfg)
     start = time.perf_counter()
-    prepared = jax.block_until_ready(jax.jit(make_pipeline(cfg).prepare)(prepare_key(cfg)))
+    prepared = jax.jit(make_pipeline(cfg).prepare)(prepare_key(cfg))
+    _wait(prepared, start, "preparing", say)
     return prepared, time.perf_counter() - start
 
 
-def run_population(cfg: RLHFConfig, prepared: Prepared) -> PopulationRun:
-    """Compile once and run `cfg`'s population (grid x seeds) against `prepared`."""
+def run_population(
+    cfg: RLHFConfig, prepared: Prepared, say: Callable[[str], None] | None = None
+) -> PopulationRun:
+    """Compile once and run `cfg`'s population (grid x seeds) against `prepared`. With
+    `say`, the compile time and a line every `HEARTBEAT_S` seconds while it trains."""
     members = population_members(cfg)
     keys = member_keys(cfg, [m.seed for m in members])
     hparams = stack_rlhf_hparams([m.hparams for m in members])
@@ -78,6 +85,26 @@ def run_population(cfg: RLHFConfig, prepared: Prepared) -> PopulationRun:
     population = jax.jit(make_pipeline(cfg).population)
     compiled = population.lower(keys, hparams, prepared.frozen).compile()
     compile_s = time.perf_counter() - start
+    if say is not None:
+        say(f"  compiled in {compile_s:.0f} s; training")
     start = time.perf_counter()
-    output, evaluation = jax.block_until_ready(compiled(keys, hparams, prepared.frozen))
+    output, evaluation = compiled(keys, hparams, prepared.frozen)
+    _wait((output, evaluation), start, "training", say)
     return PopulationRun(members, output, evaluation, compile_s, time.perf_counter() - start)
+
+
+HEARTBEAT_S = 15.0
+
+
+def _wait(tree: object, start: float, doing: str, say: Callable[[str], None] | None) -> None:
+    """Block until `tree` is computed, in short sleeps (a signal is handled at once), saying
+    every `HEARTBEAT_S` seconds how long it has run."""
+    next_line = start + HEARTBEAT_S
+    leaves = [x for x in jax.tree.leaves(tree) if hasattr(x, "is_ready")]
+    while not all(x.is_ready() for x in leaves):
+        time.sleep(0.05)
+        now = time.perf_counter()
+        if say is not None and now >= next_line:
+            say(f"  still {doing}: {now - start:.0f} s")
+            while next_line <= now:
+                next_line += HEARTBEAT_S

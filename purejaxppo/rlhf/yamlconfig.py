@@ -159,9 +159,13 @@ def _population(source: str, raw: Any) -> PopulationConfig:
                 f"got {_describe(values)}"
             )
         try:
-            grid.append((name, tuple(_check_value(float, v) for v in values)))
+            numbers = tuple(_check_value(float, v) for v in values)
+            for v in numbers:  # the range of the field, checked now rather than after SFT
+                check_hparams(RLHFHParams(**{name: v}))
         except ValueError as err:
-            raise ConfigError(f"{source}: population.grid.{name}: {err}") from None
+            text = str(err).removeprefix(f"{name}: ")
+            raise ConfigError(f"{source}: population.grid.{name}: {text}") from None
+        grid.append((name, numbers))
     try:
         return PopulationConfig(seeds=seeds, grid=tuple(grid))
     except ValueError as err:
@@ -211,7 +215,8 @@ def dump_rlhf_config(cfg: RLHFConfig) -> str:
 
 
 def apply_sets(data: Mapping[str, Any], sets: Sequence[str]) -> dict[str, Any]:
-    """`data` with `--set section.key=value` overrides applied (values parsed as YAML)."""
+    """`data` with `--set section.key=value` overrides applied (values parsed as YAML); a
+    deeper key (`population.grid.kl_target=[1, 4]`) sets a value inside a mapping."""
     out: dict[str, Any] = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in data.items()}
     for item in sets:
         key, sep, text = item.partition("=")
@@ -223,14 +228,22 @@ def apply_sets(data: Mapping[str, Any], sets: Sequence[str]) -> dict[str, Any]:
                 raise _unknown("--set", key, ("seed", *(f"{s}.KEY" for s in SECTIONS[1:])))
             out[key] = value
             continue
-        section, field = key.split(".", 1)
-        if section not in SECTIONS or section == "seed":
+        section, *path = key.split(".")
+        if section not in SECTIONS or section == "seed" or not all(path):
             raise _unknown("--set", key, SECTIONS[1:])
-        current = out.get(section) or {}
-        if not isinstance(current, Mapping):
-            raise ConfigError(f"--set {key}: the file's {section} is not a mapping")
-        out[section] = {**current, field: value}
+        out[section] = _set_in(out.get(section), path, value, f"--set {key}", section)
     return out
+
+
+def _set_in(current: Any, path: Sequence[str], value: Any, where: str, name: str) -> Any:
+    """A copy of mapping `current` (None: empty) with `value` at `path`."""
+    if current is None:
+        current = {}
+    if not isinstance(current, Mapping):
+        raise ConfigError(f"{where}: the file's {name} is not a mapping")
+    head, *rest = path
+    inner = _set_in(current.get(head), rest, value, where, f"{name}.{head}") if rest else value
+    return {**current, head: inner}
 
 
 def load_rlhf_config(path: str | Path, sets: Sequence[str] = ()) -> RLHFConfig:
@@ -244,7 +257,10 @@ def load_rlhf_config(path: str | Path, sets: Sequence[str] = ()) -> RLHFConfig:
         raise ConfigError(f"{path}: cannot read ({type(err).__name__})") from None
     data = parse_yaml(text, str(path))
     if data is None:
-        data = {}
+        raise ConfigError(
+            f"{path}: the file is empty; expected a mapping with keys {', '.join(SECTIONS)} "
+            "(configs/rlhf/ppo.yaml is a full example)"
+        )
     if not isinstance(data, Mapping):
         raise ConfigError(
             f"{path}: expected a mapping with keys {', '.join(SECTIONS)}, got {_describe(data)}"

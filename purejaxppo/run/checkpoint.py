@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import numpy as np
 
 from purejaxppo.train import TrainState
 
@@ -45,6 +46,8 @@ class CheckpointMeta:
       chunk: updates per chunk of the run (a resume keeps it, so it compiles the same code).
       members_per_device: seeds vmapped together on one device (a resume keeps it, so every
         device runs the same program; 0: not recorded, the platform's default).
+      state_sha256: SHA-256 of every stored array's bytes, shape and dtype in tree order
+        (`state_digest`), checked on restore ("": written before the check existed).
     """
 
     update: int
@@ -57,6 +60,7 @@ class CheckpointMeta:
     version: str = ""
     chunk: int = 0
     members_per_device: int = 0
+    state_sha256: str = ""
 
     @classmethod
     def from_json(cls, data: Any) -> CheckpointMeta:
@@ -97,6 +101,16 @@ def _placed(target: TrainState, like: TrainState) -> TrainState:
         return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
 
     return jax.tree.map(leaf, target, like)
+
+
+def state_digest(storable: Any) -> str:
+    """SHA-256 of a storable state's arrays (bytes, shape, dtype, in tree order)."""
+    digest = hashlib.sha256()
+    for leaf in jax.tree.leaves(jax.device_get(storable)):
+        array = np.ascontiguousarray(leaf)
+        digest.update(f"{array.shape}{array.dtype};".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 def state_layout(state: TrainState) -> str:
@@ -143,18 +157,53 @@ class Checkpointer:
         ocp = self._ocp
         from purejaxppo import __version__
 
+        storable = jax.device_get(_to_storable(state))
         meta = dataclasses.replace(
             meta,
             key_impl=str(jax.random.key_impl(state.key)),
             state_layout=state_layout(state),
             version=__version__,
+            state_sha256=state_digest(storable),
         )
         args = ocp.args.Composite(
-            state=ocp.args.StandardSave(_to_storable(state)),
+            state=ocp.args.StandardSave(storable),
             meta=ocp.args.JsonSave(dataclasses.asdict(meta)),
         )
         self._manager.save(meta.update, args=args, force=True)
         self._manager.wait_until_finished()
+        self._write_file_list(meta.update)
+
+    def _write_file_list(self, update: int) -> None:
+        """Record every file of committed checkpoint `update` with its size and SHA-256
+        (`FILE_LIST`), so `verify_files` finds a lost or changed file before orbax reads."""
+        import json
+
+        from purejaxppo.run.rundir import atomic_write_text
+
+        step = self.directory / str(update)
+        listing = {str(p.relative_to(step)): _file_record(p) for p in _files(step)}
+        atomic_write_text(step / FILE_LIST, json.dumps(listing, indent=0, sort_keys=True))
+
+    def verify_files(self, update: int) -> None:
+        """`CheckpointError` when a file of checkpoint `update` recorded at save time is
+        missing or changed (checkpoints written without a list are not checked here)."""
+        import json
+
+        step = self.directory / str(update)
+        try:
+            listing = json.loads((step / FILE_LIST).read_text())
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as err:
+            raise CheckpointError(
+                f"{step}: damaged, its {FILE_LIST} is unreadable ({err})"
+            ) from None
+        for name, record in sorted(listing.items()):
+            path = step / name
+            if not path.is_file():
+                raise CheckpointError(f"{step}: damaged, {name} is missing")
+            if _file_record(path) != record:
+                raise CheckpointError(f"{step}: damaged, {name} changed after it was written")
 
     def latest_update(self) -> int | None:
         """The update number of the newest committed checkpoint, or None."""
@@ -167,8 +216,9 @@ class Checkpointer:
         return sorted(self._manager.all_steps())
 
     def read_meta(self, update: int) -> CheckpointMeta:
-        """The JSON record of checkpoint `update`."""
+        """The JSON record of checkpoint `update` (its files verified first)."""
         ocp = self._ocp
+        self.verify_files(update)
         try:
             restored = self._manager.restore(
                 update, args=ocp.args.Composite(meta=ocp.args.JsonRestore())
@@ -207,6 +257,10 @@ class Checkpointer:
             got = jax.tree.map(lambda x: (x.shape, x.dtype), state)
             if jax.tree.structure(state) != jax.tree.structure(target) or expected != got:
                 raise CheckpointError("arrays do not match the run's state layout")
+            if meta.state_sha256 and state_digest(state) != meta.state_sha256:
+                raise CheckpointError(
+                    "damaged, its arrays do not match the checksum written with them"
+                )
             state = _from_storable(state, meta.key_impl)
         except CheckpointError as err:
             raise CheckpointError(f"{self.directory / str(update)}: {err}") from None
@@ -217,9 +271,57 @@ class Checkpointer:
             ) from None
         return state, meta
 
+    def set_aside(self, update: int) -> Path:
+        """Rename checkpoint `update` (a damaged one) to `.damaged-<update>` in the same
+        folder, out of orbax's sight, so the update can be saved again; returns the path."""
+        aside = self.directory / f".damaged-{update}"
+        n = 1
+        while aside.exists():
+            n += 1
+            aside = self.directory / f".damaged-{update}-{n}"
+        (self.directory / str(update)).rename(aside)
+        self._manager.reload()
+        return aside
+
+    def restore_newest_intact(
+        self, like: TrainState
+    ) -> tuple[TrainState, CheckpointMeta, list[tuple[int, str]]]:
+        """Restore the newest checkpoint that reads back intact (`restore`), trying older
+        ones when it is damaged. Returns `(state, meta, [(skipped update, reason)])`;
+        `CheckpointError` when none is intact, naming the newest one's damage."""
+        updates = self.all_updates()
+        if not updates:
+            raise CheckpointError(f"{self.directory}: no complete checkpoint")
+        skipped: list[tuple[int, str]] = []
+        for update in reversed(updates):
+            try:
+                state, meta = self.restore(update, like)
+            except CheckpointError as err:
+                reason = str(err).removeprefix(f"{self.directory / str(update)}: ")
+                skipped.append((update, reason))
+                continue
+            return state, meta, skipped
+        update, reason = skipped[0]
+        raise CheckpointError(
+            f"{self.directory / str(update)}: {reason}"
+            + (f" (and the {len(skipped) - 1} older ones)" if len(skipped) > 1 else "")
+        )
+
     def close(self) -> None:
         """Release orbax resources."""
         self._manager.close()
+
+
+FILE_LIST = "purejaxppo-files.json"  # in each checkpoint folder: file -> [size, sha256]
+
+
+def _files(step: Path) -> list[Path]:
+    return sorted(p for p in step.rglob("*") if p.is_file() and p.name != FILE_LIST)
+
+
+def _file_record(path: Path) -> list[Any]:
+    data = path.read_bytes()
+    return [len(data), hashlib.sha256(data).hexdigest()]
 
 
 def _first_line(err: BaseException) -> str:

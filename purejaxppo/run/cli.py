@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from purejaxppo.run.config import RunConfig
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+MAX_EVAL_EPISODES = 10_000  # per seed, for `eval`
+MAX_SEEDS = 10_000  # per run: keys, metrics rows and compile stay bounded (a sweep for more)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -43,7 +45,7 @@ def _positive(name: str, value: int | None) -> None:
 
 # --------------------------------------------------------------------------- train
 def _train(args: argparse.Namespace) -> int:
-    from purejaxppo.run import jaxcache, rundir
+    from purejaxppo.run import jaxcache, outdir, rundir
     from purejaxppo.run.config import MAX_SEED, load_run_config, make_run_trainer
     from purejaxppo.run.memory import check_train_memory
     from purejaxppo.run.resume import resolve_resume
@@ -53,6 +55,8 @@ def _train(args: argparse.Namespace) -> int:
     _positive("--chunk", args.chunk)
     _positive("--checkpoint-every", args.checkpoint_every)
     _positive("--members-per-device", args.members_per_device)
+    if args.seeds is not None and args.seeds > MAX_SEEDS:
+        raise UsageError(f"--seeds: at most {MAX_SEEDS:,} seeds in one run, got {args.seeds:,}")
     if args.config is None and args.resume is None:
         raise UsageError("train: expected a CONFIG file (or --resume DIR)")
     jaxcache.enable()  # before anything compiles
@@ -69,6 +73,7 @@ def _train(args: argparse.Namespace) -> int:
                 "to do (to train further: --set ppo.total_timesteps=N with a larger N)"
             )
             return 0
+        flag = "--resume"
     else:
         rc = load_run_config(args.config, args.set)
         source = str(args.config)
@@ -78,30 +83,44 @@ def _train(args: argparse.Namespace) -> int:
         seeds = [rc.seed + i for i in range(num_seeds)]
         extends = None
         run_dir = Path(args.out) if args.out else rundir.default_run_dir(rc.ppo.env_name)
-        rundir.check_new_run_dir(run_dir, args.overwrite)
+        outdir.check_out(run_dir, "run", overwrite=args.overwrite)
+        flag = "--out"
     trainer = make_run_trainer(rc, source)
     check_train_memory(trainer, len(seeds), args.members_per_device, source)
     _check_extras(args, rc)
-    job = Job(
-        rc=rc,
-        trainer=trainer,
-        seeds=seeds,
-        run_dir=run_dir,
-        resume=args.resume is not None,
-        overwrite=args.overwrite,
-        chunk=args.chunk,
-        checkpoint_every=args.checkpoint_every,
-        progress_bar=False if args.no_bar else None,
-        extends=extends,
-        members_per_device=args.members_per_device,
-        tensorboard=not args.no_tensorboard,
-        wandb_project=args.wandb,
-    )
-    result = run_job(job)
-    if args.gif and result.status == "completed":
-        from purejaxppo.run.gif import write_policy_gif
+    # One writer per folder: checked again under the lock (another command may have
+    # written the folder since the check above), then nothing else writes it until we end.
+    with outdir.FolderLock(run_dir, "train", flag):
+        if args.resume is not None:
+            resumed = resolve_resume(args.resume, args.config, args.set, args.seeds, args.out)
+            if resumed.latest == rc.ppo.num_updates:
+                print(f"{run_dir}: the run is already complete ({resumed.latest} updates)")
+                return 0
+        else:
+            outdir.check_out(run_dir, "run", overwrite=args.overwrite)
+        if run_dir.is_dir():
+            outdir.check_writable(run_dir, flag)
+        outdir.note_leftovers(run_dir)
+        job = Job(
+            rc=rc,
+            trainer=trainer,
+            seeds=seeds,
+            run_dir=run_dir,
+            resume=args.resume is not None,
+            overwrite=args.overwrite,
+            chunk=args.chunk,
+            checkpoint_every=args.checkpoint_every,
+            progress_bar=False if args.no_bar else None,
+            extends=extends,
+            members_per_device=args.members_per_device,
+            tensorboard=not args.no_tensorboard,
+            wandb_project=args.wandb,
+        )
+        result = run_job(job)
+        if args.gif and result.status == "completed":
+            from purejaxppo.run.gif import write_policy_gif
 
-        print(write_policy_gif(run_dir), flush=True)
+            print(write_policy_gif(run_dir), flush=True)
     return result.exit_code
 
 
@@ -126,12 +145,19 @@ def _eval(args: argparse.Namespace) -> int:
     import numpy as np
 
     from purejaxppo.run import jaxcache
+    from purejaxppo.run.config import MAX_SEED
     from purejaxppo.run.evaluate import evaluate
+    from purejaxppo.run.guards import wait_ready
     from purejaxppo.run.load import load_run
 
     _positive("--episodes", args.episodes)
-    if args.seed < 0:
-        raise UsageError(f"--seed: expected a non-negative integer, got {args.seed}")
+    if args.episodes is not None and args.episodes > MAX_EVAL_EPISODES:
+        raise UsageError(
+            f"--episodes: at most {MAX_EVAL_EPISODES:,} episodes per seed (they run side by "
+            f"side in memory), got {args.episodes:,}"
+        )
+    if not 0 <= args.seed <= MAX_SEED:
+        raise UsageError(f"--seed: expected an integer in [0, {MAX_SEED}], got {args.seed}")
     jaxcache.enable()  # before anything compiles
     if args.gif is not None:
         from purejaxppo.run.gif import eval_gif
@@ -154,7 +180,9 @@ def _eval(args: argparse.Namespace) -> int:
         )
     )
     keys = jax.vmap(jax.random.fold_in, (None, 0))(jax.random.key(args.seed), np.arange(len(seeds)))
-    result = jax.device_get(run_eval(state.params, state.obs_stats, keys))
+    result = run_eval(state.params, state.obs_stats, keys)
+    wait_ready(result)  # in short sleeps: Ctrl-C stops a long evaluation at once
+    result = jax.device_get(result)
     policy = "deterministic (mode)" if args.deterministic else "stochastic (sampled)"
     print(
         f"{rc.ppo.env_name}: checkpoint at update {update}/{rc.ppo.num_updates}, "

@@ -79,7 +79,13 @@ def describe_plan(sizes: Sequence[int]) -> str:
 # --------------------------------------------------------------------------- compiled functions
 def seed_keys(seeds: Sequence[int]) -> jax.Array:
     """Typed PRNG keys `[S]`: member i is `jax.random.key(seeds[i])`."""
-    return jnp.stack([jax.random.key(int(s)) for s in seeds])
+    return jax.vmap(jax.random.key)(jnp.asarray(np.asarray(seeds, np.int64), jnp.uint32))
+
+
+def population_shape(trainer: Trainer, hparams: HParams, keys: jax.Array) -> TrainState:
+    """The abstract `TrainState [S, ...]` of a population of `keys [S]` (nothing compiled):
+    the `like` of a checkpoint restore."""
+    return jax.eval_shape(jax.vmap(trainer.init, (0, None)), keys, hparams)
 
 
 @dataclasses.dataclass

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -248,9 +249,14 @@ def run_config_from_dict(
         raise ConfigError(f"{where('seed')}: {err}") from None
     expected = data.get("expected_return")
     if expected is not None:
-        if isinstance(expected, bool) or not isinstance(expected, int | float):
+        if (
+            isinstance(expected, bool)
+            or not isinstance(expected, int | float)
+            or not math.isfinite(expected)
+        ):
             raise ConfigError(
-                f"{where('expected_return')}: expected a number or null, got {_got(expected)}"
+                f"{where('expected_return')}: expected a finite number or null, "
+                f"got {_got(expected)}"
             )
         expected = float(expected)
     return RunConfig(ppo=ppo, hparams=hparams, seed=seed, expected_return=expected)

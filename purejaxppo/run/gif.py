@@ -7,7 +7,7 @@ with one shared palette. The GIF is written to a temporary file beside the targe
 renamed, so an existing file is replaced whole or not at all.
 
 gymnax draws the classic-control envs with gymnasium's renderer, which needs pygame
-(`pip install 'purejaxppo[gif]'`); MinAtar, Catch, the mazes and PointRobot need only
+(`pip install -e '.[gif]'`); MinAtar, Catch, the mazes and PointRobot need only
 matplotlib. Other envs (bsuite chains, bandits, Brax, custom) have no visualiser: asking
 for their GIF is a one-line error, as is a recurrent (GRU) policy.
 """
@@ -73,7 +73,7 @@ def check_gif_env(env_name: str, gru_size: int, flag: str = "--gif") -> None:
         except ImportError:
             raise UsageError(
                 f"{flag}: drawing {env_name} needs pygame (gymnasium's renderer); "
-                "pip install 'purejaxppo[gif]'"
+                "pip install -e '.[gif]'"
             ) from None
 
 
@@ -86,6 +86,9 @@ def check_gif_path(path: str | Path, flag: str = "--gif") -> Path:
         raise UsageError(f"{flag} {path}: expected a file name ending in .gif")
     if not path.parent.is_dir():
         raise UsageError(f"{flag} {path}: no such folder {path.parent}")
+    from purejaxppo.run.outdir import check_writable
+
+    check_writable(path.parent, flag)  # before anything compiles
     return path
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -46,6 +47,34 @@ class StopRequest:
 
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived (`interrupts_raise`); `exit_code` is 130 or 143."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.exit_code = EXIT_INTERRUPTED.get(signum, 130)
+        self.name = signal.Signals(signum).name
+
+
+@contextlib.contextmanager
+def interrupts_raise() -> Iterator[None]:
+    """SIGINT and SIGTERM raise `Interrupted` inside the block, also when the process was
+    started with them ignored (a background job) or SIGTERM would kill it silently; the
+    previous handlers come back after it. Commands catch it and say what was kept."""
+
+    def handle(signum: int, frame: Any) -> None:
+        del frame
+        raise Interrupted(signum)
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
             signal.signal(sig, handler)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 ENV_VAR = "PUREJAXPPO_CACHE_DIR"
 DISABLED = ("off", "none", "0", "false", "")
+off_reason = ""  # why `enable` left the cache off although one was configured
 
 
 def cache_dir() -> Path | None:
@@ -29,17 +30,22 @@ def cache_dir() -> Path | None:
 def enable() -> Path | None:
     """Point JAX's persistent compilation cache at `cache_dir()`; cache every executable.
 
-    Returns the folder, or None if disabled or it cannot be created (then
-    compilation simply is not cached).
+    Returns the folder, or None if disabled or it cannot be created or written (then
+    compilation simply is not cached, and `off_reason` says why).
     """
     import jax
 
     path = cache_dir()
     if path is None:
         return None
+    global off_reason
     try:
         path.mkdir(parents=True, exist_ok=True)
-    except OSError:
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:  # read-only: JAX would warn on every compile and cache nothing
+        off_reason = f"{path} is not writable: {err.strerror or type(err).__name__}"
         return None
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)

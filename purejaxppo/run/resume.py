@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from purejaxppo.run import rundir
-from purejaxppo.run.checkpoint import Checkpointer, CheckpointError
+from purejaxppo.run.checkpoint import Checkpointer, CheckpointError, CheckpointMeta
 from purejaxppo.run.config import (
     ConfigError,
     RunConfig,
@@ -64,12 +64,7 @@ def resolve_resume(
     if not ckpt_dir.is_dir():
         raise UsageError(f"--resume {run_dir}: no {rundir.CHECKPOINT_DIR}/ folder to resume from")
     try:
-        checkpointer = Checkpointer(ckpt_dir, read_only=True)
-        latest = checkpointer.latest_update()
-        if latest is None:
-            raise CheckpointError(f"{ckpt_dir}: no complete checkpoint")
-        meta = checkpointer.read_meta(latest)
-        checkpointer.close()
+        latest, meta = _newest_readable(Checkpointer(ckpt_dir, read_only=True))
     except CheckpointError as err:
         raise UsageError(f"--resume {run_dir}: corrupt checkpoint ({err})") from None
     try:
@@ -92,6 +87,24 @@ def resolve_resume(
         raise UsageError(f"--resume {run_dir}: checkpoint {latest} does not fit the run's config")
     extends = saved.ppo.num_updates if rc is not saved else None
     return Resumed(rc, seeds, run_dir, latest, extends)
+
+
+def _newest_readable(checkpointer: Checkpointer) -> tuple[int, CheckpointMeta]:
+    """`(update, record)` of the newest checkpoint whose files and record read back (the run
+    resumes from it, or from an older one if its arrays turn out damaged)."""
+    try:
+        updates = checkpointer.all_updates()
+        if not updates:
+            raise CheckpointError(f"{checkpointer.directory}: no complete checkpoint")
+        first_error = None
+        for update in reversed(updates):
+            try:
+                return update, checkpointer.read_meta(update)
+            except CheckpointError as err:
+                first_error = first_error or err
+        raise first_error  # type: ignore[misc]
+    finally:
+        checkpointer.close()
 
 
 def _differences(old: RunConfig, new: RunConfig, may_grow: bool = False) -> list[str]:

@@ -16,7 +16,6 @@ import json
 import math
 import os
 import re
-import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,7 +31,6 @@ METRICS_FILE = "metrics.csv"
 SUMMARY_FILE = "summary.json"
 CURVE_FILE = "curve.png"
 CHECKPOINT_DIR = "checkpoint"
-RUN_MARKERS = (CONFIG_FILE, CHECKPOINT_DIR, METRICS_FILE)
 SWEEP_MANIFEST = "sweep.json"  # marks a sweep output folder (purejaxppo.sweep.store)
 INDEX_COLUMNS = ("update", "seed", "env_steps", "wall_time_s")
 
@@ -93,36 +91,6 @@ def read_run_config(run_dir: str | Path) -> tuple[Path, RunConfig]:
         return run_dir, load_run_config(config_path)
     except ConfigError as err:
         raise RunDirError(f"{run_dir}: corrupt run folder ({err})") from None
-
-
-def is_run_dir(path: Path) -> bool:
-    """True if `path` looks like a purejaxppo run folder."""
-    return any((path / marker).exists() for marker in RUN_MARKERS)
-
-
-def check_new_run_dir(path: Path, overwrite: bool) -> None:
-    """Refuse an `--out` that would clobber something (nothing is touched here)."""
-    if path.exists() and not path.is_dir():
-        raise RunDirError(f"--out {path}: exists and is not a folder")
-    if path.is_dir() and any(path.iterdir()):
-        if not overwrite:
-            raise RunDirError(
-                f"--out {path}: folder exists and is not empty; pass --overwrite to replace "
-                f"the run there, or --resume {path} to continue it"
-            )
-        if not is_run_dir(path):
-            raise RunDirError(
-                f"--out {path}: --overwrite only replaces a purejaxppo run folder "
-                f"(with {CONFIG_FILE} or {CHECKPOINT_DIR}/); this folder is not one"
-            )
-
-
-def create_run_dir(path: Path, overwrite: bool) -> None:
-    """Create the run folder, replacing an old run there when `overwrite` (checked before)."""
-    check_new_run_dir(path, overwrite)
-    if path.is_dir() and overwrite and any(path.iterdir()):
-        shutil.rmtree(path)
-    path.mkdir(parents=True, exist_ok=True)
 
 
 # --------------------------------------------------------------------------- metrics.csv
@@ -306,6 +274,34 @@ def reached_expected(returns: np.ndarray, num_updates: int, expected: float | No
     if expected is None or not math.isfinite(value):
         return None
     return bool(value >= expected)
+
+
+def first_reached(
+    returns: np.ndarray, num_updates: int, expected: float | None, start: int = 0
+) -> int | None:
+    """The first update `u > start` (1-based) at which `reached_expected(returns[:, :u],
+    num_updates, expected)` holds, from the rows themselves (`returns` `[S, U]`); None if
+    none does or there is no threshold. Vectorised: each seed's windowed mean of its last
+    `final_window(num_updates)` finite returns, for every prefix at once."""
+    r = np.asarray(returns, np.float64)
+    if expected is None or r.ndim != 2 or r.size == 0:
+        return None
+    window = final_window(num_updates)
+    finite = np.isfinite(r)
+    n = np.cumsum(finite, axis=1)  # [S, U]: finite returns among the first u updates
+    total = np.concatenate([np.zeros((r.shape[0], 1)), np.cumsum(np.where(finite, r, 0.0), 1)], 1)
+    # the sum of the last `window` finite values of each prefix: the cumulative sum at the
+    # prefix's end minus the one just before its (n - window + 1)-th finite value
+    order = np.argsort(~finite, axis=1, kind="stable")  # positions of finite values first
+    k = np.maximum(n - window, 0)  # finite values left out before the window
+    before = np.take_along_axis(order, np.maximum(k - 1, 0), axis=1)  # [S, U]
+    dropped = np.where(k > 0, np.take_along_axis(total, before + 1, axis=1), 0.0)
+    with np.errstate(all="ignore"):
+        per_seed = (total[:, 1:] - dropped) / np.minimum(n, window)
+    ok = (n > 0).all(axis=0)
+    mean = np.where(ok, per_seed.mean(axis=0), -np.inf)
+    hits = np.flatnonzero(mean[start:] >= expected)
+    return int(start + hits[0] + 1) if hits.size else None
 
 
 def run_return_spread(returns: np.ndarray, num_updates: int) -> tuple[float, float]:

@@ -21,14 +21,15 @@ from typing import TextIO
 import jax
 import numpy as np
 
-from purejaxppo.run import jaxcache, rundir
-from purejaxppo.run.checkpoint import Checkpointer, CheckpointError
+from purejaxppo.run import jaxcache, outdir, rundir
+from purejaxppo.run.checkpoint import Checkpointer
 from purejaxppo.run.compiled import (
     Compiled,
     compile_trainer,
     default_chunk,
     describe_plan,
     plan_chunks,
+    population_shape,
     seed_keys,
 )
 from purejaxppo.run.config import dump_run_config
@@ -45,6 +46,7 @@ from purejaxppo.run.session import (
     Session,
     finish_files,
     load_history,
+    mark_running,
     note_expected,
     report_done,
 )
@@ -57,10 +59,32 @@ CHECKPOINTS_PER_RUN = 10
 
 
 def _start_new(session: Session) -> None:
+    """Create the run folder. An old run there (`--overwrite`) is set aside, not deleted: it
+    comes back if the new run ends before its first chunk is trained (`_settle`)."""
     job = session.job
-    rundir.create_run_dir(job.run_dir, job.overwrite)
+    if job.overwrite and outdir.folder_kind(job.run_dir) == "run":
+        session.aside = outdir.set_aside(job.run_dir)
+    job.run_dir.mkdir(parents=True, exist_ok=True)
     _write_config(session)
     session.metrics.start()
+
+
+def _settle(session: Session, started: bool) -> None:
+    """An old run set aside by `--overwrite`: dropped once the new run has `started` (its
+    first chunk trained), else put back as it was, the new run's files removed."""
+    aside, session.aside = session.aside, None
+    if aside is None:
+        return
+    if started:
+        outdir.drop_aside(aside)
+        return
+    outdir.put_back(session.job.run_dir, aside)
+    print(
+        f"purejaxppo: the new run ended before it finished its first chunk; the old run in "
+        f"{session.job.run_dir} is kept unchanged",
+        file=session.err,
+        flush=True,
+    )
 
 
 def _write_config(session: Session) -> None:
@@ -90,7 +114,8 @@ def _compile(session: Session, keys: jax.Array, sizes: Sequence[int]) -> Compile
     )
     new = jaxcache.count_entries(cache) - before
     if cache is None:
-        session.cache_info = "compilation cache off"
+        why = f": {jaxcache.off_reason}" if jaxcache.off_reason else ""
+        session.cache_info = f"compilation cache off{why}"
     elif new == 0:
         session.cache_info = f"loaded from the compilation cache {cache}"
     else:
@@ -116,46 +141,64 @@ def run_job(job: Job, out: TextIO | None = None, err: TextIO | None = None) -> J
         with StopRequest() as stop:
             return _run(session, stop)
     except KeyboardInterrupt:
+        replaced = session.aside is not None
+        _settle(session, started=False)
         saved = session.last_saved
         where = (
-            f"The last good checkpoint (update {saved}) is in "
+            "No checkpoint of the new run was kept."
+            if replaced or saved < 0
+            else f"The last good checkpoint (update {saved}) is in "
             f"{job.run_dir / rundir.CHECKPOINT_DIR}."
             f" Resume with: purejaxppo train --resume {job.run_dir}"
-            if saved >= 0
-            else "No checkpoint was written yet."
         )
         print(f"purejaxppo: interrupted twice; abandoned the run. {where}", file=err, flush=True)
         out.flush()
         # A chunk may still be running in XLA's threads; exit without waiting for it
         # (no checkpoint write is in progress: a write finishes before this point).
         os._exit(EXIT_INTERRUPTED[signal.SIGINT])
+    except BaseException:
+        _settle(session, started=False)
+        raise
+
+
+def _restore(session: Session, checkpointer: Checkpointer, keys: jax.Array) -> TrainState:
+    """On resume: the newest intact checkpoint's population `[S, ...]` (a damaged newer one
+    is skipped, saying so), the metrics rows after it dropped, the earlier sessions' record."""
+    job = session.job
+    like = population_shape(job.trainer, job.rc.hparams, keys)
+    restored, meta, skipped = checkpointer.restore_newest_intact(like)
+    for update, reason in skipped:
+        kept = checkpointer.set_aside(update)  # the run saves this update again
+        print(
+            f"purejaxppo: warning: checkpoint {update} cannot be restored ({reason}); "
+            f"resuming from the intact checkpoint {meta.update} (the damaged one is kept as "
+            f"{kept})",
+            file=session.err,
+            flush=True,
+        )
+    session.update = meta.update
+    session.chunk = meta.chunk
+    # the run's own members per device keeps the per-device program (and the bits)
+    session.members_per_device = job.members_per_device or meta.members_per_device or None
+    session.train_time_s = float(meta.train_time_s)
+    session.last_saved = session.update
+    return restored
 
 
 def _run(session: Session, stop: StopRequest) -> JobResult:
     job = session.job
-    wall_start = session.wall_start
     hp = job.rc.hparams
     keys = seed_keys(job.seeds)
-    if job.resume:
-        checkpointer = Checkpointer(job.run_dir / rundir.CHECKPOINT_DIR)
-        latest = checkpointer.latest_update()
-        if latest is None:
-            raise CheckpointError(f"{checkpointer.directory}: no complete checkpoint")
-        session.update = latest
-        saved = checkpointer.read_meta(latest)
-        saved_chunk = saved.chunk
-        # the run's own members per device keeps the per-device program (and the bits)
-        session.members_per_device = job.members_per_device or saved.members_per_device or None
-    else:
-        _start_new(session)
-        checkpointer = Checkpointer(job.run_dir / rundir.CHECKPOINT_DIR)
-        saved_chunk = 0
-    session.checkpointer = checkpointer
+    checkpointer = None
+    restored = None
     try:
+        if job.resume:
+            checkpointer = session.checkpointer = Checkpointer(job.run_dir / rundir.CHECKPOINT_DIR)
+            restored = _restore(session, checkpointer, keys)
         # On resume, the original chunk size keeps the plan (and compiled code) the same.
         # A --chunk longer than the run is one chunk of the whole run (and says so).
         chunk = min(
-            job.chunk or saved_chunk or default_chunk(session.num_updates), session.num_updates
+            job.chunk or session.chunk or default_chunk(session.num_updates), session.num_updates
         )
         session.chunk = chunk
         sizes = plan_chunks(session.update, session.num_updates, chunk)
@@ -164,24 +207,28 @@ def _run(session: Session, stop: StopRequest) -> JobResult:
         )
         _announce(session, sizes, every)
         compiled = _compile(session, keys, sizes or [chunk])
-        if job.resume:
-            # The whole population [S, ...] in member order, split into this run's rounds.
-            restored, meta = checkpointer.restore(session.update, compiled.member_shape)
+        if restored is not None:
             state = compiled.scatter(restored)
-            session.train_time_s = float(meta.train_time_s)
-            session.last_saved = session.update
             session.metrics.truncate_after(session.update)
             load_history(session)
             if job.extends is not None:
                 _write_config(session)
         else:
             state = compiled.init_states(keys, hp)
+            # Nothing is written before the new run has compiled and initialised.
+            _start_new(session)
+            checkpointer = session.checkpointer = Checkpointer(job.run_dir / rundir.CHECKPOINT_DIR)
             # update 0: there is always a good checkpoint to go back to
             session.save(compiled.gather(state))
+        mark_running(session)
         status, exit_code = _chunks(session, stop, compiled, state, sizes, every)
     finally:
-        checkpointer.close()
-    summary = finish_files(session, status, wall_start)
+        if checkpointer is not None:
+            checkpointer.close()
+    if session.aside is not None:  # ended before its first chunk: the old run comes back
+        _settle(session, started=False)
+        return JobResult(status, exit_code, session.update, {})
+    summary = finish_files(session, status)
     if status == "completed":
         report_done(session, summary)
     return JobResult(status, exit_code, session.update, summary)
@@ -251,16 +298,22 @@ def _chunks(
                 session.metrics.append(
                     first, job.seeds, session.batch_size, session.train_time_s, rows
                 )
+                kept = (
+                    "the new run is discarded"
+                    if session.aside is not None
+                    else f"the last good checkpoint (update {session.last_saved}) is kept in "
+                    f"{job.run_dir / rundir.CHECKPOINT_DIR}"
+                )
                 print(
                     f"purejaxppo: error: non-finite {bad.what} at update {bad.update} "
-                    f"(seed {bad.seed}); stopped. The last good checkpoint (update "
-                    f"{session.last_saved}) is kept in {job.run_dir / rundir.CHECKPOINT_DIR}; "
+                    f"(seed {bad.seed}); stopped: {kept}; "
                     "try a lower hparams.learning_rate or hparams.max_grad_norm",
                     file=session.err,
                     flush=True,
                 )
                 return "nonfinite", EXIT_NONFINITE
             state = new_state
+            _settle(session, started=True)
             session.update += size
             since_save += size
             session.returns.append(metrics["episode_return"])
@@ -275,8 +328,10 @@ def _chunks(
                 session.save(compiled.gather(state))
                 since_save = 0
     if stop.signum is not None and session.update < session.num_updates:
-        session.save(compiled.gather(state))
         name = signal.Signals(stop.signum).name
+        if session.aside is not None:  # before the first chunk of a run that replaces one
+            return "interrupted", EXIT_INTERRUPTED.get(stop.signum, 130)
+        session.save(compiled.gather(state))
         print(
             f"purejaxppo: interrupted ({name}) at update {session.update}/{session.num_updates}; "
             f"checkpoint saved. Resume with: purejaxppo train --resume {job.run_dir}",

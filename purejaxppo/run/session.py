@@ -4,7 +4,7 @@ summary.json, the curve, the time to the expected return and the closing lines (
 from __future__ import annotations
 
 import dataclasses
-import json
+import os
 import time
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
@@ -83,7 +83,8 @@ class Session:
         self.members_per_device = job.members_per_device  # None: the platform's default
         self.compile_time_s = 0.0
         self.cache_info = ""
-        self.wall_start = time.perf_counter()
+        self.wall_start = process_start()
+        self.aside: Path | None = None  # an old run set aside by --overwrite (runner._settle)
         self.reached: dict[str, Any] | None = None  # when the expected return was first reached
 
     def say(self, text: str) -> None:
@@ -108,9 +109,21 @@ class Session:
         self.last_saved = self.update
 
 
-def summary_of(
-    session: Session, status: str, wall_start: float, returns: np.ndarray
-) -> dict[str, Any]:
+def process_start() -> float:
+    """`time.perf_counter()`'s value when this process started (Linux: from /proc; else
+    now), so wall times count Python's start-up and imports too."""
+    now = time.perf_counter()
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = int(fields[19])  # field 22 of proc(5): start time in clock ticks after boot
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        age = uptime - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return now
+    return now - min(max(age, 0.0), 86_400.0)
+
+
+def summary_of(session: Session, status: str, returns: np.ndarray) -> dict[str, Any]:
     """summary.json's contents; `returns` `[S, U]` are the episode returns of every row
     written (all sessions)."""
     job = session.job
@@ -138,13 +151,14 @@ def summary_of(
             else None
         ),
         "steps_per_second_counts": "env steps of all seeds per second of training time",
-        "session_wall_time_s": round(time.perf_counter() - wall_start, 3),
+        "session_wall_time_s": round(time.perf_counter() - session.wall_start, 3),
+        "session_wall_time_counts": "seconds since this process started",
         "versions": rundir.versions(),
         "device": rundir.device_description(),
     }
 
 
-def finish_files(session: Session, status: str, wall_start: float) -> dict[str, Any]:
+def finish_files(session: Session, status: str) -> dict[str, Any]:
     """Write summary.json and curve.png for the rows written so far."""
     from purejaxppo.run.plots import plot_curve
 
@@ -152,7 +166,7 @@ def finish_files(session: Session, status: str, wall_start: float) -> dict[str, 
     session.metrics.close()  # TensorBoard / W&B: the session's last rows are in
     columns = rundir.read_metrics(job.run_dir / rundir.METRICS_FILE)
     returns = rundir.metrics_matrix(columns, "episode_return", job.seeds)
-    summary = summary_of(session, status, wall_start, returns)
+    summary = summary_of(session, status, returns)
     if returns.size:
         steps = np.arange(1, returns.shape[1] + 1) * session.batch_size
         title = f"{job.rc.ppo.env_name}: PPO, {count(len(job.seeds), 'seed')}"
@@ -163,45 +177,70 @@ def finish_files(session: Session, status: str, wall_start: float) -> dict[str, 
     return summary
 
 
+def mark_running(session: Session) -> None:
+    """summary.json says the run is in progress until the session rewrites it at its end
+    (a killed session leaves it so, never a stale "completed")."""
+    job = session.job
+    rundir.write_summary(
+        job.run_dir / rundir.SUMMARY_FILE,
+        {
+            "status": "in_progress",
+            "status_counts": (
+                "a purejaxppo train session is running in this folder, or was killed; "
+                f"resume with: purejaxppo train --resume {job.run_dir}"
+            ),
+            "env_name": job.rc.ppo.env_name,
+            "seeds": list(job.seeds),
+            "updates_done": session.update,
+            "num_updates": session.num_updates,
+            "checkpointed_update": session.last_saved,
+        },
+    )
+
+
 def load_history(session: Session) -> None:
-    """On resume: the returns of the rows already written, and when an earlier session
-    first reached `expected_return` (from its summary.json), so both count the whole run."""
+    """On resume: the returns of the rows already written, and when the run first reached
+    `expected_return` in an earlier session, derived from those rows (metrics.csv is
+    written every chunk, so this holds after a kill too)."""
     job = session.job
     columns = rundir.read_metrics(job.run_dir / rundir.METRICS_FILE)
     returns = rundir.metrics_matrix(columns, "episode_return", job.seeds)
-    if returns.size:
-        session.returns = [returns[:, : session.update]]
-    try:
-        earlier = json.loads((job.run_dir / rundir.SUMMARY_FILE).read_text())
-    except (OSError, ValueError):
+    if not returns.size:
         return
-    reached = earlier.get("expected_return_reached") if isinstance(earlier, dict) else None
-    if (
-        isinstance(reached, dict)
-        and isinstance(reached.get("update"), int)
-        and reached["update"] <= session.update
-        and earlier.get("expected_return") == job.rc.expected_return
-    ):
-        session.reached = {**reached, "session": "an earlier session of this run"}
+    returns = returns[:, : session.update]
+    session.returns = [returns]
+    first = rundir.first_reached(returns, session.num_updates, job.rc.expected_return)
+    if first is None:
+        return
+    train_time = columns["wall_time_s"][columns["update"] == first]
+    session.reached = {
+        "update": first,
+        "env_steps_per_seed": first * session.batch_size,
+        "return": round(rundir.run_return(returns[:, :first], session.num_updates), 3),
+        "train_time_s": float(train_time.max()) if train_time.size else None,
+        "session": "an earlier session of this run",
+    }
 
 
 def note_expected(session: Session, returns: np.ndarray) -> None:
-    """Record the first chunk end at which the run's return (`rundir.run_return` of
-    `returns` `[S, updates so far]`, every session's rows) reaches `expected_return`:
-    the time to solve."""
+    """Record the first update at which the run's return (`rundir.run_return` of
+    `returns[:, :u]`, every session's rows) reaches `expected_return`, searched over the
+    chunk just trained: the time to solve, measured at that chunk's end."""
     expected = session.job.rc.expected_return
     if session.reached is not None or expected is None:
         return
-    if rundir.reached_expected(returns, session.num_updates, expected):
+    start = returns.shape[1] - len(session.returns[-1][0]) if session.returns else 0
+    first = rundir.first_reached(returns, session.num_updates, expected, start)
+    if first is not None:
         session.reached = {
-            "update": session.update,
-            "env_steps_per_seed": session.update * session.batch_size,
-            "return": round(rundir.run_return(returns, session.num_updates), 3),
+            "update": first,
+            "env_steps_per_seed": first * session.batch_size,
+            "return": round(rundir.run_return(returns[:, :first], session.num_updates), 3),
             "wall_time_s": round(time.perf_counter() - session.wall_start, 3),
             "wall_time_counts": (
-                "seconds from the start of this session (compilation, checkpoints and "
-                "file writes included) to the end of the chunk that reached it"
-                + ("; this session resumed a run" if session.job.resume else "")
+                "seconds from the start of this process (Python start-up, compilation, "
+                "checkpoints and file writes included) to the end of the chunk in which it "
+                "was reached" + ("; this session resumed a run" if session.job.resume else "")
             ),
         }
 
@@ -222,7 +261,7 @@ def report_done(session: Session, summary: dict[str, Any]) -> None:
         when = (
             "in an earlier session"
             if "session" in first
-            else f"{first['wall_time_s']:.1f} s after start incl. compilation"
+            else f"{first['wall_time_s']:.1f} s after the process started"
         )
         verdict += (
             f"; first reached at update {first['update']} "

@@ -40,7 +40,7 @@ def check_wandb(project: str) -> None:
         import wandb  # noqa: F401
     except ImportError:
         raise UsageError(
-            "--wandb: the wandb package is not installed; pip install 'purejaxppo[wandb]'"
+            "--wandb: the wandb package is not installed; pip install -e '.[wandb]'"
         ) from None
 
 

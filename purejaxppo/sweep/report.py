@@ -299,6 +299,11 @@ def _quiet_nan_warnings() -> Iterator[None]:
         yield
 
 
+# What `write_report` writes (and the sweep's TensorBoard folder): derived from the chunk
+# files, removed when a rerun has members left to train, rewritten at its end.
+REPORT_FILES = ("results.csv", "summary.csv", "best.yaml", "curves.png", "sensitivity.png")
+
+
 def write_report(
     out: Path,
     population: Population,
@@ -308,13 +313,14 @@ def write_report(
 ) -> list[Path]:
     """Write all five outputs into `out` (each atomically); returns their paths."""
     out = Path(out)
-    files = {
-        "results.csv": results_csv(results, population.swept),
-        "summary.csv": summary_csv(summary, population.swept),
-        "best.yaml": best_yaml(population, summary),
-        "curves.png": plot_curves(population, summary, curves),
-        "sensitivity.png": plot_sensitivity(population, results, summary),
-    }
+    contents = (
+        results_csv(results, population.swept),
+        summary_csv(summary, population.swept),
+        best_yaml(population, summary),
+        plot_curves(population, summary, curves),
+        plot_sensitivity(population, results, summary),
+    )
+    files = dict(zip(REPORT_FILES, contents, strict=True))
     for name, data in files.items():
         atomic_write_bytes(out / name, data)
     return [out / name for name in files]

@@ -158,8 +158,10 @@ def apply_values(
 
 
 # =========================================================================== SWEEP.yaml
-def load_sweep(path: str | Path) -> SweepSpec:
-    """Read and validate a SWEEP.yaml.
+def load_sweep(path: str | Path, overrides: Sequence[str] = ()) -> SweepSpec:
+    """Read and validate a SWEEP.yaml, with `--set KEY=VALUE` `overrides` applied first:
+    `seeds=N`, or a run-config key (`ppo.total_timesteps=...`, `hparams.gamma=...`, `seed`,
+    `expected_return`) set in the sweep file's own sections (over its base config).
 
     Layout (every key optional, but at least one of `grid`, `random`, `seeds`):
 
@@ -191,7 +193,27 @@ def load_sweep(path: str | Path) -> SweepSpec:
         raise ConfigError(f"{source}: no such sweep file") from None
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"{source}: cannot read ({type(err).__name__})") from None
-    return sweep_from_dict(parse_yaml(text, source), source, Path(path).parent)
+    data = parse_yaml(text, source)
+    if overrides:
+        data = _apply_sets(data, overrides, source)
+    return sweep_from_dict(data, source, Path(path).parent)
+
+
+def _apply_sets(data: Any, overrides: Sequence[str], source: str) -> Any:
+    """The sweep document with `--set` overrides applied (see `load_sweep`)."""
+    from purejaxppo.run.config import apply_overrides
+
+    if not isinstance(data, Mapping):
+        return data  # sweep_from_dict names what it is
+    data = dict(data)
+    rest = []
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if key.strip() == "seeds" and sep:
+            data["seeds"] = parse_yaml(text, f"{source}: --set {item}")
+        else:
+            rest.append(item)
+    return apply_overrides(data, rest, source)[0] if rest else data
 
 
 def _what_folder(path: Path) -> str:

@@ -136,19 +136,59 @@ def write_manifest(out: Path, manifest: dict[str, Any]) -> None:
 
 
 def prepare_folder(
-    out: Path, sweep_path: Path, manifest: dict[str, Any], old: dict[str, Any] | None
-) -> None:
-    """Process 0: the chunk folder without stale temporary files, chunk files of an older
-    format upgraded, and the records (`SWEEP.yaml`, `sweep.json`) of what it now holds."""
+    out: Path,
+    sweep_path: Path,
+    manifest: dict[str, Any],
+    old: dict[str, Any] | None,
+    population: Population,
+    sets: Sequence[str] = (),
+) -> list[str]:
+    """Process 0: the chunk folder without stale temporary files or damaged chunk files
+    (their members train again), chunk files of an older format upgraded, the records
+    (`SWEEP.yaml` with the `--set` overrides as a comment, `sweep.json`) of what it now
+    holds, and, while members are left to
+    train, no report of an earlier population (it would look complete). Returns notes
+    for the user."""
+    import shutil
+
+    from purejaxppo.run.tensorboard_log import TB_DIR
+    from purejaxppo.sweep.report import REPORT_FILES
+
+    notes = []
     (out / CHUNK_DIR).mkdir(parents=True, exist_ok=True)
     for stale in (out / CHUNK_DIR).glob(".*.tmp-*"):
         stale.unlink(missing_ok=True)  # a killed writer's leftovers
     if old is not None and old.get("format") == 1:
         _upgrade_chunks(out, old["spec"])
+    for _, _, path in chunk_files(out):
+        problem = chunk_problem(path)
+        if problem is not None:
+            path.unlink()
+            notes.append(f"{path}: damaged ({problem}); discarded, its members train again")
     if old is None or old["spec"] != manifest["spec"]:
-        atomic_write_bytes(out / "SWEEP.yaml", sweep_path.read_bytes())
+        header = "".join(f"# run with --set {item}\n" for item in sets).encode()
+        atomic_write_bytes(out / "SWEEP.yaml", header + sweep_path.read_bytes())
     if manifest != old:
         write_manifest(out, manifest)
+    pending = scan_folder(out, population, population.groups()).pending
+    if any(pending.values()):
+        for name in REPORT_FILES:
+            (out / name).unlink(missing_ok=True)
+        shutil.rmtree(out / TB_DIR, ignore_errors=True)
+    return notes
+
+
+def chunk_problem(path: Path) -> str | None:
+    """Why a chunk file cannot be read back (truncated, not a zip, rows missing), or None."""
+    try:
+        ids, metrics, info = read_chunk(path)
+    except Exception as err:  # numpy/zipfile raise many types for a damaged file
+        return f"{type(err).__name__}: {str(err).splitlines()[0][:120] if str(err) else ''}"
+    if "run_s" not in info or "episode_return" not in metrics:
+        return "missing arrays"
+    if any(v.shape[0] != len(ids) for v in metrics.values()):
+        return "rows do not match their members"
+    return None
 
 
 def chunk_path(out: Path, group: int, chunk: int, process: int | None = None) -> Path:
@@ -210,10 +250,13 @@ def _upgrade_chunks(out: Path, old_spec: dict[str, Any]) -> None:
     """
     n, first = int(old_spec["seeds"]), int(old_spec["base"]["seed"])
     for _, _, path in chunk_files(out):
-        with np.load(path) as z:
-            if "set_index" in z.files:
-                continue
-            data = {k: z[k] for k in z.files}
+        try:
+            with np.load(path) as z:
+                if "set_index" in z.files:
+                    continue
+                data = {k: z[k] for k in z.files}
+        except Exception:  # a damaged file: left to `chunk_problem`, which discards it
+            continue
         members = data.pop("members").astype(np.int64)
         metrics = {k.removeprefix("metric_"): v for k, v in data.items() if k.startswith("metric_")}
         info = {k: float(v) for k, v in data.items() if not k.startswith("metric_")}
