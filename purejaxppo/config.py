@@ -24,6 +24,8 @@ OBJECTIVES = ("clip", "kl_penalty", "clip+kl")
 KL_DIRECTIONS = ("new_old", "old_new")
 ADVANTAGES = ("gae", "group")
 TORSOS = ("mlp", "cnn")
+MAX_BATCH = 1 << 28  # transitions per batch: the minibatch shuffle packs an index into a uint32
+MAX_UPDATES = (1 << 31) - 1  # updates per run: the update counter is an int32
 
 
 INT_FIELDS = (
@@ -146,6 +148,7 @@ class PPOConfig:
             _check_positive_int(name, getattr(self, name))
         for name in ("update_epochs", "num_minibatches"):
             _check_positive_int(name, getattr(self, name))
+        self._check_representable()
         sizes = self.hidden_sizes
         if isinstance(sizes, int) or not isinstance(sizes, Sequence) or isinstance(sizes, str):
             raise ValueError(f"hidden_sizes: expected a list of positive integers, got {sizes!r}")
@@ -205,6 +208,23 @@ class PPOConfig:
             raise ValueError(
                 f"total_timesteps: {self.total_timesteps} is below one batch "
                 f"(num_envs * num_steps = {self.batch_size})"
+            )
+
+    def _check_representable(self) -> None:
+        """Sizes the trainer cannot index: a batch past `MAX_BATCH` (the shuffle's uint32 sort
+        key, `purejaxppo.prng.permutation`) or more than `MAX_UPDATES` updates (int32)."""
+        if self.batch_size > MAX_BATCH:
+            raise ValueError(
+                f"num_envs: num_envs * num_steps = {self.num_envs:,} * {self.num_steps:,} = "
+                f"{self.batch_size:,} transitions per batch exceeds the limit {MAX_BATCH:,} "
+                "(2^28: the minibatch shuffle indexes a batch with one uint32 sort key); "
+                "lower num_envs or num_steps"
+            )
+        if self.num_updates > MAX_UPDATES:
+            raise ValueError(
+                f"total_timesteps: {self.total_timesteps:,} steps make {self.num_updates:,} "
+                f"updates of {self.batch_size:,} steps, more than the limit {MAX_UPDATES:,} "
+                "(2^31 - 1: the update counter is an int32); lower total_timesteps"
             )
 
     @property

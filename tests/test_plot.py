@@ -218,3 +218,89 @@ def test_sweep_population_comes_from_the_folder(tmp_path):
     assert population.seeds == (0, 1)
     record = json.loads((tmp_path / "sw" / "sweep.json").read_text())
     assert yaml.safe_load(yaml.safe_dump(record["spec"]))["seeds"] == 2
+
+
+# --------------------------------------------------------------------------- RLHF run folders
+ITERATIONS = 30
+
+
+def fake_rlhf(folder: Path, rng: np.random.Generator, targets=(1.0, 4.0), seeds=2) -> dict:
+    """An RLHF run folder as `purejaxppo rlhf` writes it (rlhf.yaml, metrics.csv with one row
+    per member and iteration, summary.json): kl_target values x seeds members."""
+    from purejaxppo.rlhf.config import Member, RLHFHParams
+    from purejaxppo.rlhf.report import metrics_csv
+    from purejaxppo.rlhf.trainer import RLMetrics
+
+    members = [
+        Member(seed, RLHFHParams(kl_target=t), f"kl_target={t:g} seed={seed}")
+        for t in targets
+        for seed in range(seeds)
+    ]
+    shape = (len(members), ITERATIONS)
+    metrics = RLMetrics(*(rng.normal(size=shape).astype(np.float32) for _ in RLMetrics._fields))
+    folder.mkdir()
+    (folder / "rlhf.yaml").write_text("seed: 0\n")
+    (folder / "metrics.csv").write_text(metrics_csv(members, metrics))
+    (folder / "summary.json").write_text(json.dumps({"timings_s": {"train": 6.0}}))
+    return metrics._asdict()
+
+
+def test_rlhf_folders_are_drawn_side_by_side(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    fake_rlhf(tmp_path / "ppo", rng)
+    fake_rlhf(tmp_path / "grpo", rng)
+    out = tmp_path / "c.png"
+    assert cli.main(["plot", str(tmp_path / "ppo"), str(tmp_path / "grpo"), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "gold_reward, proxy_reward, kl against iterations, 4 lines: " in printed
+    assert "ppo: kl_target=1 (2 seeds), ppo: kl_target=4 (2 seeds), grpo: kl_target=1" in printed
+    with Image.open(out) as im:
+        assert im.size == (1650, 495)  # three panels
+
+
+def test_rlhf_lines_are_the_mean_over_seeds(tmp_path):
+    data = fake_rlhf(tmp_path / "r", np.random.default_rng(1), targets=(1.0,), seeds=3)
+    (panel,) = compare.load_panels([tmp_path / "r"], "kl_coef")
+    (curve,) = panel.curves  # 30 iterations: a window of 1, no smoothing
+    assert curve.label == "kl_target=1" and curve.seeds == 3
+    np.testing.assert_allclose(curve.mean, data["kl_coef"].astype(np.float64).mean(0), rtol=1e-6)
+    np.testing.assert_array_equal(curve.x, np.arange(1, ITERATIONS + 1))
+    (timed,) = compare.load_panels([tmp_path / "r"], "kl", "time")[0].curves
+    np.testing.assert_allclose(timed.x[[0, -1]], [0.2, 6.0])  # summary's train time, spread
+
+
+@pytest.mark.parametrize(
+    ("layout", "args", "fragment"),
+    [
+        ("mixed", ["{t}/run", "{t}/rl"], "rl: an RLHF run folder (rlhf.yaml) is plotted against"),
+        ("mixed", ["{t}/rl", "{t}/run"], "iterations, {t}/run (not one) against env steps; plot"),
+        ("mixed", ["{t}/rl", "--metric", "episode_return"], "episode_return: unknown RLHF metric"),
+        ("empty_csv", ["{t}/run"], "run/metrics.csv: is empty"),
+        ("garbage_csv", ["{t}/run"], "run/metrics.csv: not a metrics file of purejaxppo train"),
+        ("binary_csv", ["{t}/run"], "run/metrics.csv: cannot be read"),
+        ("garbage_rlhf", ["{t}/rl"], "rl: metrics.csv: expected the columns member, label"),
+        ("short_rlhf", ["{t}/rl"], "rl: metrics.csv: holds rows that are not numbers"),
+    ],
+)  # fmt: skip
+def test_bad_rlhf_and_metrics_files_are_one_line(tmp_path, capsys, layout, args, fragment):
+    rng = np.random.default_rng(0)
+    fake_run(tmp_path / "run", rng)
+    fake_rlhf(tmp_path / "rl", rng)
+    run_csv, rl_csv = tmp_path / "run" / "metrics.csv", tmp_path / "rl" / "metrics.csv"
+    if layout == "empty_csv":
+        run_csv.write_text("")
+    elif layout == "garbage_csv":
+        run_csv.write_text("update,seed,env_steps\nthis,is,garbage\n")
+    elif layout == "binary_csv":
+        run_csv.write_bytes(b"\xff\xfe\x00garbage")
+    elif layout == "garbage_rlhf":
+        rl_csv.write_text("a,b\n1,2\n")
+    elif layout == "short_rlhf":
+        rl_csv.write_text(rl_csv.read_text().splitlines()[0] + "\n0,x,0,1.0\n")
+    capsys.readouterr()
+    argv = ["plot", *(a.format(t=tmp_path) for a in args), "--out", str(tmp_path / "c.png")]
+    status = cli.main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1, err
+    assert fragment.format(t=tmp_path) in err[0], err[0]
+    assert not (tmp_path / "c.png").exists()

@@ -47,6 +47,7 @@ def _positive(name: str, value: int | None) -> None:
 def _train(args: argparse.Namespace) -> int:
     from purejaxppo.run import jaxcache, outdir, rundir
     from purejaxppo.run.config import MAX_SEED, load_run_config, make_run_trainer
+    from purejaxppo.run.memory import check_train_memory
     from purejaxppo.run.resume import resolve_resume
     from purejaxppo.run.runner import Job, run_job
 
@@ -85,6 +86,7 @@ def _train(args: argparse.Namespace) -> int:
         outdir.check_out(run_dir, "run", overwrite=args.overwrite)
         flag = "--out"
     trainer = make_run_trainer(rc, source)
+    check_train_memory(trainer, len(seeds), args.members_per_device, source)
     _check_extras(args, rc)
     # One writer per folder: checked again under the lock (another command may have
     # written the folder since the check above), then nothing else writes it until we end.

@@ -34,6 +34,7 @@ from purejaxppo.sweep.results import summarize
 from purejaxppo.sweep.runner import (
     DEFAULT_SEGMENT_UPDATES,
     GroupRunner,
+    check_groups_fit,
     chunk_bounds,
     plan_width,
 )
@@ -136,6 +137,7 @@ def run_sweep(args: argparse.Namespace, out_stream: TextIO, err_stream: TextIO) 
     _check_flags(args)
     _start_processes(args)
     spec, population = _load(args)
+    check_groups_fit(population.groups())  # before the folder is touched
     out = Path(args.out) if args.out else default_out(args.sweep)
     pid, nproc = jax.process_index(), jax.process_count()
     with _take_folder(out, pid, nproc):
