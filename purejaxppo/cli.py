@@ -104,7 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     except Interrupted as stop:
         kept = INTERRUPTED_KEEPS.get(args.command, "nothing was written")
         print(f"purejaxppo {args.command}: interrupted ({stop.name}); {kept}", file=sys.stderr)
-        return stop.exit_code
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # compiled code may still run in XLA's threads: exit without tearing them down
+        # (locks and temporary files were released on the way here)
+        os._exit(stop.exit_code)
     except OSError as err:  # a disk that fills or a place that turns read-only mid-write
         where = f"{err.filename}: " if err.filename else ""
         reason = err.strerror or type(err).__name__

@@ -25,6 +25,7 @@ must then be on a filesystem every process sees.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -128,7 +129,10 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-        return stop.exit_code if isinstance(stop, Interrupted) else EXIT_INTERRUPTED
+        sys.stdout.flush()
+        # XLA may still run the chunk in its threads: exit without tearing them down (the
+        # folder's lock and files were released on the way here)
+        os._exit(stop.exit_code if isinstance(stop, Interrupted) else EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":
