@@ -1,5 +1,8 @@
 """The PPO trainer: rollout scan, GAE, minibatch epochs, `make_train`.
 
+The rollout and its batch live in `rollout.py`; each objective's loss, the target-KL
+stop and the adaptive beta in `objectives.py` (`Anchors` is re-exported here).
+
 `make_train(config)` returns a pure `train(key, hparams) -> TrainOutput`. The
 caller applies `jax.jit` / `jax.vmap`. Layout is time-major: a rollout holds
 `[T, N, ...]` arrays (T = `num_steps`, N = `num_envs`), flattened to a batch of
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -28,19 +31,18 @@ from purejaxppo.envs import (
     resolve_env,
     space_info,
 )
-from purejaxppo.losses import (
-    LossMetrics,
-    PolicyTerms,
-    adapt_kl_coef,
-    explained_variance,
-    k3_kl,
-    masked_mean,
-    normalize,
-    objective_loss,
-    ppo_loss,
-    value_loss,
-)
+from purejaxppo.losses import LossMetrics, explained_variance
 from purejaxppo.networks import ActorCritic, build_network, initial_hidden
+from purejaxppo.objectives import (
+    Anchors,
+    OptCarry,
+    loss_means,
+    minibatch_loss,
+    next_kl_coef,
+    record_step,
+    start_carry,
+    take_step,
+)
 from purejaxppo.optim import make_optimizer
 from purejaxppo.prng import permutation, use_unrolled_threefry
 from purejaxppo.rollout import (
@@ -56,31 +58,6 @@ from purejaxppo.rollout import (
 )
 from purejaxppo.state import METRIC_NAMES, TrainOutput, TrainState
 from purejaxppo.unused_settings import check_hparams
-
-
-class OptCarry(NamedTuple):
-    """Carry of the epoch and minibatch scans.
-
-    `loss_sums` adds up each minibatch's `LossMetrics` in a fixed order, so the
-    reported means are bit-identical with and without an outer `vmap` (a
-    `jnp.mean` over the stacked `[epochs, minibatches]` values is not) and cost
-    no extra loop.
-    """
-
-    params: Any
-    opt_state: Any
-    loss_sums: LossMetrics
-    approx_kl_sum: jax.Array  # approximate KL of the steps taken (target-KL stop)
-    steps: jax.Array  # int32 minibatch steps taken
-    active: jax.Array  # False once `early_stop_kl` was exceeded in this update
-
-
-class Anchors(NamedTuple):
-    """What the loss holds fixed during one update: beta of the KL objectives and the
-    reference policy of `group` mode (None otherwise)."""
-
-    kl_coef: jax.Array
-    ref_params: Any
 
 
 def _as_float(hparams: HParams) -> HParams:
@@ -158,60 +135,13 @@ class Trainer:
         reference policy, so no KL-to-reference term).
 
         The default (`clip` objective, GAE) is PPO-clip with the value loss and entropy
-        bonus; the other objectives and `group` mode take `objective_loss`.
+        bonus; the other objectives and `group` mode take `objective_loss`
+        (`objectives.minibatch_loss`).
         """
-        cfg = self.config
         if anchors is None:
             anchors = Anchors(jnp.asarray(hparams.kl_coef, jnp.float32), None)
         dist, value, minibatch = self._forward(params, minibatch)
-        advantages = minibatch.advantages
-        if cfg.normalize_advantages and cfg.advantage == "gae":
-            advantages = normalize(advantages)
-        log_prob = dist.log_prob(minibatch.action)
-        if cfg.objective == "clip" and cfg.advantage == "gae":
-            total, metrics = ppo_loss(
-                log_prob=log_prob,
-                entropy=dist.entropy(),
-                value=value,
-                old_log_prob=minibatch.log_prob,
-                old_value=minibatch.value,
-                advantages=advantages,
-                returns=minibatch.returns,
-                clip_eps=hparams.clip_eps,
-                vf_coef=hparams.vf_coef,
-                ent_coef=hparams.ent_coef,
-                clip_value=cfg.clip_value_loss,
-            )
-            return total, metrics
-        zeros = jnp.zeros_like(log_prob)
-        kl = zeros
-        if cfg.objective != "clip":
-            old = minibatch.old_dist
-            kl = self._kl(dist, old)
-        ref_kl = zeros
-        if cfg.advantage == "group":
-            if anchors.ref_params is not None:
-                ref_dist = self.network.apply(anchors.ref_params, minibatch.obs, method="policy")
-                ref_kl = k3_kl(log_prob, ref_dist.log_prob(minibatch.action))
-            value_term = jnp.zeros((), jnp.float32)
-        else:
-            v_loss = value_loss(
-                value, minibatch.value, minibatch.returns, hparams.clip_eps, cfg.clip_value_loss
-            )
-            value_term = hparams.vf_coef * v_loss
-        terms = PolicyTerms(log_prob, minibatch.log_prob, dist.entropy(), kl, ref_kl)
-        total, metrics, _ = objective_loss(
-            terms,
-            advantages,
-            value_term,
-            minibatch.mask,
-            cfg.objective,
-            hparams.clip_eps,
-            anchors.kl_coef,
-            hparams.ent_coef,
-            hparams.ref_kl_coef,
-        )
-        return total, metrics
+        return minibatch_loss(self.config, self.network, hparams, anchors, dist, value, minibatch)
 
     def _forward(self, params: Any, minibatch: Batch) -> tuple[Any, jax.Array, Batch]:
         """`(dist, value, minibatch)` with every leaf flat `[b, ...]`. A recurrent minibatch
@@ -232,11 +162,6 @@ class Trainer:
             return self.network.apply(params, batch.obs, method=ActorCritic.policy)
         return replay(self, params, batch.hidden0, batch.obs, batch.reset).dist
 
-    def _kl(self, new: Any, old: Any) -> jax.Array:
-        """Exact per-sample KL between the current and the acting distribution, in the
-        configured direction: `new_old` = KL(new || old), `old_new` = KL(old || new)."""
-        return new.kl(old) if self.config.kl_direction == "new_old" else old.kl(new)
-
     def _minibatch_step(
         self, hparams: HParams, anchors: Anchors, carry: OptCarry, minibatch: Batch
     ) -> tuple[OptCarry, None]:
@@ -250,12 +175,7 @@ class Trainer:
         grad_fn = jax.grad(self.loss, has_aux=True)
         grads, metrics = grad_fn(carry.params, hparams, minibatch, anchors)
         tx = make_optimizer(hparams.learning_rate, hparams.max_grad_norm)
-        mean_with_this = (carry.approx_kl_sum + metrics.approx_kl) / (
-            carry.steps.astype(jnp.float32) + 1.0
-        )
-        take = jnp.logical_and(
-            carry.active, jnp.logical_not(mean_with_this > hparams.early_stop_kl)
-        )
+        take = take_step(carry, metrics.approx_kl, hparams.early_stop_kl)
 
         def optimizer_step(_: None) -> tuple[Any, Any]:
             updates, opt_state = tx.update(grads, carry.opt_state, carry.params)
@@ -266,21 +186,9 @@ class Trainer:
 
         # A real branch in a single run: no select over (and no copy of) the parameters
         # and Adam moments on every step, ~1.1x steps/s with one seed (docs/benchmark.md).
-        # Under vmap (a batched `take`) JAX turns it into the same select as `pick`.
+        # Under vmap (a batched `take`) JAX turns it into the same select as `record_step`.
         params, opt_state = jax.lax.cond(take, optimizer_step, skipped_step, None)
-
-        def pick(new: Any, old: Any) -> Any:
-            return jax.tree.map(lambda a, b: jnp.where(take, a, b), new, old)
-
-        loss_sums = LossMetrics(*(a + b for a, b in zip(carry.loss_sums, metrics, strict=True)))
-        return OptCarry(
-            params=params,
-            opt_state=opt_state,
-            loss_sums=pick(loss_sums, carry.loss_sums),
-            approx_kl_sum=pick(carry.approx_kl_sum + metrics.approx_kl, carry.approx_kl_sum),
-            steps=carry.steps + take.astype(jnp.int32),
-            active=take,
-        ), None
+        return record_step(carry, take, params, opt_state, metrics), None
 
     def _epoch(
         self, hparams: HParams, anchors: Anchors, batch: Batch, carry: OptCarry, key: jax.Array
@@ -344,7 +252,7 @@ class Trainer:
         metrics = {
             "episode_return": episode_stats[0],
             "episode_length": episode_stats[1],
-            **_loss_means(carry, cfg.update_epochs * cfg.num_minibatches),
+            **loss_means(carry, cfg.update_epochs * cfg.num_minibatches),
             "explained_variance": explained_variance(batch.value, batch.returns)
             if cfg.advantage == "gae"
             else jnp.asarray(jnp.nan, jnp.float32),
@@ -376,15 +284,7 @@ class Trainer:
                 ),
             }
         )
-        zero = jnp.zeros((), jnp.float32)
-        start = OptCarry(
-            params=state.params,
-            opt_state=opt_state,
-            loss_sums=LossMetrics(*([zero] * len(LossMetrics._fields))),
-            approx_kl_sum=zero,
-            steps=jnp.zeros((), jnp.int32),
-            active=jnp.ones((), jnp.bool_),
-        )
+        start = start_carry(state.params, opt_state)
         anchors = Anchors(state.kl_coef, state.ref_params)
         epoch_keys = jax.random.split(key, self.config.update_epochs)
         carry, _ = jax.lax.scan(
@@ -399,17 +299,10 @@ class Trainer:
         between the rollout policy and the updated one over the whole batch (the PPO
         paper's `d`) and adapt beta by its rule, clipped into `[kl_coef_min, kl_coef_max]`;
         `clip` keeps beta and reports NaN."""
-        cfg = self.config
-        if cfg.objective == "clip":
+        if self.config.objective == "clip":
             return state.kl_coef, jnp.asarray(jnp.nan, jnp.float32)
         new = self._policy_over_batch(carry.params, batch)
-        old = batch.old_dist
-        per_sample = self._kl(new, old)
-        kl = masked_mean(per_sample, batch.mask)
-        beta = adapt_kl_coef(
-            state.kl_coef, kl, hparams.kl_target, hparams.kl_coef_min, hparams.kl_coef_max
-        )
-        return beta, kl
+        return next_kl_coef(self.config.kl_direction, state.kl_coef, hparams, new, batch)
 
     def _update_body(
         self, hparams: HParams, state: TrainState, _: None
@@ -443,17 +336,6 @@ def _split_envs(batch: Batch, perm: jax.Array, cfg: PPOConfig) -> Batch:
 
     hidden0 = batch.hidden0[perm].reshape((m, n, *batch.hidden0.shape[1:]))
     return jax.tree.map(split, batch._replace(hidden0=None))._replace(hidden0=hidden0)
-
-
-def _loss_means(carry: OptCarry, planned: int) -> dict[str, jax.Array]:
-    """Each loss metric's mean over the minibatch steps taken. When every planned step ran
-    (no target-KL stop) it divides by the static count, as before the stop existed."""
-    taken = carry.steps.astype(jnp.float32)
-    full = carry.steps == planned
-    return {
-        name: jnp.where(full, total / planned, total / jnp.maximum(taken, 1.0))
-        for name, total in carry.loss_sums._asdict().items()
-    }
 
 
 def _check_group_mode(config: PPOConfig, env_params: Any, label: str) -> None:

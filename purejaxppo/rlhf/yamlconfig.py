@@ -15,7 +15,6 @@ expected an integer, got 1.5 (a number)`).
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -37,6 +36,7 @@ from purejaxppo.rlhf.config import (
 from purejaxppo.rlhf.language import LanguageConfig
 from purejaxppo.rlhf.models import ModelConfig
 from purejaxppo.run.errors import ConfigError
+from purejaxppo.run.yamlcheck import closest, describe, field_error, unknown_key
 from purejaxppo.run.yamlio import parse_yaml
 
 SECTION_TYPES: dict[str, type] = {
@@ -49,63 +49,40 @@ SECTION_TYPES: dict[str, type] = {
 SECTIONS = ("seed", *SECTION_TYPES, "hparams", "population")
 
 
-def _describe(value: Any) -> str:
-    kinds = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
-    kind = kinds.get(type(value), "a list" if isinstance(value, list) else "a mapping")
-    if value is None:
-        kind = "null"
-    if isinstance(value, str):
-        text = repr(value)
-    else:
-        text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip()
-        text = " ".join(text.removesuffix("...").split())
-    return f"{text[:37] + '...' if len(text) > 40 else text} ({kind})"
-
-
 def _check_value(hint: Any, value: Any) -> Any:
     """`value` as the field type `hint` (int, float, bool, str) wants it, or `ValueError`."""
     if hint is bool:
         if isinstance(value, bool):
             return value
-        raise ValueError(f"expected true or false, got {_describe(value)}")
+        raise ValueError(f"expected true or false, got {describe(value)}")
     if hint is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise ValueError(f"expected an integer, got {_describe(value)}")
+        raise ValueError(f"expected an integer, got {describe(value)}")
     if hint is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
-        raise ValueError(f"expected a number, got {_describe(value)}")
+        raise ValueError(f"expected a number, got {describe(value)}")
     if hint is str:
         if isinstance(value, str):
             return value
-        raise ValueError(f"expected a string, got {_describe(value)}")
+        raise ValueError(f"expected a string, got {describe(value)}")
     raise AssertionError(f"no YAML check for a field of type {hint}")
 
 
 def _unknown(source: str, key: str, valid: Sequence[str]) -> ConfigError:
-    close = difflib.get_close_matches(key.rsplit(".", 1)[-1], list(valid), n=1, cutoff=0.6)
+    """`unknown key` error suggesting the nearest of `valid` in the key's own section."""
+    leaf = closest(key.rsplit(".", 1)[-1], valid)
     prefix = key.rsplit(".", 1)[0] + "." if "." in key else ""
-    if close:
-        return ConfigError(f"{source}: {key}: unknown key; did you mean {prefix}{close[0]}?")
-    return ConfigError(f"{source}: {key}: unknown key; valid keys: {', '.join(valid)}")
+    return unknown_key(f"{source}: {key}", prefix + leaf if leaf else None, valid)
 
 
 def _mapping(source: str, where: str, raw: Any) -> Mapping[str, Any]:
     if raw is None:
         return {}
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"{source}: {where}: expected a mapping, got {_describe(raw)}")
+        raise ConfigError(f"{source}: {where}: expected a mapping, got {describe(raw)}")
     return raw
-
-
-def _field_error(source: str, section: str, err: ValueError) -> ConfigError:
-    """A section's `ValueError` ("field: text") as `FILE: section.field: text`."""
-    text = str(err).splitlines()[0]
-    head, sep, rest = text.partition(": ")
-    if sep and head.isidentifier():
-        return ConfigError(f"{source}: {section}.{head}: {rest}")
-    return ConfigError(f"{source}: {section}: {text}")
 
 
 def _section(source: str, name: str, raw: Any) -> Any:
@@ -123,7 +100,7 @@ def _section(source: str, name: str, raw: Any) -> Any:
     try:
         return cls(**values)
     except ValueError as err:
-        raise _field_error(source, name, err) from None
+        raise field_error(source, name, err) from None
 
 
 def _hparams(source: str, raw: Any) -> RLHFHParams:
@@ -138,7 +115,7 @@ def _hparams(source: str, raw: Any) -> RLHFHParams:
     try:
         return check_hparams(RLHFHParams(**values))
     except ValueError as err:
-        raise _field_error(source, "hparams", err) from None
+        raise field_error(source, "hparams", err) from None
 
 
 def _population(source: str, raw: Any) -> PopulationConfig:
@@ -157,7 +134,7 @@ def _population(source: str, raw: Any) -> PopulationConfig:
         if not isinstance(values, list) or not values:
             raise ConfigError(
                 f"{source}: population.grid.{name}: expected a non-empty list of numbers, "
-                f"got {_describe(values)}"
+                f"got {describe(values)}"
             )
         try:
             numbers = tuple(_check_value(float, v) for v in values)
@@ -170,14 +147,14 @@ def _population(source: str, raw: Any) -> PopulationConfig:
     try:
         return PopulationConfig(seeds=seeds, grid=tuple(grid))
     except ValueError as err:
-        raise _field_error(source, "population", err) from None
+        raise field_error(source, "population", err) from None
 
 
 def rlhf_config_from_dict(data: Any, source: str = "<config>") -> RLHFConfig:
     """Build and validate an `RLHFConfig` from a parsed YAML document."""
     if not isinstance(data, Mapping):
         raise ConfigError(
-            f"{source}: expected a mapping with keys {', '.join(SECTIONS)}, got {_describe(data)}"
+            f"{source}: expected a mapping with keys {', '.join(SECTIONS)}, got {describe(data)}"
         )
     for key in data:
         if key not in SECTIONS:
@@ -185,7 +162,7 @@ def rlhf_config_from_dict(data: Any, source: str = "<config>") -> RLHFConfig:
     seed = data.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
         raise ConfigError(
-            f"{source}: seed: expected an integer in [0, 2**31), got {_describe(seed)}"
+            f"{source}: seed: expected an integer in [0, 2**31), got {describe(seed)}"
         )
     sections = {name: _section(source, name, data.get(name)) for name in SECTION_TYPES}
     cfg = RLHFConfig(
@@ -264,6 +241,6 @@ def load_rlhf_config(path: str | Path, sets: Sequence[str] = ()) -> RLHFConfig:
         )
     if not isinstance(data, Mapping):
         raise ConfigError(
-            f"{path}: expected a mapping with keys {', '.join(SECTIONS)}, got {_describe(data)}"
+            f"{path}: expected a mapping with keys {', '.join(SECTIONS)}, got {describe(data)}"
         )
     return rlhf_config_from_dict(apply_sets(data, sets), str(path))

@@ -20,7 +20,6 @@ Loading never mutates its inputs, and `load(dump(rc)) == rc`.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import typing
 from collections.abc import Mapping, Sequence
@@ -33,6 +32,7 @@ from purejaxppo.config import HParams, PPOConfig
 from purejaxppo.envs import check_env_name
 from purejaxppo.run.errors import ConfigError
 from purejaxppo.run.rundir import CONFIG_FILE, SWEEP_MANIFEST
+from purejaxppo.run.yamlcheck import closest, describe, field_error, unknown_key
 from purejaxppo.run.yamlio import _Dumper, parse_yaml
 from purejaxppo.unused_settings import check_hparams
 
@@ -61,35 +61,6 @@ class RunConfig:
 
 
 # --------------------------------------------------------------------------- field checks
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
-
-
-def _got(value: Any) -> str:
-    if isinstance(value, str):
-        text = repr(value)
-    else:
-        text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip()
-        text = " ".join(text.removesuffix("...").split())
-    if len(text) > 40:
-        text = text[:37] + "..."
-    return f"{text} ({_type_name(value)})"
-
-
 _PPO_TYPES = typing.get_type_hints(PPOConfig)
 
 
@@ -98,41 +69,41 @@ def _check_ppo_value(name: str, value: Any) -> Any:
     hint = _PPO_TYPES[name]
     if name == "env_name":
         if not isinstance(value, str):
-            raise ValueError(f"expected an environment name (a string), got {_got(value)}")
+            raise ValueError(f"expected an environment name (a string), got {describe(value)}")
         return value
     if hint is bool:
         if not isinstance(value, bool):
-            raise ValueError(f"expected true or false, got {_got(value)}")
+            raise ValueError(f"expected true or false, got {describe(value)}")
         return value
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
             hint_text = ""
             if isinstance(value, float) and value.is_integer():
                 hint_text = f" (write {int(value)}, or {int(value):_} with underscores)"
-            raise ValueError(f"expected an integer, got {_got(value)}{hint_text}")
+            raise ValueError(f"expected an integer, got {describe(value)}{hint_text}")
         return value
     if hint is str:
         if not isinstance(value, str):
-            raise ValueError(f"expected a string, got {_got(value)}")
+            raise ValueError(f"expected a string, got {describe(value)}")
         return value
     if name == "hidden_sizes":
         if not isinstance(value, list) or not all(
             isinstance(v, int) and not isinstance(v, bool) for v in value
         ):
-            raise ValueError(f"expected a list of positive integers, got {_got(value)}")
+            raise ValueError(f"expected a list of positive integers, got {describe(value)}")
         return tuple(value)
     raise AssertionError(f"no YAML check for PPOConfig.{name}")  # a new field needs one
 
 
 def _check_float(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"expected a number, got {_got(value)}")
+        raise ValueError(f"expected a number, got {describe(value)}")
     return float(value)
 
 
 def _check_seed(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"expected an integer in [0, {MAX_SEED}], got {_got(value)}")
+        raise ValueError(f"expected an integer in [0, {MAX_SEED}], got {describe(value)}")
     if not 0 <= value <= MAX_SEED:
         raise ValueError(f"expected an integer in [0, {MAX_SEED}], got {value}")
     return value
@@ -151,33 +122,15 @@ ALL_KEYS = (
 def _unknown_key(source: str, key: str, via_set: bool = False) -> ConfigError:
     """`unknown key` error suggesting the nearest valid key (any section)."""
     where = f"{source}: --set {key}" if via_set else f"{source}: {key}"
-    close: list[str] = []
-    if "." not in key:
-        close = difflib.get_close_matches(key, SECTIONS, n=1, cutoff=0.6)
-    if not close:
-        close = difflib.get_close_matches(key, ALL_KEYS, n=1, cutoff=0.6)
+    close = closest(key, SECTIONS) if "." not in key else None
+    close = close or closest(key, ALL_KEYS)
     if not close:
         by_leaf = {k.rsplit(".", 1)[-1]: k for k in ALL_KEYS}
-        leaves = difflib.get_close_matches(key.rsplit(".", 1)[-1], list(by_leaf), n=1, cutoff=0.6)
-        close = [by_leaf[leaves[0]]] if leaves else []
-    if close:
-        return ConfigError(f"{where}: unknown key; did you mean {close[0]}?")
+        leaf = closest(key.rsplit(".", 1)[-1], list(by_leaf))
+        close = by_leaf[leaf] if leaf else None
     section = key.split(".", 1)[0]
     names = {"ppo": PPO_FIELDS, "hparams": HPARAM_FIELDS}.get(section, SECTIONS)
-    return ConfigError(f"{where}: unknown key; valid keys: {', '.join(names)}")
-
-
-def _field_error(
-    source: str, section: str, err: ValueError, overridden: frozenset[str] = frozenset()
-) -> ConfigError:
-    """A `PPOConfig`/`HParams` `ValueError` ("field: text") as `FILE: section.field: text`."""
-    text = str(err).splitlines()[0] if str(err) else type(err).__name__
-    head, sep, rest = text.partition(": ")
-    if sep and head.isidentifier():
-        key = f"{section}.{head}"
-        where = f"{source}: --set {key}" if key in overridden else f"{source}: {key}"
-        return ConfigError(f"{where}: {rest}")
-    return ConfigError(f"{source}: {section}: {text}")
+    return unknown_key(where, close, names)
 
 
 # --------------------------------------------------------------------------- dict <-> RunConfig
@@ -203,7 +156,7 @@ def run_config_from_dict(
         )
     if not isinstance(data, Mapping):
         raise ConfigError(
-            f"{source}: expected a mapping with keys {', '.join(SECTIONS)}, got {_got(data)}"
+            f"{source}: expected a mapping with keys {', '.join(SECTIONS)}, got {describe(data)}"
         )
     sweep_keys = [k for k in SWEEP_ONLY_KEYS if k in data]
     if sweep_keys:
@@ -222,7 +175,7 @@ def run_config_from_dict(
             raw = {}
         if not isinstance(raw, Mapping):
             raise ConfigError(
-                f"{source}: {section}: expected a mapping of {section} fields, got {_got(raw)}"
+                f"{source}: {section}: expected a mapping of {section} fields, got {describe(raw)}"
             )
         values: dict[str, Any] = {}
         for key, value in raw.items():
@@ -242,14 +195,14 @@ def run_config_from_dict(
         # A run config builds its env from the name: check it now, before anything compiles.
         check_env_name(ppo.env_name)
     except ValueError as err:
-        raise _field_error(source, "ppo", err, overridden) from None
+        raise field_error(source, "ppo", err, overridden) from None
     try:
         hparams = HParams(**sections["hparams"])
         hparams = HParams(**{n: float(getattr(hparams, n)) for n in HPARAM_FIELDS})
         if check_unused:
             check_hparams(ppo, hparams)
     except ValueError as err:
-        raise _field_error(source, "hparams", err, overridden) from None
+        raise field_error(source, "hparams", err, overridden) from None
 
     try:
         seed = _check_seed(data.get("seed", 0))
@@ -264,7 +217,7 @@ def run_config_from_dict(
         ):
             raise ConfigError(
                 f"{where('expected_return')}: expected a finite number or null, "
-                f"got {_got(expected)}"
+                f"got {describe(expected)}"
             )
         expected = float(expected)
     return RunConfig(ppo=ppo, hparams=hparams, seed=seed, expected_return=expected)
