@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -13,7 +15,15 @@ import numpy as np
 import pytest
 
 import purejaxppo as ppo
-from purejaxppo.sweep.pbt import Bounds, PBTConfig, num_replaced, pbt_step, rank_members
+from purejaxppo.sweep.pbt import (
+    Bounds,
+    PBTConfig,
+    interval_fitness,
+    member_schedule,
+    num_replaced,
+    pbt_step,
+    rank_members,
+)
 
 TINY = ppo.PPOConfig(
     num_envs=4, num_steps=16, total_timesteps=640, num_minibatches=1, update_epochs=1,
@@ -197,3 +207,43 @@ def test_result_does_not_depend_on_the_device_split():
         timeout=240,
     )
     assert out.returncode == 0 and "OK" in out.stdout, out.stderr[-2000:]
+
+
+def test_interval_fitness_ignores_updates_without_episodes():
+    returns = jnp.array([[1.0, jnp.nan, 3.0], [jnp.nan, jnp.nan, jnp.nan], [4.0, 4.0, 4.0]])
+    np.testing.assert_array_equal(interval_fitness(returns), [2.0, np.nan, 4.0])
+
+
+def test_member_schedule_follows_the_lineage():
+    history = [ppo.stack_hparams([ppo.HParams(learning_rate=(j + 1) * 1e-3 + i * 1e-4)
+                                  for i in range(3)]) for j in range(3)]  # fmt: skip
+    parents = [np.array([0, 0, 2]), np.array([1, 1, 2])]  # member 0 <- 1 <- 0
+    sched = member_schedule(history, parents, member=0, interval=5)
+    assert sched.boundaries.tolist() == [0, 5, 10]
+    np.testing.assert_allclose(sched.values.learning_rate, [1e-3, 2.1e-3, 3e-3], rtol=1e-6)
+    with pytest.raises(ValueError, match="parents arrays"):
+        member_schedule(history, parents[:1], member=0, interval=5)
+
+
+def test_the_docs_pbt_loop_runs_on_a_tiny_cartpole():
+    text = (Path(__file__).resolve().parent.parent / "docs" / "sweeps.md").read_text()
+    example = next(b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "pbt_step" in b)
+    tiny = {
+        "num_steps=128, total_timesteps=499_712": "num_steps=16, total_timesteps=768, "
+        "num_minibatches=1, update_epochs=1, hidden_sizes=(16,)",
+        "members, interval, intervals = 8, 61, 16": "members, interval, intervals = 4, 4, 3",
+    }
+    for old, new in tiny.items():
+        assert old in example
+        example = example.replace(old, new)
+    ns: dict = {}
+    exec(compile(example, "docs/sweeps.md", "exec"), ns)
+    assert ns["trainer"].config.num_updates == 12
+    assert len(ns["hparams_history"]) == 3 and len(ns["parents_history"]) == 2
+    for parents in ns["parents_history"]:  # one of 4 members replaced by one of the top
+        assert (np.asarray(parents) != np.arange(4)).sum() == 1
+    assert all(leaf.shape[0] == 4 for leaf in jax.tree.leaves(ns["states"]))
+    lrs = np.asarray(ns["hparams"].learning_rate)
+    assert np.all((lrs >= np.float32(1e-5)) & (lrs <= np.float32(1e-2)))
+    assert ns["schedule"].boundaries.tolist() == [0, 4, 8]
+    assert ns["replay"].metrics["learning_rate"].shape == (12,)

@@ -34,12 +34,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from purejaxppo.config import HParams, PPOConfig
+from purejaxppo.schedule import HParamSchedule
 from purejaxppo.state import TrainState
 
 _HPARAM_FIELDS = tuple(f.name for f in dataclasses.fields(HParams))
@@ -244,3 +247,54 @@ def pbt_step(
         explored = _explore_field(field_key, values, bound, config)
         changes[bound.name] = _select(replaced, explored, values)
     return PBTStep(copied, dataclasses.replace(new_hparams, **changes), parents)
+
+
+def interval_fitness(episode_return: jax.Array) -> jax.Array:
+    """Each member's mean episode return over an interval: `[P, K]` -> `[P]`.
+
+    `episode_return` is `metrics["episode_return"]` of a vmapped `trainer.run` over K
+    updates: per update, the mean return of the episodes that finished in it (NaN where
+    none did). The fitness is the mean over the updates that saw an episode end, NaN for
+    a member where none did (`pbt_step` ranks it last). No NaN warnings, jit-safe.
+    """
+    returns = jnp.asarray(episode_return, jnp.float32)
+    seen = ~jnp.isnan(returns)
+    count = jnp.sum(seen, axis=-1)
+    total = jnp.sum(jnp.where(seen, returns, 0.0), axis=-1)
+    return jnp.where(count > 0, total / jnp.maximum(count, 1), jnp.nan)
+
+
+def member_schedule(
+    hparams_history: Sequence[HParams],
+    parents_history: Sequence[Any],
+    member: int,
+    interval: int,
+) -> HParamSchedule:
+    """The hyperparameters member `member` and its ancestors trained with, as a schedule.
+
+    Args:
+      hparams_history: J stacked `HParams` (leaves `[P]`), those interval j trained with.
+      parents_history: J - 1 int `[P]` arrays, the `parents` of the `pbt_step` after
+        interval j (interval j + 1's member i continued interval j's member `parents[i]`).
+      member: the member (after the last interval) whose lineage to follow.
+      interval: updates per interval; interval j starts at update `j * interval`.
+
+    Returns:
+      An `HParamSchedule` of J segments, one per interval, for `trainer.run`/`train`.
+      Replaying it follows the same hyperparameters, not the same bits (a copied member's
+      PRNG key is refolded at each copy).
+    """
+    if len(parents_history) != len(hparams_history) - 1:
+        raise ValueError(
+            f"member_schedule: {len(hparams_history)} intervals need "
+            f"{len(hparams_history) - 1} parents arrays, got {len(parents_history)}"
+        )
+    ancestors = [int(member)]
+    for parents in reversed(parents_history):
+        ancestors.append(int(np.asarray(parents)[ancestors[-1]]))
+    ancestors.reverse()
+    segments = [
+        (j * interval, jax.tree.map(lambda x, a=a: np.asarray(x)[a], hp))
+        for j, (hp, a) in enumerate(zip(hparams_history, ancestors, strict=True))
+    ]
+    return HParamSchedule.from_segments(segments)
