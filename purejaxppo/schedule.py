@@ -89,7 +89,16 @@ def segment_index(boundaries: jax.Array, update: jax.Array) -> jax.Array:
 
 
 def hparams_at(schedule: HParamSchedule, update: jax.Array) -> HParams:
-    """One member's `HParams` (scalar leaves) in force at update index `update` (a scalar)."""
+    """One member's `HParams` (scalar leaves) in force at update index `update` (a scalar).
+
+    Raises `ValueError` at trace time for a stacked schedule (`boundaries` `[P, K]`) that
+    was not vmapped."""
+    shape = jnp.shape(schedule.boundaries)
+    if len(shape) != 1:
+        raise ValueError(
+            f"schedule.boundaries: expected one member's [K] segment starts, got shape {shape}; "
+            "a stacked schedule (leaves [P, K]) must be vmapped over its leading axis"
+        )
     index = segment_index(schedule.boundaries, update)
     return jax.tree.map(lambda v: jnp.take(v, index, axis=0), schedule.values)
 

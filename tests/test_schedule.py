@@ -66,6 +66,13 @@ def test_bad_segments_are_refused(segments, fragment):
         HParamSchedule.from_segments(segments)
 
 
+def test_an_unvmapped_stacked_schedule_is_refused():
+    sched = HParamSchedule.from_segments([(0, A), (2, B)])
+    stacked = jax.tree.map(lambda *xs: np.stack(xs), sched, sched)
+    with pytest.raises(ValueError, match="must be vmapped"):
+        hparams_at(stacked, 0)
+
+
 def test_constant_segments_give_the_plain_run_bits(trainer):
     plain = jax.jit(trainer.train)(jax.random.key(3), A)
     sched = HParamSchedule.from_segments([(0, A), (1, A), (3, A)])
