@@ -6,7 +6,7 @@ out = jax.jit(ppo.make_train(cfg))(jax.random.key(0), ppo.HParams())
 """
 
 from purejaxppo.config import HParams, PPOConfig, stack_hparams
-from purejaxppo.envs import RunningStats, make_env, normalize_observation
+from purejaxppo.envs import RunningStats, env_action, make_env, normalize_observation
 from purejaxppo.gae import compute_gae
 from purejaxppo.networks import ActorCritic, Categorical, DiagGaussian, make_network
 from purejaxppo.schedule import HParamSchedule, hparams_at
@@ -18,6 +18,7 @@ from purejaxppo.train import (
     make_train,
     make_trainer,
 )
+from purejaxppo.unused_settings import check_hparams
 
 __version__ = "0.1.0"
 
@@ -33,7 +34,9 @@ __all__ = [
     "TrainOutput",
     "TrainState",
     "Trainer",
+    "check_hparams",
     "compute_gae",
+    "env_action",
     "hparams_at",
     "make_env",
     "make_network",

@@ -17,11 +17,44 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from purejaxppo.unused_settings import check_static_settings, concrete
+
 ACTIVATIONS = ("tanh", "relu", "gelu", "silu", "elu")
 OBJECTIVES = ("clip", "kl_penalty", "clip+kl")
 KL_DIRECTIONS = ("new_old", "old_new")
 ADVANTAGES = ("gae", "group")
 TORSOS = ("mlp", "cnn")
+MAX_BATCH = 1 << 28  # transitions per batch: the minibatch shuffle packs an index into a uint32
+MAX_UPDATES = (1 << 31) - 1  # updates per run: the update counter is an int32
+
+
+INT_FIELDS = (
+    "num_envs",
+    "num_steps",
+    "total_timesteps",
+    "update_epochs",
+    "num_minibatches",
+    "group_size",
+    "gru_size",
+)
+BOOL_FIELDS = (
+    "anneal_lr",
+    "normalize_advantages",
+    "clip_value_loss",
+    "normalize_observations",
+    "normalize_rewards",
+    "group_normalize",
+)
+
+
+def _plain(value: Any) -> Any:
+    """A numpy integer or bool scalar (`np.int64(4)`, `np.bool_(True)`) as the Python
+    value; anything else unchanged (and checked by the caller)."""
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
 
 
 def _check_positive_int(name: str, value: Any) -> None:
@@ -46,8 +79,10 @@ class PPOConfig:
         checked where an env is built from the name (`make_env`), before compiling.
       num_envs: parallel environments N.
       num_steps: rollout length T per update; one batch is `T * N` transitions.
-      total_timesteps: environment steps over the whole run (rounded down to
-        whole updates: `num_updates * batch_size` steps are taken).
+      total_timesteps: environment steps over the whole run, rounded down to whole
+        updates: `num_updates * batch_size` steps are taken and the remainder
+        `total_timesteps % batch_size` is not run (`purejaxppo train` says so in its first
+        line).
       update_epochs: passes over each batch.
       num_minibatches: minibatches per epoch; must divide the batch.
       hidden_sizes: widths of the actor and of the critic MLP.
@@ -101,12 +136,19 @@ class PPOConfig:
     gru_size: int = 0
 
     def __post_init__(self) -> None:
+        for name in (*INT_FIELDS, *BOOL_FIELDS):
+            object.__setattr__(self, name, _plain(getattr(self, name)))
+        if not isinstance(self.hidden_sizes, (str, bytes, np.ndarray)) and isinstance(
+            self.hidden_sizes, Sequence
+        ):
+            object.__setattr__(self, "hidden_sizes", tuple(map(_plain, self.hidden_sizes)))
         if self.env_name is not None and (not isinstance(self.env_name, str) or not self.env_name):
             raise ValueError(f"env_name: expected a non-empty string, got {self.env_name!r}")
         for name in ("num_envs", "num_steps", "total_timesteps"):
             _check_positive_int(name, getattr(self, name))
         for name in ("update_epochs", "num_minibatches"):
             _check_positive_int(name, getattr(self, name))
+        self._check_representable()
         sizes = self.hidden_sizes
         if isinstance(sizes, int) or not isinstance(sizes, Sequence) or isinstance(sizes, str):
             raise ValueError(f"hidden_sizes: expected a list of positive integers, got {sizes!r}")
@@ -136,14 +178,7 @@ class PPOConfig:
             raise ValueError(
                 f"group_size: {self.group_size} does not divide num_envs = {self.num_envs}"
             )
-        for name in (
-            "anneal_lr",
-            "normalize_advantages",
-            "clip_value_loss",
-            "normalize_observations",
-            "normalize_rewards",
-            "group_normalize",
-        ):
+        for name in BOOL_FIELDS:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}: expected true or false, got {getattr(self, name)!r}")
         if self.batch_size % self.num_minibatches:
@@ -168,10 +203,28 @@ class PPOConfig:
             raise ValueError(
                 "gru_size: recurrent policies are not supported with advantage group; use gae"
             )
+        check_static_settings(self)
         if self.total_timesteps < self.batch_size:
             raise ValueError(
                 f"total_timesteps: {self.total_timesteps} is below one batch "
                 f"(num_envs * num_steps = {self.batch_size})"
+            )
+
+    def _check_representable(self) -> None:
+        """Sizes the trainer cannot index: a batch past `MAX_BATCH` (the shuffle's uint32 sort
+        key, `purejaxppo.prng.permutation`) or more than `MAX_UPDATES` updates (int32)."""
+        if self.batch_size > MAX_BATCH:
+            raise ValueError(
+                f"num_envs: num_envs * num_steps = {self.num_envs:,} * {self.num_steps:,} = "
+                f"{self.batch_size:,} transitions per batch exceeds the limit {MAX_BATCH:,} "
+                "(2^28: the minibatch shuffle indexes a batch with one uint32 sort key); "
+                "lower num_envs or num_steps"
+            )
+        if self.num_updates > MAX_UPDATES:
+            raise ValueError(
+                f"total_timesteps: {self.total_timesteps:,} steps make {self.num_updates:,} "
+                f"updates of {self.batch_size:,} steps, more than the limit {MAX_UPDATES:,} "
+                "(2^31 - 1: the update counter is an int32); lower total_timesteps"
             )
 
     @property
@@ -204,6 +257,8 @@ HPARAM_DEFAULTS: dict[str, float] = {
     "max_grad_norm": 0.5,
     "kl_coef": 1.0,
     "kl_target": 0.01,
+    "kl_coef_min": 1e-4,
+    "kl_coef_max": 1e4,
     "early_stop_kl": math.inf,
     "ref_kl_coef": 0.0,
 }
@@ -219,6 +274,8 @@ _HPARAM_RANGES: dict[str, tuple[float, bool, float, bool]] = {
     "max_grad_norm": (0.0, False, math.inf, False),
     "kl_coef": (0.0, True, math.inf, False),
     "kl_target": (0.0, False, math.inf, False),
+    "kl_coef_min": (0.0, False, math.inf, False),
+    "kl_coef_max": (0.0, False, math.inf, False),
     "early_stop_kl": (0.0, False, math.inf, True),
     "ref_kl_coef": (0.0, True, math.inf, False),
 }
@@ -252,6 +309,12 @@ def _check_field(name: str, value: Any) -> None:
         return
     if value is None or isinstance(value, (str, bytes, complex)):
         raise ValueError(f"{name}: expected a number, got {value!r}")
+    if isinstance(value, (list, tuple)):
+        raise ValueError(
+            f"{name}: expected a number, got a {type(value).__name__} {list(value)!r}; to train "
+            "several values at once stack whole HParams with stack_hparams([...]) and vmap: "
+            "jax.vmap(train, in_axes=(None, 0))(key, stacked)"
+        )
     if isinstance(value, (bool, int, float, np.number, np.ndarray, jax.Array)):
         array = np.asarray(value)
         if not (jnp.issubdtype(array.dtype, jnp.number) or array.dtype == np.bool_):
@@ -272,10 +335,15 @@ class HParams:
     Any field can be vmapped; changing values never recompiles.
 
     `kl_coef` is the initial beta of the KL objectives (adapted after every update,
-    kept in `TrainState.kl_coef`), `kl_target` the KL it steers to; `early_stop_kl`
+    kept in `TrainState.kl_coef`), `kl_target` the KL it steers to; after every update
+    beta is clipped into `[kl_coef_min, kl_coef_max]` (defaults 1e-4 and 1e4), so it can
+    neither underflow to 0 (where halving and doubling would keep it forever) nor
+    overflow; `early_stop_kl`
     skips the rest of an update's minibatch steps once their mean approximate KL
     exceeds it (`inf`: off); `ref_kl_coef` weighs the k3 KL to the frozen initial
-    policy in `group` mode.
+    policy in `group` mode. A non-default value of a field that the `PPOConfig` never
+    reads (the KL fields with `objective: clip`, `ref_kl_coef` with `advantage: gae`) is
+    refused by `purejaxppo.check_hparams(config, hparams)`.
 
     Concrete values are checked when the object is built (`ValueError` naming the
     field; traced values pass). As a pytree, every concrete leaf is a float32
@@ -292,6 +360,8 @@ class HParams:
     max_grad_norm: Any = HPARAM_DEFAULTS["max_grad_norm"]
     kl_coef: Any = HPARAM_DEFAULTS["kl_coef"]
     kl_target: Any = HPARAM_DEFAULTS["kl_target"]
+    kl_coef_min: Any = HPARAM_DEFAULTS["kl_coef_min"]
+    kl_coef_max: Any = HPARAM_DEFAULTS["kl_coef_max"]
     early_stop_kl: Any = HPARAM_DEFAULTS["early_stop_kl"]
     ref_kl_coef: Any = HPARAM_DEFAULTS["ref_kl_coef"]
 
@@ -302,6 +372,11 @@ class HParams:
         """Check concrete values; raise `ValueError` naming the field. Traced values pass."""
         for field in dataclasses.fields(self):
             _check_field(field.name, getattr(self, field.name))
+        lo, hi = concrete(self.kl_coef_min), concrete(self.kl_coef_max)
+        if lo is not None and hi is not None and np.any(lo > hi):
+            raise ValueError(
+                f"kl_coef_min: expected <= kl_coef_max ({hi.max():g}), got {lo.max():g}"
+            )
         return self
 
     def replace(self, **changes: Any) -> HParams:

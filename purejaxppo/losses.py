@@ -111,11 +111,30 @@ def k3_kl(log_prob: jax.Array, ref_log_prob: jax.Array) -> jax.Array:
     return jnp.exp(log_r) - log_r - 1.0
 
 
-def adapt_kl_coef(kl_coef: jax.Array, kl: jax.Array, kl_target: jax.Array) -> jax.Array:
+KL_COEF_MIN = 1e-4
+"""Default floor of beta (`HParams.kl_coef_min`)."""
+KL_COEF_MAX = 1e4
+"""Default ceiling of beta (`HParams.kl_coef_max`)."""
+
+
+def adapt_kl_coef(
+    kl_coef: jax.Array,
+    kl: jax.Array,
+    kl_target: jax.Array,
+    kl_coef_min: jax.Array | float = KL_COEF_MIN,
+    kl_coef_max: jax.Array | float = KL_COEF_MAX,
+) -> jax.Array:
     """The PPO paper's rule for beta after an update that measured `kl`:
-    `kl < target / 1.5` -> beta / 2; `kl > 1.5 * target` -> beta * 2; else unchanged."""
+    `kl < target / 1.5` -> beta / 2; `kl > 1.5 * target` -> beta * 2; else unchanged;
+    then clipped into `[kl_coef_min, kl_coef_max]`.
+
+    The floor keeps beta from underflowing to 0 after a long stretch of low KL (0 x 2 = 0
+    would switch the penalty off for good); from it beta doubles again once the KL rises.
+    All arguments are scalars `[]` (or broadcast together).
+    """
     halved = jnp.where(kl < kl_target / 1.5, kl_coef * 0.5, kl_coef)
-    return jnp.where(kl > kl_target * 1.5, kl_coef * 2.0, halved)
+    adapted = jnp.where(kl > kl_target * 1.5, kl_coef * 2.0, halved)
+    return jnp.clip(adapted, kl_coef_min, kl_coef_max)
 
 
 class PolicyTerms(NamedTuple):

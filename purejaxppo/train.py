@@ -56,6 +56,7 @@ from purejaxppo.rollout import (
 )
 from purejaxppo.schedule import HParamSchedule, resolve_hparams
 from purejaxppo.state import METRIC_NAMES, TrainOutput, TrainState
+from purejaxppo.unused_settings import check_hparams
 
 
 class OptCarry(NamedTuple):
@@ -106,8 +107,10 @@ class Trainer:
     # ----------------------------------------------------------------- init
     def init(self, key: jax.Array, hparams: HParams | HParamSchedule) -> TrainState:
         """Reset `num_envs` environments and initialise the network and optimizer (a
-        schedule's first segment gives the initial `kl_coef` and optimizer settings)."""
-        hparams = _as_float(resolve_hparams(hparams, 0))
+        schedule's first segment gives the initial `kl_coef` and optimizer settings).
+
+        Concrete (un-jitted) `hparams` are checked against the config (`check_hparams`)."""
+        hparams = check_hparams(self.config, _as_float(resolve_hparams(hparams, 0)))
         cfg = self.config
         net_key, reset_key, run_key = jax.random.split(key, 3)
         reset_keys = jax.random.split(reset_key, cfg.num_envs)
@@ -396,7 +399,8 @@ class Trainer:
     ) -> tuple[jax.Array, jax.Array]:
         """`(beta for the next update, measured KL)`. The KL objectives measure the exact KL
         between the rollout policy and the updated one over the whole batch (the PPO
-        paper's `d`) and adapt beta by its rule; `clip` keeps beta and reports NaN."""
+        paper's `d`) and adapt beta by its rule, clipped into `[kl_coef_min, kl_coef_max]`;
+        `clip` keeps beta and reports NaN."""
         cfg = self.config
         if cfg.objective == "clip":
             return state.kl_coef, jnp.asarray(jnp.nan, jnp.float32)
@@ -404,7 +408,10 @@ class Trainer:
         old = batch.old_dist
         per_sample = self._kl(new, old)
         kl = masked_mean(per_sample, batch.mask)
-        return adapt_kl_coef(state.kl_coef, kl, hparams.kl_target), kl
+        beta = adapt_kl_coef(
+            state.kl_coef, kl, hparams.kl_target, hparams.kl_coef_min, hparams.kl_coef_max
+        )
+        return beta, kl
 
     def _update_body(
         self, hparams: HParams | HParamSchedule, state: TrainState, _: None
@@ -418,6 +425,10 @@ class Trainer:
 
         `hparams` may be an `HParamSchedule` (purejaxppo/schedule.py): each update then
         uses the segment holding its `state.update_step`, without recompiling."""
+        if isinstance(hparams, HParamSchedule):
+            check_hparams(self.config, hparams.values)  # every segment ([K] leaves)
+        else:
+            check_hparams(self.config, _as_float(hparams))
         return jax.lax.scan(
             functools.partial(self._update_body, hparams), state, None, length=num_updates
         )
@@ -462,7 +473,9 @@ def _check_group_mode(config: PPOConfig, env_params: Any, label: str) -> None:
             f"advantage: group needs whole episodes, but {label} has no max_steps_in_episode "
             "time limit that bounds them"
         )
-    if config.num_steps < int(limit):
+    # Traced env params (vmapped or jitted over) cannot be compared here: then keeping
+    # num_steps >= every time limit is the caller's part (make_trainer's docstring).
+    if not isinstance(limit, jax.core.Tracer) and config.num_steps < int(limit):
         raise ValueError(
             f"num_steps: advantage group needs whole episodes in every rollout: num_steps "
             f"({config.num_steps}) must be >= the env's time limit max_steps_in_episode "
@@ -476,7 +489,12 @@ def _check_group_mode(config: PPOConfig, env_params: Any, label: str) -> None:
 
 
 def make_trainer(config: PPOConfig, env: Any = None, env_params: Any = None) -> Trainer:
-    """Build the `Trainer` for `config`; `env`/`env_params` override construction by name."""
+    """Build the `Trainer` for `config`; `env`/`env_params` override construction by name.
+
+    Everything checked here is static. In `advantage: group` mode `num_steps` must reach the
+    env's time limit `env_params.max_steps_in_episode`; when `env_params` is traced (e.g.
+    `jax.vmap` over env params), that comparison is skipped and is the caller's to keep.
+    """
     if not isinstance(config, PPOConfig):
         raise ValueError(f"config: expected a PPOConfig, got {type(config).__name__}")
     use_unrolled_threefry()

@@ -39,7 +39,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 import numpy as np
 
 from purejaxppo.rlhf import runner
-from purejaxppo.rlhf.config import RLHFConfig
+from purejaxppo.rlhf.config import RLHFConfig, hparams_dict
 from purejaxppo.rlhf.pipeline import Prepared
 from purejaxppo.rlhf.runner import run_prepare
 from purejaxppo.rlhf.yamlconfig import load_rlhf_config
@@ -78,7 +78,7 @@ def run_population(cfg: RLHFConfig, prepared: Prepared) -> dict[str, Any]:
     run = runner.run_population(cfg, prepared)
     return {
         "labels": [m.label for m in run.members],
-        "hparams": [m.hparams._asdict() for m in run.members],
+        "hparams": [hparams_dict(m.hparams) for m in run.members],
         "metrics": {k: np.asarray(v) for k, v in run.output.metrics._asdict().items()},
         "eval": {k: np.asarray(v) for k, v in run.evaluation._asdict().items()},
         "compile_s": run.compile_s,
@@ -190,7 +190,7 @@ def plot_overopt(results: dict[str, Any], path: Path) -> None:
 
 def critic(args: argparse.Namespace, base: RLHFConfig) -> None:
     population = dataclasses.replace(base.population, seeds=args.seeds, grid=())
-    hparams = base.hparams._replace(kl_target=args.kl_target)
+    hparams = base.hparams.replace(kl_target=args.kl_target)
     prepared = prepare(dataclasses.replace(base, population=population))
     print(f"reward model held-out accuracy {float(prepared.reward_model_accuracy):.3f}", flush=True)
     results: dict[str, Any] = {"seeds": args.seeds, "kl_target": args.kl_target, "variants": {}}

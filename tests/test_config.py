@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import gymnax  # noqa: F401  (gymnax jits at import: import it before a test patches jax.jit)
 import jax
 import jax.numpy as jnp
 import pytest
@@ -112,3 +113,64 @@ def test_stack_hparams():
 def test_hparams_replace():
     hp = ppo.HParams().replace(learning_rate=1e-3)
     assert hp.learning_rate == 1e-3 and hp.gamma == 0.99
+
+
+# ---------------------------------------------------------------- issue 24: unused settings
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"group_size": 4}, "group_size: 4 has no effect with advantage: gae; it is read only "
+         "with advantage: group (leave it at 8 otherwise)"),
+        ({"group_normalize": False}, "group_normalize: False has no effect with advantage: gae"),
+        ({"kl_direction": "old_new"}, "kl_direction: 'old_new' has no effect with objective: "
+         "clip; it is read only with objective: kl_penalty or clip+kl"),
+    ],
+)  # fmt: skip
+def test_static_settings_that_would_do_nothing_are_refused(changes, message):
+    with pytest.raises(ValueError) as info:
+        ppo.PPOConfig(**changes)
+    assert str(info.value).startswith(message)
+    ppo.PPOConfig(**changes, advantage="group", objective="kl_penalty", num_envs=8)  # read there
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"kl_coef": 3.0}, "kl_coef: 3 has no effect with objective: clip; it is read only with "
+         "objective: kl_penalty or clip+kl (leave it at its default 1 otherwise)"),
+        ({"kl_target": 0.05}, "kl_target: 0.05 has no effect with objective: clip"),
+        ({"kl_coef_max": 10.0}, "kl_coef_max: 10 has no effect with objective: clip"),
+        ({"ref_kl_coef": 0.5}, "ref_kl_coef: 0.5 has no effect with advantage: gae; it is read "
+         "only with advantage: group"),
+    ],
+)  # fmt: skip
+def test_hparams_that_would_do_nothing_are_refused(changes, message):
+    hp = ppo.HParams(**changes)
+    with pytest.raises(ValueError) as info:
+        ppo.check_hparams(ppo.PPOConfig(), hp)
+    assert str(info.value).startswith(message)
+    with pytest.raises(ValueError, match=message.split(";")[0]):  # eager calls check too
+        ppo.make_trainer(ppo.PPOConfig(num_steps=8, total_timesteps=64)).init(jax.random.key(0), hp)
+    read = ppo.PPOConfig(objective="clip+kl", advantage="group", num_envs=8)
+    assert ppo.check_hparams(read, hp) is hp
+    stacked = ppo.stack_hparams([ppo.HParams(), hp])  # any member's value counts
+    with pytest.raises(ValueError, match=message.split(";")[0]):
+        ppo.check_hparams(ppo.PPOConfig(), stacked)
+    ppo.check_hparams(ppo.PPOConfig(), ppo.stack_hparams([ppo.HParams(), ppo.HParams()]))
+
+
+def test_unused_hparams_in_yaml_are_refused_in_one_line(tmp_path):
+    from purejaxppo.run.config import load_run_config
+    from purejaxppo.run.errors import ConfigError
+
+    path = tmp_path / "x.yaml"
+    path.write_text("ppo: {objective: clip}\nhparams: {ref_kl_coef: 0.5, kl_coef: 3.0}\n")
+    with pytest.raises(ConfigError) as info:
+        load_run_config(path)
+    assert str(info.value) == (
+        f"{path}: hparams.kl_coef: 3 has no effect with objective: clip; it is read only with "
+        "objective: kl_penalty or clip+kl (leave it at its default 1 otherwise)"
+    )
+    with pytest.raises(ConfigError, match=r"--set hparams\.ref_kl_coef: 0\.5 has no effect"):
+        load_run_config(path, ["hparams.kl_coef=1.0", "hparams.ref_kl_coef=0.5"])
+    assert load_run_config(path, ["ppo.objective=kl_penalty", "hparams.ref_kl_coef=0"])

@@ -187,3 +187,61 @@ def test_env_checks_trace_nothing_at_run_time():
     trainer = _build(env, env_params=env.default_params)
     out = jax.jit(functools.partial(trainer.train))(jax.random.key(0), ppo.HParams())
     assert out.metrics["episode_return"].shape == (TINY.num_updates,)
+
+
+# ---------------------------------------------------------------- issue 24: embedding defects
+def test_numpy_integer_config_values_are_plain_ints():
+    cfg = ppo.PPOConfig(num_envs=np.int64(4), num_steps=np.int32(128), hidden_sizes=[np.int64(8)])
+    assert cfg == ppo.PPOConfig(num_envs=4, num_steps=128, hidden_sizes=(8,))
+    assert type(cfg.num_envs) is int and type(cfg.hidden_sizes[0]) is int
+    assert hash(cfg) == hash(ppo.PPOConfig(num_envs=4, num_steps=128, hidden_sizes=(8,)))
+    assert ppo.PPOConfig(anneal_lr=np.bool_(False)).anneal_lr is False
+
+
+def test_a_list_in_hparams_is_refused_at_construction_with_the_stack_hint():
+    with pytest.raises(ValueError, match=r"^learning_rate: expected a number, got a list .*"
+                       r"stack_hparams\(\[\.\.\.\]\) and vmap"):  # fmt: skip
+        ppo.HParams(learning_rate=[1e-3, 3e-4])
+    with pytest.raises(ValueError, match=r"^gamma: expected a number, got a tuple"):
+        ppo.HParams().replace(gamma=(0.9, 0.99))
+
+
+def test_group_mode_vmaps_over_env_params():
+    from purejaxppo.probe_envs import SignAction
+
+    env = SignAction()
+    cfg = ppo.PPOConfig(
+        env_name=None, num_envs=4, num_steps=2, total_timesteps=16, update_epochs=1,
+        num_minibatches=1, hidden_sizes=(8,), advantage="group", group_size=2,
+    )  # fmt: skip
+    params = jax.tree.map(lambda x: jnp.stack([x, x]), env.default_params)
+
+    def train(p):
+        return ppo.make_train(cfg, env=env, env_params=p)(jax.random.key(0), ppo.HParams())
+
+    out = jax.jit(jax.vmap(train))(params)
+    assert out.metrics["episode_return"].shape == (2, cfg.num_updates)
+    single = jax.jit(train)(env.default_params)  # a traced limit skips only the static check
+    np.testing.assert_allclose(out.metrics["episode_return"][0], single.metrics["episode_return"])
+    with pytest.raises(ValueError, match="must be >= the env's time limit"):
+        ppo.make_train(cfg, env=env, env_params=env.default_params.replace(max_steps_in_episode=3))
+
+
+def test_env_action_is_public_and_act_clips_by_default():
+    from purejaxppo.run.config import RunConfig
+    from purejaxppo.run.load import LoadedRun
+
+    cfg = ppo.PPOConfig(
+        env_name="ContinuousTarget-probe", num_envs=2, num_steps=4, total_timesteps=8,
+        num_minibatches=1, hidden_sizes=(8,),
+    )  # fmt: skip
+    trainer = ppo.make_trainer(cfg)
+    state = jax.vmap(trainer.init, (0, None))(jax.random.split(jax.random.key(0), 1), ppo.HParams())
+    run = LoadedRun(None, RunConfig(cfg, ppo.HParams()), [0], 0, state, trainer)
+    obs = jnp.linspace(-0.8, 0.8, 256)[:, None]
+    raw = run.act(obs, jax.random.key(1), clip=False)
+    assert float(jnp.max(jnp.abs(raw))) > 1.0  # std 1 at init: samples leave [-1, 1]
+    clipped = run.act(obs, jax.random.key(1))
+    np.testing.assert_array_equal(clipped, jnp.clip(raw, -1.0, 1.0))
+    np.testing.assert_array_equal(ppo.env_action(trainer.space, raw), clipped)
+    assert ppo.env_action(ppo.make_trainer(TINY).space, jnp.array([1, 0])).tolist() == [1, 0]

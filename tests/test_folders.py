@@ -59,7 +59,8 @@ def _contended(root: Path, folder: Path, *args: str | Path) -> tuple[str, str]:
         assert_bad_input(second, "in use by another purejaxppo process", f"pid {first.pid}")
         assert tree_digest(folder) == before
     finally:
-        os.kill(first.pid, signal.SIGCONT)
+        if first.poll() is None:
+            os.kill(first.pid, signal.SIGCONT)
     out, err = first.communicate(timeout=400)
     assert first.returncode == 0, (out, err)
     assert not outdir.lock_path(folder).exists()  # released at the end
@@ -107,6 +108,26 @@ def test_concurrent_writers_leave_one_uninterrupted_run(folders):
     rows = (folders["sweep"] / "results.csv").read_text().splitlines()
     assert len(rows) == 1 + 4  # 2 sets x 2 seeds, each once
     assert json.loads((folders["rlhf"] / "summary.json").read_text())["num_members"] == 6
+
+
+def test_two_resumes_of_one_run_leave_one_resumed_run(folders, tmp_path):
+    """`train --resume` twice at once: one is refused, the other ends as a resume alone."""
+    import shutil
+
+    root = folders["root"]
+    alone, contended = tmp_path / "alone", tmp_path / "contended"
+    shutil.copytree(folders["run"], alone)
+    shutil.copytree(folders["run"], contended)
+    extend = ("--set", "ppo.total_timesteps=768", "--no-bar")
+    proc = run_cli("train", "--resume", alone, *extend, cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    _contended(root, contended, "train", "--resume", contended, *extend)
+    a = rundir.read_metrics(alone / rundir.METRICS_FILE)
+    b = rundir.read_metrics(contended / rundir.METRICS_FILE)
+    assert np.array_equal(b["update"], np.repeat(np.arange(1, 25), 1))  # each update once
+    for name in a:
+        if name != "wall_time_s":
+            np.testing.assert_array_equal(a[name], b[name], err_msg=name)
 
 
 WRITERS = {

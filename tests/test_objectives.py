@@ -36,6 +36,43 @@ def test_adaptive_beta_follows_the_ppo_paper_rule():
         assert got == expected, (kl, got)
 
 
+def test_adaptive_beta_never_reaches_zero_and_grows_again_from_its_floor():
+    # issue 24: halving without a floor underflowed to exactly 0, and 0 x 2 = 0 forever
+    assert float(adapt_kl_coef(0.0, kl=1.0, kl_target=0.01)) == pytest.approx(1e-4)
+    beta, target = jnp.float32(1.0), jnp.float32(0.01)
+    history = []
+    for kl in [1e-6] * 300 + [1.0] * 10:  # the KL stays tiny for long, then rises
+        beta = adapt_kl_coef(beta, jnp.float32(kl), target)
+        history.append(float(beta))
+    assert min(history) == pytest.approx(1e-4) and history[299] == pytest.approx(1e-4)
+    np.testing.assert_allclose(history[300:], 1e-4 * 2.0 ** np.arange(1, 11), rtol=1e-5)
+    # and a ceiling: doubling stops at kl_coef_max
+    assert float(adapt_kl_coef(8.0, 1.0, 0.01, 1e-4, 10.0)) == 10.0
+    assert float(adapt_kl_coef(1e-3, 1e-9, 0.01, 1e-2, 10.0)) == pytest.approx(1e-2)
+
+
+def test_beta_recovers_in_training_after_many_low_kl_updates():
+    cfg = ppo.PPOConfig(**SMALL, objective="kl_penalty", anneal_lr=False)  # LR stays > 0
+    trainer = ppo.make_trainer(cfg)
+    low = ppo.HParams(kl_coef=1.0, kl_target=1e3, kl_coef_min=0.2)  # every KL is "low"
+    run = jax.jit(trainer.run, static_argnums=2)
+    state, first = run(trainer.init(jax.random.key(0), low), low, 6)
+    np.testing.assert_allclose(first["kl_coef"], [1.0, 0.5, 0.25, 0.2, 0.2, 0.2], rtol=1e-6)
+    high = low.replace(kl_target=1e-9)  # now every KL is "high": beta grows from its floor
+    state, then = run(state, high, 3)
+    np.testing.assert_allclose(then["kl_coef"], [0.2, 0.4, 0.8], rtol=1e-6)
+    assert float(state.kl_coef) == pytest.approx(1.6)
+
+
+def test_kl_coef_bounds_are_checked():
+    with pytest.raises(ValueError, match="kl_coef_min: expected a number > 0, got 0"):
+        ppo.HParams(kl_coef_min=0.0)
+    with pytest.raises(ValueError, match=r"kl_coef_min: expected <= kl_coef_max \(1\), got 2"):
+        ppo.HParams(kl_coef_min=2.0, kl_coef_max=1.0)
+    with pytest.raises(ValueError, match="kl_coef_max"):
+        ppo.HParams(kl_coef_max=math.inf)
+
+
 def test_exact_categorical_kl_matches_the_definition():
     pa, qa = np.array([0.7, 0.2, 0.1]), np.array([0.2, 0.5, 0.3])
     p, q = Categorical(jnp.log(jnp.asarray(pa))), Categorical(jnp.log(jnp.asarray(qa)))

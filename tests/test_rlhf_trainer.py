@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import purejaxppo as ppo
 from purejaxppo.rlhf import config as C
 from purejaxppo.rlhf import language as L
 from purejaxppo.rlhf import models as M
@@ -84,7 +86,7 @@ def test_policy_log_probs_gradient_is_finite_with_banned_tokens(prepared):
 def test_experience_masks_after_the_end_and_groups_share_prompts(cfg, prepared):
     lm, rm, vm = M.make_models(LANG, cfg.model)
     models = T.Models(lm.apply, rm.apply, vm.apply)
-    hp = C.RLHFHParams(*(jnp.float32(x) for x in C.check_hparams(cfg.hparams)))
+    hp = jax.tree.map(jnp.float32, C.check_hparams(cfg.hparams))
     state = T.init_rl_state(hp, prepared.frozen, cfg.rl)
     batch, score, _gold, kl = T._experience(
         jax.random.key(3), state, hp, prepared.frozen, models, cfg
@@ -125,7 +127,7 @@ def test_rl_train_runs_and_is_deterministic(cfg, prepared):
         np.testing.assert_array_equal(a, b)
     # new hparams values reuse the compiled program
     size = run._cache_size()
-    run(jax.random.key(1), hp._replace(learning_rate=3e-4, kl_target=2.0), prepared.frozen)
+    run(jax.random.key(1), hp.replace(learning_rate=3e-4, kl_target=2.0), prepared.frozen)
     assert run._cache_size() == size
 
 
@@ -171,6 +173,26 @@ def test_config_errors_name_the_field():
         C.PopulationConfig(grid=(("lr", (1.0,)),))
 
 
+def test_rlhf_hparams_are_checked_when_built_and_behave_like_hparams():
+    # issue 24: the checks ran only on the YAML path, and RLHFHParams was a NamedTuple
+    with pytest.raises(ValueError, match=r"^learning_rate: expected a finite number > 0, got -1"):
+        C.RLHFHParams(learning_rate=-1.0)
+    with pytest.raises(ValueError, match=r"^kl_target: expected a finite number > 0, got nan"):
+        C.RLHFHParams(kl_target=float("nan"))
+    with pytest.raises(ValueError, match=r"^gamma: .*<= 1, got 1.5"):
+        C.RLHFHParams().replace(gamma=1.5)
+    with pytest.raises(ValueError, match=r"^clip_eps: .*got -0.1"):
+        C.RLHFHParams(clip_eps=np.array([0.2, -0.1]))
+    for hp in (C.RLHFHParams(), ppo.HParams()):
+        assert dataclasses.is_dataclass(hp) and not hasattr(hp, "_replace")
+        assert float(hp.replace(clip_eps=0.3).clip_eps) == pytest.approx(0.3)
+    traced = jax.jit(lambda lr: C.RLHFHParams(learning_rate=lr).learning_rate * 2)(-1.0)
+    assert float(traced) == -2.0  # traced values are not checked
+    stacked = C.stack_rlhf_hparams([C.RLHFHParams(), C.RLHFHParams(kl_target=4.0)])
+    assert stacked.kl_target.shape == (2,) and float(stacked.kl_target[1]) == 4.0
+    assert jax.tree.map(lambda x: x[1], stacked).kl_target == 4.0
+
+
 @pytest.mark.slow
 def test_whole_pipeline_beats_the_reference():
     """The default language and models at reduced sizes: the trained policy wins more than
@@ -190,3 +212,52 @@ def test_whole_pipeline_beats_the_reference():
     _, ev = jax.jit(pipe.population)(keys, hp, prepared.frozen)
     assert float(ev.win_rate_vs_reference[0]) > 0.6, ev
     assert float(ev.gold_reward[0]) > float(ev.gold_reward_reference[0]) + 0.3
+
+
+class ToyLM(nn.Module):
+    """A two-layer LM of the test's own: per-token embedding (a submodule named `torso`,
+    not a Transformer) and a hidden layer: `tokens [B, T] -> logits [B, T, V]` (causal)."""
+
+    vocab_size: int
+
+    @nn.compact
+    def __call__(self, tokens: jax.Array) -> jax.Array:
+        hidden = nn.Embed(self.vocab_size, 16, name="torso")(tokens)
+        hidden = nn.relu(nn.Dense(16, name="hidden")(hidden))
+        return nn.Dense(self.vocab_size, name="head")(hidden)
+
+
+def test_a_custom_lm_plugs_in_through_sft_the_reward_model_and_ppo():
+    # issue 24: with_torso_from always copied the LM's torso (KeyError without one,
+    # ScopeParamNotFoundError with a non-Transformer one)
+    pipe = P.make_pipeline(TINY, lm=ToyLM(LANG.vocab_size))
+    prepared = jax.jit(pipe.prepare)(P.prepare_key(TINY))
+    sft = np.asarray(prepared.sft_losses)
+    assert np.isfinite(sft).all() and sft[-5:].mean() < sft[:5].mean()  # SFT learns
+    assert np.isfinite(np.asarray(prepared.reward_losses)).all()
+    assert set(prepared.frozen.reference["params"]) == {"torso", "hidden", "head"}
+    default_torso = prepared.frozen.reward["params"]["torso"]  # its own Transformer torso
+    assert "embed" in default_torso and "block_0" in default_torso
+    out = jax.jit(pipe.rl_train)(jax.random.key(1), TINY.hparams, prepared.frozen)
+    assert np.isfinite(np.asarray(out.metrics.gold_reward)).all()
+    assert out.metrics.gold_reward.shape == (TINY.rl.iterations,)
+
+
+def test_the_model_contracts_are_checked_up_front_in_one_line():
+    with pytest.raises(ValueError) as info:
+        P.make_pipeline(TINY, lm=ToyLM(2 * LANG.vocab_size))
+    assert str(info.value) == (
+        "lm: ToyLM maps tokens (2, 7) to shape (2, 7, 16), expected (2, 7, 8), logits "
+        "[B, T, V] with V = the language's vocab_size: its vocabulary has 16 tokens, the "
+        "language's vocab_size is 8"
+    )
+    with pytest.raises(ValueError, match=r"^vm: ToyLM maps tokens \(2, 7\) to shape"):
+        P.make_pipeline(TINY, vm=ToyLM(LANG.vocab_size))
+
+
+def test_with_torso_from_copies_only_a_torso_of_the_same_shapes():
+    lm_params = M.init_params(ToyLM(LANG.vocab_size), jax.random.key(0), LANG)
+    _, rm, _ = M.make_models(LANG, TINY.model)
+    rm_params = M.init_params(rm, jax.random.key(1), LANG)
+    assert M.with_torso_from(rm_params, lm_params) is rm_params
+    assert M.with_torso_from(rm_params, {"params": {"head": {}}}) is rm_params

@@ -66,6 +66,13 @@ def test_bad_segments_are_refused(segments, fragment):
         HParamSchedule.from_segments(segments)
 
 
+def test_every_segment_is_checked_against_the_config(trainer):
+    state = jax.jit(trainer.init)(jax.random.key(0), A)
+    sched = HParamSchedule.from_segments([(0, A), (2, B.replace(kl_target=0.05))])
+    with pytest.raises(ValueError, match=r"kl_target: 0\.05 has no effect with objective: clip"):
+        trainer.run(state, sched, 4)  # eager: refused before anything runs
+
+
 def test_an_unvmapped_stacked_schedule_is_refused():
     sched = HParamSchedule.from_segments([(0, A), (2, B)])
     stacked = jax.tree.map(lambda *xs: np.stack(xs), sched, sched)

@@ -562,3 +562,20 @@ def test_cli_says_what_it_got_instead_of_a_sweep_file(tmp_path):
         code, out, err = run_cli(["sweep", str(path), "--out", str(tmp_path / "o")])
         assert (code, out, err) == (2, "", f"purejaxppo sweep: error: {message}\n")
     assert not (tmp_path / "o").exists()
+
+
+def test_unused_settings_are_refused_per_set_and_allowed_where_read(tmp_path):
+    spec = load(tmp_path, "grid: {ppo.objective: [kl_penalty], hparams.kl_target: [0.03]}")
+    assert spec.population().sets[0].hparams.kl_target == pytest.approx(0.03)
+    spec = load(tmp_path, "grid: {ppo.objective: [clip+kl], ppo.kl_direction: [old_new]}")
+    assert spec.population().sets[0].config.kl_direction == "old_new"
+    spec = load(tmp_path, "grid: {ppo.objective: [kl_penalty, clip], hparams.kl_coef: [3.0]}")
+    with pytest.raises(ConfigError) as info:
+        spec.population()
+    assert str(info.value).endswith(
+        "the set ppo.objective=clip, hparams.kl_coef=3: kl_coef: 3 has no effect with objective: "
+        "clip; it is read only with objective: kl_penalty or clip+kl (leave it at its default 1 "
+        "otherwise)"
+    )
+    with pytest.raises(ConfigError, match=r"hparams.ref_kl_coef: 0.1 has no effect with advan"):
+        load(tmp_path, "hparams: {ref_kl_coef: 0.1}\nseeds: 2")

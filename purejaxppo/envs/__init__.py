@@ -318,7 +318,11 @@ def space_info(env: Any, env_params: Any, label: str = "env") -> SpaceInfo:
 def env_action(info: SpaceInfo, action: jax.Array) -> jax.Array:
     """The action sent to the env: continuous actions clipped to the space's bounds.
 
-    The unclipped sample is what the trainer stores and scores; only the env sees this.
+    `info` is the trainer's `SpaceInfo` (`trainer.space`, or `space_info(env, env_params)`);
+    `action` is `[..., action_dim]` (continuous, clipped elementwise to `[low, high]`) or
+    integer `[...]` (discrete, returned as is). The unclipped sample is what the trainer
+    stores and scores; only the env sees this. Apply it to `dist.sample(...)` or
+    `dist.mode()` when acting yourself: a Gaussian's mode is its unbounded mean.
     """
     if info.continuous:
         low = jnp.asarray(info.action_low, jnp.float32)

@@ -70,11 +70,16 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
+def brax_registry(env_name: str = "brax/NAME") -> dict[str, Any]:
+    """Brax's registry, `{name: env class}` (imports brax; `env_name` is only the name shown
+    when brax is missing). Brax has no public list; this reads `brax.envs._envs`."""
+    return dict(getattr(_brax_envs(env_name), "_envs", {}))
+
+
 def brax_env_names(env_name: str = "brax/NAME") -> list[str]:
     """Every `brax/<name>` that `make_brax_env` builds (imports brax; `env_name` is only
     the name shown when brax is missing)."""
-    registry = getattr(_brax_envs(env_name), "_envs", {})  # brax's registry has no public list
-    return [f"{PREFIX}{name}" for name in sorted(registry)]
+    return [f"{PREFIX}{name}" for name in sorted(brax_registry(env_name))]
 
 
 def check_brax_name(env_name: str) -> None:

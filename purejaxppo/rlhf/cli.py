@@ -10,7 +10,6 @@ so an interrupted or failed run leaves an old DIR (with --overwrite) untouched.
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import os
 import shutil
 import sys
@@ -45,13 +44,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def default_out(config: Path) -> Path:
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path("runs") / f"rlhf-{config.stem}-{stamp}"
-    path, n = base, 1
-    while path.exists():
-        n += 1
-        path = base.with_name(f"{base.name}-{n}")
-    return path
+    """`runs/rlhf-<config stem>-<YYYYmmdd-HHMMSS>` (suffixed when taken)."""
+    from purejaxppo.run.rundir import default_run_dir
+
+    return default_run_dir(f"rlhf-{config.stem}")
 
 
 def _say(text: str) -> None:

@@ -12,10 +12,11 @@ import dataclasses
 import itertools
 import math
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from purejaxppo.rlhf.language import LanguageConfig
 from purejaxppo.rlhf.models import ModelConfig
@@ -121,28 +122,7 @@ class RLConfig:
         return self.completions_per_iteration // self.group_size
 
 
-class RLHFHParams(NamedTuple):
-    """Traced knobs of the RL stage (float32 scalars, or `[M]` for a population).
-
-    `kl_coef` is beta: the initial coefficient of the KL to the reference (per-token reward
-    penalty for PPO, k3 loss term for GRPO). `kl_target` and `kl_horizon` (in completions)
-    drive Ziegler's controller when `rl.adaptive_kl`.
-    """
-
-    learning_rate: jax.Array | float = 1e-3
-    value_learning_rate: jax.Array | float = 1e-3
-    clip_eps: jax.Array | float = 0.2
-    kl_coef: jax.Array | float = 0.05
-    kl_target: jax.Array | float = 2.0
-    kl_horizon: jax.Array | float = 2000.0
-    gamma: jax.Array | float = 1.0
-    gae_lambda: jax.Array | float = 0.95
-    ent_coef: jax.Array | float = 0.0
-    max_grad_norm: jax.Array | float = 1.0
-
-
-HPARAM_NAMES = RLHFHParams._fields
-_HPARAM_RANGES = {
+_HPARAM_RANGES = {  # name -> (low, high, low inclusive)
     "learning_rate": (0.0, math.inf, False),
     "value_learning_rate": (0.0, math.inf, False),
     "clip_eps": (0.0, math.inf, False),
@@ -156,19 +136,94 @@ _HPARAM_RANGES = {
 }
 
 
+def _check_value(name: str, value: Any) -> None:
+    """One-line `ValueError` naming `name` unless every element of a concrete `value` is a
+    finite number in its range. Tracers and the placeholders JAX unflattens with pass."""
+    if isinstance(value, jax.core.Tracer):
+        return
+    if value is None or isinstance(value, (str, bytes, complex, list, tuple)):
+        raise ValueError(f"{name}: expected a number, got {value!r}")
+    if not isinstance(value, (bool, int, float, np.number, np.ndarray, jax.Array)):
+        return
+    low, high, closed = _HPARAM_RANGES[name]
+    for v in np.asarray(value, np.float64).ravel().tolist():
+        ok = (low <= v if closed else low < v) and v <= high and math.isfinite(v)
+        if not ok:
+            side = ">=" if closed else ">"
+            limit = f" and <= {high:g}" if math.isfinite(high) else ""
+            raise ValueError(f"{name}: expected a finite number {side} {low:g}{limit}, got {v}")
+
+
+@dataclasses.dataclass(frozen=True)
+class RLHFHParams:
+    """Traced knobs of the RL stage (float32 scalars, or `[M]` for a population).
+
+    `kl_coef` is beta: the initial coefficient of the KL to the reference (per-token reward
+    penalty for PPO, k3 loss term for GRPO). `kl_target` and `kl_horizon` (in completions)
+    drive Ziegler's controller when `rl.adaptive_kl`.
+
+    Like `purejaxppo.HParams`: a frozen dataclass and a pytree; concrete values are checked
+    when it is built (one-line `ValueError` naming the field; traced values pass), and
+    `.replace(**changes)` returns a checked copy.
+    """
+
+    learning_rate: Any = 1e-3
+    value_learning_rate: Any = 1e-3
+    clip_eps: Any = 0.2
+    kl_coef: Any = 0.05
+    kl_target: Any = 2.0
+    kl_horizon: Any = 2000.0
+    gamma: Any = 1.0
+    gae_lambda: Any = 0.95
+    ent_coef: Any = 0.0
+    max_grad_norm: Any = 1.0
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> RLHFHParams:
+        """Check concrete values; raise `ValueError` naming the field. Traced values pass."""
+        for name in HPARAM_NAMES:
+            _check_value(name, getattr(self, name))
+        return self
+
+    def replace(self, **changes: Any) -> RLHFHParams:
+        """A copy with `changes` applied (checked again)."""
+        return dataclasses.replace(self, **changes)
+
+
+HPARAM_NAMES = tuple(f.name for f in dataclasses.fields(RLHFHParams))
+
+
+def _unflatten(aux: None, leaves: Sequence[Any]) -> RLHFHParams:
+    del aux
+    hp = object.__new__(RLHFHParams)  # no check: JAX rebuilds pytrees from placeholders too
+    for name, leaf in zip(HPARAM_NAMES, leaves, strict=True):
+        object.__setattr__(hp, name, leaf)
+    return hp
+
+
+jax.tree_util.register_pytree_with_keys(
+    RLHFHParams,
+    lambda hp: ([(jax.tree_util.GetAttrKey(n), getattr(hp, n)) for n in HPARAM_NAMES], None),
+    _unflatten,
+    lambda hp: ([getattr(hp, n) for n in HPARAM_NAMES], None),
+)
+
+
 def check_hparams(hp: RLHFHParams) -> RLHFHParams:
     """`hp` with every field a Python float, or a one-line `ValueError` naming the field."""
     values = {}
     for name in HPARAM_NAMES:
-        value = float(getattr(hp, name))
-        low, high, closed = _HPARAM_RANGES[name]
-        ok = (low <= value if closed else low < value) and value <= high and math.isfinite(value)
-        if not ok:
-            side = ">=" if closed else ">"
-            limit = f" and <= {high:g}" if math.isfinite(high) else ""
-            raise ValueError(f"{name}: expected a finite number {side} {low:g}{limit}, got {value}")
-        values[name] = value
+        value = getattr(hp, name)
+        _check_value(name, value)
+        values[name] = float(value)
     return RLHFHParams(**values)
+
+
+def hparams_dict(hp: RLHFHParams) -> dict[str, Any]:
+    """`{field: value}` in field order."""
+    return {name: getattr(hp, name) for name in HPARAM_NAMES}
 
 
 def stack_rlhf_hparams(members: Sequence[RLHFHParams]) -> RLHFHParams:
@@ -176,10 +231,10 @@ def stack_rlhf_hparams(members: Sequence[RLHFHParams]) -> RLHFHParams:
     if not members:
         raise ValueError("stack_rlhf_hparams: expected at least one member")
     return RLHFHParams(
-        *(
-            jnp.asarray([float(m[i]) for m in members], jnp.float32)
-            for i in range(len(HPARAM_NAMES))
-        )
+        **{
+            name: jnp.asarray([float(getattr(m, name)) for m in members], jnp.float32)
+            for name in HPARAM_NAMES
+        }
     )
 
 
@@ -232,7 +287,7 @@ def population_members(cfg: RLHFConfig) -> list[Member]:
     combos = itertools.product(*(values for _, values in cfg.population.grid))
     members = []
     for combo in combos:
-        hp = check_hparams(base._replace(**dict(zip(names, combo, strict=True))))
+        hp = check_hparams(base.replace(**dict(zip(names, combo, strict=True))))
         for seed in range(cfg.population.seeds):
             parts = [f"{n}={v:g}" for n, v in zip(names, combo, strict=True)] + [f"seed={seed}"]
             members.append(Member(seed, hp, " ".join(parts)))
@@ -243,5 +298,5 @@ def replace_section(cfg: RLHFConfig, section: str, values: Mapping[str, object])
     """`cfg` with `section`'s fields replaced (validated by the section's constructor)."""
     current = getattr(cfg, section)
     if isinstance(current, RLHFHParams):
-        return dataclasses.replace(cfg, hparams=check_hparams(current._replace(**values)))
+        return dataclasses.replace(cfg, hparams=check_hparams(current.replace(**values)))
     return dataclasses.replace(cfg, **{section: dataclasses.replace(current, **values)})

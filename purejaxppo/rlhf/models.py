@@ -157,9 +157,48 @@ def init_params(module: nn.Module, key: jax.Array, lang: LanguageConfig) -> Para
     return module.init(key, jnp.zeros((1, lang.seq_len), jnp.int32))
 
 
+def _shapes(tree: Any) -> Any:
+    return jax.tree.map(lambda x: (jnp.shape(x), jnp.result_type(x)), tree)
+
+
 def with_torso_from(params: Params, lm_params: Params) -> Params:
-    """`params` (of a `RewardModel` or `ValueModel`) with the torso copied from a
-    `TransformerLM`'s params: the usual RLHF start from the SFT model."""
-    inner = dict(params["params"])
-    inner["torso"] = lm_params["params"]["torso"]
-    return {**params, "params": inner}
+    """`params` (of a reward or value model) with the torso copied from an LM's params: the
+    usual RLHF start from the SFT model.
+
+    The copy happens only when both have a submodule `torso` with the same parameter tree
+    and shapes (the defaults on one `TransformerTorso` do); otherwise `params` is returned
+    unchanged (the model starts from its own init). Shapes are static, so this is decided at
+    trace time.
+    """
+    inner, lm_inner = params.get("params", {}), lm_params.get("params", {})
+    if "torso" not in inner or "torso" not in lm_inner:
+        return params
+    mine, theirs = inner["torso"], lm_inner["torso"]
+    if jax.tree.structure(mine) != jax.tree.structure(theirs) or _shapes(mine) != _shapes(theirs):
+        return params
+    return {**params, "params": {**inner, "torso": theirs}}
+
+
+def check_models(lang: LanguageConfig, lm: nn.Module, rm: nn.Module, vm: nn.Module) -> None:
+    """Check the three modules' shape contracts on a `[2, T]` dummy batch, abstractly (no
+    FLOPs): `lm` gives logits `[B, T, V]` with `V = lang.vocab_size`, `rm` a score `[B]`
+    (called with tokens and a mask), `vm` values `[B, T]`. Raises one-line `ValueError`."""
+    tokens = jax.ShapeDtypeStruct((2, lang.seq_len), jnp.int32)
+    mask = jax.ShapeDtypeStruct((2, lang.seq_len), jnp.float32)
+    b, t, v = 2, lang.seq_len, lang.vocab_size
+    for name, module, args, want, what in (
+        ("lm", lm, (tokens,), (b, t, v), "logits [B, T, V] with V = the language's vocab_size"),
+        ("rm", rm, (tokens, mask), (b,), "a score [B] from (tokens [B, T], mask [B, T])"),
+        ("vm", vm, (tokens,), (b, t), "values [B, T]"),
+    ):
+        params = jax.eval_shape(module.init, jax.random.key(0), tokens)
+        got = jax.eval_shape(module.apply, params, *args)
+        shape = getattr(got, "shape", None)
+        if shape != want:
+            extra = ""
+            if name == "lm" and shape is not None and len(shape) == 3 and shape[:2] == (b, t):
+                extra = f": its vocabulary has {shape[2]} tokens, the language's vocab_size is {v}"
+            raise ValueError(
+                f"{name}: {type(module).__name__} maps tokens {(b, t)} to shape {shape}, "
+                f"expected {want}, {what}{extra}"
+            )

@@ -22,7 +22,13 @@ import jax.numpy as jnp
 
 from purejaxppo.rlhf.config import RLHFConfig, RLHFHParams
 from purejaxppo.rlhf.language import gold_score_sequences, sample_prompts, sequence_mask
-from purejaxppo.rlhf.models import Params, init_params, make_models, with_torso_from
+from purejaxppo.rlhf.models import (
+    Params,
+    check_models,
+    init_params,
+    make_models,
+    with_torso_from,
+)
 from purejaxppo.rlhf.reward import (
     make_preference_data,
     make_train_reward,
@@ -76,10 +82,14 @@ def make_pipeline(
     vm: nn.Module | None = None,
 ) -> Pipeline:
     """The pipeline for `cfg`; `lm`, `rm`, `vm` default to `make_models(cfg.language,
-    cfg.model)`."""
+    cfg.model)`. Their shape contracts are checked here (`check_models`, abstractly: one
+    `ValueError` naming the model). The reward and value models start from the SFT LM's
+    torso when their `torso` submodule has its parameter shapes (`with_torso_from`),
+    otherwise from their own init."""
     lang = cfg.language
     default_lm, default_rm, default_vm = make_models(lang, cfg.model)
     lm, rm, vm = lm or default_lm, rm or default_rm, vm or default_vm
+    check_models(lang, lm, rm, vm)
     sft = make_sft(
         lm.apply, lambda k: init_params(lm, k, lang), lang, cfg.sft.steps, cfg.sft.batch_size
     )

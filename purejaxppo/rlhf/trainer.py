@@ -301,7 +301,7 @@ def make_rl_train(
     models = Models(lm.apply, rm.apply, vm.apply)
 
     def rl_train(key: jax.Array, hparams: RLHFHParams, frozen: Frozen) -> RLOutput:
-        hparams = RLHFHParams(*(jnp.asarray(x, jnp.float32) for x in hparams))
+        hparams = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), hparams)
         state = init_rl_state(hparams, frozen, cfg.rl)
         body = functools.partial(_iteration, hp=hparams, frozen=frozen, models=models, cfg=cfg)
         state, metrics = jax.lax.scan(body, state, jax.random.split(key, cfg.rl.iterations))

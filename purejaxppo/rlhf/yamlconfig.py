@@ -32,6 +32,7 @@ from purejaxppo.rlhf.config import (
     RLHFHParams,
     SFTConfig,
     check_hparams,
+    hparams_dict,
 )
 from purejaxppo.rlhf.language import LanguageConfig
 from purejaxppo.rlhf.models import ModelConfig
@@ -201,7 +202,7 @@ def rlhf_config_to_dict(cfg: RLHFConfig) -> dict[str, Any]:
     out: dict[str, Any] = {"seed": cfg.seed}
     for name in SECTION_TYPES:
         out[name] = dataclasses.asdict(getattr(cfg, name))
-    out["hparams"] = dict(check_hparams(cfg.hparams)._asdict())
+    out["hparams"] = hparams_dict(check_hparams(cfg.hparams))
     out["population"] = {
         "seeds": cfg.population.seeds,
         "grid": {name: list(values) for name, values in cfg.population.grid},

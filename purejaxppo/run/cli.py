@@ -47,6 +47,7 @@ def _positive(name: str, value: int | None) -> None:
 def _train(args: argparse.Namespace) -> int:
     from purejaxppo.run import jaxcache, outdir, rundir
     from purejaxppo.run.config import MAX_SEED, load_run_config, make_run_trainer
+    from purejaxppo.run.memory import check_train_memory
     from purejaxppo.run.resume import resolve_resume
     from purejaxppo.run.runner import Job, run_job
 
@@ -85,6 +86,7 @@ def _train(args: argparse.Namespace) -> int:
         outdir.check_out(run_dir, "run", overwrite=args.overwrite)
         flag = "--out"
     trainer = make_run_trainer(rc, source)
+    check_train_memory(trainer, len(seeds), args.members_per_device, source)
     _check_extras(args, rc)
     # One writer per folder: checked again under the lock (another command may have
     # written the folder since the check above), then nothing else writes it until we end.
@@ -199,98 +201,11 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- envs
-def _shown_path(path: Path) -> str:
-    """`path` relative to the current folder when under it, else absolute: a path that
-    `purejaxppo train PATH` finds from where the user is."""
-    path = path.resolve()
-    try:
-        return str(path.relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
-def _action_text(space) -> str:
-    import numpy as np
-
-    from purejaxppo.envs import is_box, is_discrete
-
-    if is_discrete(space):
-        return f"Discrete({int(space.n)})"
-    if is_box(space):
-        low, high = np.min(np.asarray(space.low)), np.max(np.asarray(space.high))
-        return f"Box{tuple(int(d) for d in space.shape)} [{low:g}, {high:g}]"
-    return type(space).__name__
-
-
-def _expected_text(config: Path) -> tuple[str, str]:
-    """`(expected return, note)` of a shipped config, both "" when there is none."""
-    from purejaxppo.run.config import ConfigError, load_run_config
-
-    if not config.is_file():
-        return "", ""
-    try:
-        expected = load_run_config(config).expected_return
-    except ConfigError:
-        return "", "config does not load"
-    return ("" if expected is None else f"{expected:g}"), ""
-
-
-def _env_row(name: str, config_dir: Path) -> tuple[str, ...]:
-    """`(environment, actions, obs, config, expected, note)` for one env name; the config is
-    `configs/<name>.yaml` (`configs/brax/<name>.yaml` for `brax/<name>`)."""
-    from purejaxppo.envs import MNIST_FILES, make_env, mnist_dir
-
-    config = config_dir / f"{name}.yaml"
-    expected, note = _expected_text(config)
-    try:
-        env, params = make_env(name)
-        action = _action_text(env.action_space(params))
-        obs_space = env.observation_space(params)
-        obs_shape = tuple(int(d) for d in obs_space.shape)
-        obs = "x".join(map(str, obs_shape)) or _action_text(obs_space)
-    except ValueError as err:
-        if name != "MNISTBandit-bsuite":
-            return (name, "?", "?", "-", expected, str(err))
-        action, obs = "Discrete(10)", "28x28"
-        missing = [f for f in MNIST_FILES if not (mnist_dir() / f).is_file()]
-        note = f"needs the MNIST files in {mnist_dir()} ({len(missing)} missing)"
-    shipped = _shown_path(config) if config.is_file() else "-"
-    return (name, action, obs, shipped, expected, note)
-
-
-def _brax_rows(config_dir: Path) -> tuple[list[tuple[str, ...]], str]:
-    """Rows for the `brax/<name>` envs and the line under the table; without the brax extra
-    no rows, and a line saying how to install it."""
-    from purejaxppo.envs.brax import DEFAULT_BACKEND, GENERALIZED_ONLY, brax_env_names
-
-    try:
-        names = brax_env_names("brax/NAME")
-    except ValueError as err:  # env_name: brax/NAME needs the brax extra: pip install ...
-        return [], str(err).removeprefix("env_name: ")
-    rows = [_env_row(name, config_dir) for name in names]
-    shipped = sum(r[3] != "-" for r in rows)
-    return rows, (
-        f"{len(rows)} Brax environments ({DEFAULT_BACKEND} backend; "
-        f"{', '.join(GENERALIZED_ONLY)}: generalized), {shipped} with a config in "
-        f"{config_dir / 'brax'}"
-    )
-
-
 def _envs(args: argparse.Namespace) -> int:
     del args
-    import gymnax
+    from purejaxppo.run.envs_table import print_envs
 
-    config_dir = find_config_dir()
-    rows = [_env_row(name, config_dir) for name in gymnax.registered_envs]
-    brax_rows, brax_line = _brax_rows(config_dir)
-    headers = ("environment", "actions", "obs", "config", "expected", "note")
-    table = (headers, *rows, *brax_rows)
-    widths = [max(len(r[i]) for r in table) for i in range(len(headers))]
-    for row in table:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-    shipped_count = sum(r[3] != "-" for r in rows)
-    print(f"\n{len(rows)} gymnax environments, {shipped_count} with a config in {config_dir}")
-    print(brax_line)
+    print_envs(find_config_dir())
     return 0
 
 

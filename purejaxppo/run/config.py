@@ -34,6 +34,7 @@ from purejaxppo.envs import check_env_name
 from purejaxppo.run.errors import ConfigError
 from purejaxppo.run.rundir import CONFIG_FILE, SWEEP_MANIFEST
 from purejaxppo.run.yamlio import _Dumper, parse_yaml
+from purejaxppo.unused_settings import check_hparams
 
 if TYPE_CHECKING:
     from purejaxppo.train import Trainer
@@ -181,11 +182,16 @@ def _field_error(
 
 # --------------------------------------------------------------------------- dict <-> RunConfig
 def run_config_from_dict(
-    data: Any, source: str = "<config>", overridden: frozenset[str] = frozenset()
+    data: Any,
+    source: str = "<config>",
+    overridden: frozenset[str] = frozenset(),
+    check_unused: bool = True,
 ) -> RunConfig:
     """Build and validate a `RunConfig` from a parsed YAML document. `data` is not mutated.
 
-    Keys in `overridden` came from `--set` and are named so in errors.
+    Keys in `overridden` came from `--set` and are named so in errors. With `check_unused`
+    (default) a non-default hparams value that the ppo section never reads is refused
+    (`purejaxppo.check_hparams`); a sweep checking one value alone turns it off.
     """
 
     def where(key: str) -> str:
@@ -240,6 +246,8 @@ def run_config_from_dict(
     try:
         hparams = HParams(**sections["hparams"])
         hparams = HParams(**{n: float(getattr(hparams, n)) for n in HPARAM_FIELDS})
+        if check_unused:
+            check_hparams(ppo, hparams)
     except ValueError as err:
         raise _field_error(source, "hparams", err, overridden) from None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
@@ -68,21 +69,47 @@ def interrupts_raise() -> Iterator[None]:
 
     def handle(signum: int, frame: Any) -> None:
         del frame
+        _received.append(signum)  # kept: C++ code calling Python may swallow the raise below
         raise Interrupted(signum)
 
+    def quiet_excepthook(kind: type, value: BaseException, tb: Any) -> None:
+        if not isinstance(value, Interrupted):  # a swallowed raise: `raise_if_interrupted`
+            hooks[0](kind, value, tb)
+
+    def quiet_unraisablehook(unraisable: Any) -> None:
+        if not isinstance(unraisable.exc_value, Interrupted):
+            hooks[1](unraisable)
+
+    hooks = (sys.excepthook, sys.unraisablehook)
+    sys.excepthook, sys.unraisablehook = quiet_excepthook, quiet_unraisablehook
     previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        sys.excepthook, sys.unraisablehook = hooks
+        _received.clear()
+
+
+_received: list[int] = []
+
+
+def raise_if_interrupted() -> None:
+    """Raise `Interrupted` if a signal arrived inside `interrupts_raise` whose exception
+    was swallowed (a handler that ran inside a callback from compiled code): long commands
+    call it at safe points (between chunks, after compiling, while waiting)."""
+    if _received:
+        raise Interrupted(_received[-1])
 
 
 def wait_ready(tree: Any) -> None:
     """Block until `tree` is computed, in short sleeps so signals are handled promptly."""
     leaves = [x for x in jax.tree.leaves(tree) if hasattr(x, "is_ready")]  # not typed keys
     while not all(x.is_ready() for x in leaves):
+        raise_if_interrupted()
         time.sleep(0.01)
+    raise_if_interrupted()
 
 
 # --------------------------------------------------------------------------- NaN checks

@@ -19,7 +19,7 @@ from typing import Any
 
 import jax
 
-from purejaxppo.envs import RunningStats, normalize_observation
+from purejaxppo.envs import RunningStats, env_action, normalize_observation
 from purejaxppo.networks import ActorCritic
 from purejaxppo.run import rundir
 from purejaxppo.run.checkpoint import Checkpointer, CheckpointError
@@ -95,12 +95,20 @@ class LoadedRun:
         return run(self.params(seed_index), self.obs_stats(seed_index), key)
 
     def act(
-        self, obs: jax.Array, key: jax.Array, seed_index: int = 0, deterministic: bool = False
+        self,
+        obs: jax.Array,
+        key: jax.Array,
+        seed_index: int = 0,
+        deterministic: bool = False,
+        clip: bool = True,
     ) -> jax.Array:
-        """An action for raw observations `obs` (sampled, or the mode when `deterministic`),
-        as stored by the trainer (continuous actions unclipped). Feed-forward policies only:
-        a recurrent one (`gru_size > 0`) acts with `network.apply(params, hidden, obs,
-        reset, method=ActorCritic.step)`, carrying its hidden state."""
+        """An action for raw observations `obs` (sampled, or the mode when `deterministic`).
+
+        With `clip` (default) a continuous action is clipped to the action space's bounds,
+        as the env receives it (`purejaxppo.env_action`); `clip=False` gives the unclipped
+        action the trainer stores and scores. Feed-forward policies only: a recurrent one
+        (`gru_size > 0`) acts with `network.apply(params, hidden, obs, reset,
+        method=ActorCritic.step)`, carrying its hidden state."""
         if self.config.ppo.gru_size:
             raise ValueError(
                 "act: this run's policy is recurrent (gru_size > 0); step it with "
@@ -109,7 +117,8 @@ class LoadedRun:
         dist = self.network.apply(
             self.params(seed_index), self.observe(obs, seed_index), method=ActorCritic.policy
         )
-        return dist.mode() if deterministic else dist.sample(seed=key)
+        action = dist.mode() if deterministic else dist.sample(seed=key)
+        return env_action(self.trainer.space, action) if clip else action
 
 
 def load_run(run_dir: str | Path, update: int | None = None) -> LoadedRun:

@@ -3,7 +3,7 @@
 A run folder `runs/<env>-<timestamp>/` holds `config.yaml` (the fully resolved
 RunConfig), `metrics.csv` (one row per update and seed), `summary.json` (final
 and best return, compile time, steps/s, versions, device), `curve.png` (mean
-+- std return over seeds against env steps) and `checkpoint/` (orbax, see
+return ± 95% CI over seeds against env steps, `purejaxppo.run.plots`) and `checkpoint/` (orbax, see
 `purejaxppo.run.checkpoint`).
 """
 
@@ -59,12 +59,15 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 def default_run_dir(env_name: str, root: str | Path = "runs") -> Path:
-    """`runs/<env>-<YYYYmmdd-HHMMSS>` (a `-2`, `-3`, ... suffix if that exists)."""
+    """`runs/<env>-<YYYYmmdd-HHMMSS>` (a `-2`, `-3`, ... suffix if that exists or another
+    command holds its lock)."""
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", env_name)  # an import string mod:Env -> mod-Env
     base = Path(root) / f"{safe}-{stamp}"
+    from purejaxppo.run.outdir import lock_path  # outdir imports this module
+
     path, n = base, 1
-    while path.exists():
+    while path.exists() or lock_path(path).exists():  # taken, or being prepared by a run
         n += 1
         path = base.with_name(f"{base.name}-{n}")
     return path
@@ -74,6 +77,7 @@ def read_run_config(run_dir: str | Path) -> tuple[Path, RunConfig]:
     """Check that `run_dir` is a run folder and load its config.yaml; `RunDirError` if not
     (a sweep output folder is named as such, with the command that trains its best set)."""
     from purejaxppo.run.config import load_run_config  # config imports this module's names
+    from purejaxppo.run.envmodule import missing_env_module
     from purejaxppo.run.errors import ConfigError
 
     run_dir = Path(run_dir)
@@ -90,6 +94,11 @@ def read_run_config(run_dir: str | Path) -> tuple[Path, RunConfig]:
     try:
         return run_dir, load_run_config(config_path)
     except ConfigError as err:
+        missing = missing_env_module(config_path)
+        if missing:
+            raise RunDirError(f"{run_dir}: {missing}") from None
+        if ": ppo.env_name: " in str(err):
+            raise RunDirError(f"{run_dir}: cannot make the run's env ({err})") from None
         raise RunDirError(f"{run_dir}: corrupt run folder ({err})") from None
 
 

@@ -33,6 +33,7 @@ from purejaxppo.run.compiled import (
     seed_keys,
 )
 from purejaxppo.run.config import dump_run_config
+from purejaxppo.run.envmodule import env_module_note
 from purejaxppo.run.guards import (
     EXIT_INTERRUPTED,
     EXIT_NONFINITE,
@@ -96,6 +97,7 @@ def _write_config(session: Session) -> None:
             f"# Extended from {job.extends} to {job.rc.ppo.num_updates} updates by "
             "train --resume with a larger ppo.total_timesteps.\n"
         )
+    header += env_module_note(job.rc.ppo.env_name)
     rundir.atomic_write_text(job.run_dir / rundir.CONFIG_FILE, header + dump_run_config(job.rc))
 
 
@@ -242,6 +244,7 @@ def _announce(session: Session, sizes: Sequence[int], every: int) -> None:
         f"{count(len(job.seeds), 'seed')} ({seeds_text}), "
         f"{session.num_updates} updates x {session.batch_size} steps "
         f"= {session.num_updates * session.batch_size:,} steps per seed"
+        + _remainder_text(job.rc.ppo.total_timesteps, session.batch_size)
     )
     session.say(f"run folder: {job.run_dir}")
     if job.resume:
@@ -259,6 +262,15 @@ def _announce(session: Session, sizes: Sequence[int], every: int) -> None:
         f"chunks: {describe_plan(sizes)}; checkpoint every {every} updates "
         f"on {jax.devices()[0].platform}"
     )
+
+
+def _remainder_text(total_timesteps: int, batch_size: int) -> str:
+    """What of `total_timesteps` is not run (it is not a whole batch), or ""."""
+    left = total_timesteps % batch_size
+    if not left:
+        return ""
+    total = f"{total_timesteps:,}"
+    return f" (the last {left:,} of total_timesteps {total} are not a whole batch: not run)"
 
 
 def _chunks(

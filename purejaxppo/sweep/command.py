@@ -16,6 +16,7 @@ import jax
 import numpy as np
 
 from purejaxppo.run import jaxcache, outdir
+from purejaxppo.run.guards import raise_if_interrupted
 from purejaxppo.run.progress import count
 from purejaxppo.run.rundir import RunDirError
 from purejaxppo.sharding import (
@@ -33,6 +34,7 @@ from purejaxppo.sweep.results import summarize
 from purejaxppo.sweep.runner import (
     DEFAULT_SEGMENT_UPDATES,
     GroupRunner,
+    check_groups_fit,
     chunk_bounds,
     plan_width,
 )
@@ -135,6 +137,7 @@ def run_sweep(args: argparse.Namespace, out_stream: TextIO, err_stream: TextIO) 
     _check_flags(args)
     _start_processes(args)
     spec, population = _load(args)
+    check_groups_fit(population.groups())  # before the folder is touched
     out = Path(args.out) if args.out else default_out(args.sweep)
     pid, nproc = jax.process_index(), jax.process_count()
     with _take_folder(out, pid, nproc):
@@ -157,6 +160,7 @@ def run_sweep(args: argparse.Namespace, out_stream: TextIO, err_stream: TextIO) 
         bar = _progress_bar(s, err_stream)
         for g in s.groups:
             _run_group(s, g, bar)
+        raise_if_interrupted()
         barrier("purejaxppo-sweep-done")
         if s.lead:  # results: process 0
             _report(s)
@@ -316,6 +320,7 @@ def _run_group(s: _Sweep, g: StaticGroup, bar: ProgressBar) -> None:
     )  # fmt: skip
     first = s.folder.next_chunk[g.index]
     for i, (lo, hi) in enumerate(bounds):
+        raise_if_interrupted()
         _train_chunk(s, g, first + i, pending[lo:hi], runner, compile_s, bar, label)
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import io
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,11 +24,12 @@ from typing import Any
 import numpy as np
 
 from purejaxppo.run.errors import UsageError
-from purejaxppo.run.plots import smooth
+from purejaxppo.run.plots import mean_ci  # the shared band convention of every curve plot
 from purejaxppo.run.progress import count
 from purejaxppo.run.rundir import METRICS_FILE, SWEEP_MANIFEST, read_metrics
 from purejaxppo.state import METRIC_NAMES
 from purejaxppo.sweep.report import atomic_write_bytes
+from purejaxppo.sweep.rlhf_curves import RLHF_CONFIG, is_rlhf_folder
 
 SMOOTH_FRACTION = 0.02
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
@@ -47,24 +47,6 @@ class Curve:
     seeds: int
 
 
-def mean_ci(rows: np.ndarray, window: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`(mean, low, high)` `[U]` of `[S, U]` per-seed values after a trailing moving average
-    over `window` updates: the mean over the seeds with a finite value and its 95% CI
-    (t quantile; `low = high = mean` where fewer than two seeds have one)."""
-    from scipy import stats
-
-    rows = smooth(np.asarray(rows, np.float64), window)
-    finite = np.isfinite(rows)
-    n = finite.sum(axis=0)
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)
-        mean = np.nanmean(rows, axis=0)
-        sd = np.nanstd(rows, axis=0, ddof=1)
-        half = stats.t.ppf(0.975, np.maximum(n - 1, 1)) * sd / np.sqrt(n)
-    half = np.where(n >= 2, half, 0.0)
-    return mean, mean - half, mean + half
-
-
 def _spread_in_chunks(chunk_end: np.ndarray) -> np.ndarray:
     """Per-update times from chunk-end times `[U]` (equal within a chunk): each chunk's
     time spread evenly over its updates, from the previous chunk's end."""
@@ -78,13 +60,32 @@ def _spread_in_chunks(chunk_end: np.ndarray) -> np.ndarray:
     return out
 
 
-def _window(num_updates: int) -> int:
+def smoothing_window(num_updates: int) -> int:
+    """Updates (or iterations) of the trailing moving average: 2% of them, at least 1."""
     return max(1, int(num_updates * SMOOTH_FRACTION))
+
+
+def _read_run_metrics(folder: Path) -> dict[str, np.ndarray]:
+    """A run folder's `metrics.csv` columns; an empty or garbled file is a one-line error."""
+    path = folder / METRICS_FILE
+    try:
+        columns = read_metrics(path)
+    except (OSError, UnicodeDecodeError) as err:
+        raise UsageError(f"{path}: cannot be read ({type(err).__name__})") from None
+    except IndexError:
+        raise UsageError(f"{path}: is empty") from None
+    except ValueError as err:
+        detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise UsageError(f"{path}: not a metrics file of purejaxppo train ({detail})") from None
+    for name in ("seed", "update", "env_steps"):
+        if name not in columns:
+            raise UsageError(f"{path}: not a metrics file of purejaxppo train (no column {name})")
+    return columns
 
 
 def _run_curve(folder: Path, metric: str, x_axis: str) -> Curve:
     """The line of a run folder, from its `metrics.csv`."""
-    columns = read_metrics(folder / METRICS_FILE)
+    columns = _read_run_metrics(folder)
     if metric not in columns:
         raise UsageError(f"{folder}: {METRICS_FILE} has no column {metric}")
     if x_axis == "time" and "wall_time_s" not in columns:
@@ -104,7 +105,7 @@ def _run_curve(folder: Path, metric: str, x_axis: str) -> Curve:
         x = _spread_in_chunks(first["wall_time_s"][:length])
     else:
         x = first["env_steps"][:length].astype(np.float64)
-    mean, low, high = mean_ci(rows, _window(length))
+    mean, low, high = mean_ci(rows, smoothing_window(length))
     return Curve(folder.name, x, mean, low, high, len(seeds))
 
 
@@ -130,10 +131,18 @@ def _sweep_curves(folder: Path, metric: str, x_axis: str, prefix: bool) -> list[
             x = float(np.mean(s.run_s)) * np.arange(1, num + 1) / num
         else:
             x = s.env_steps.astype(np.float64)
-        mean, low, high = mean_ci(rows, _window(num))
+        mean, low, high = mean_ci(rows, smoothing_window(num))
         label = f"{folder.name}: {s.label}" if prefix else s.label
         curves.append(Curve(label, x, mean, low, high, len(s.seeds)))
     return curves
+
+
+@dataclasses.dataclass(frozen=True)
+class Panel:
+    """One plot of the figure: the lines of one metric."""
+
+    metric: str
+    curves: list[Curve]
 
 
 def load_curves(paths: Sequence[str | Path], metric: str, x_axis: str = "steps") -> list[Curve]:
@@ -149,14 +158,53 @@ def load_curves(paths: Sequence[str | Path], metric: str, x_axis: str = "steps")
             raise UsageError(f"{folder}: no such run or sweep folder")
         if (folder / SWEEP_MANIFEST).is_file():
             curves += _sweep_curves(folder, metric, x_axis, prefix=len(paths) > 1)
+        elif is_rlhf_folder(folder):
+            raise UsageError(
+                f"{folder}: an RLHF run folder ({RLHF_CONFIG}); plot it with `purejaxppo plot` "
+                "on its own or beside other RLHF folders (load_panels)"
+            )
         elif (folder / METRICS_FILE).is_file():
             curves.append(_run_curve(folder, metric, x_axis))
         else:
             raise UsageError(
-                f"{folder}: not a run folder (no {METRICS_FILE}) or a sweep output folder "
-                f"(no {SWEEP_MANIFEST})"
+                f"{folder}: not a run folder (no {METRICS_FILE}), a sweep output folder "
+                f"(no {SWEEP_MANIFEST}) or an RLHF run folder (no {RLHF_CONFIG})"
             )
     return curves
+
+
+def load_panels(
+    paths: Sequence[str | Path], metric: str | None, x_axis: str = "steps"
+) -> list[Panel]:
+    """What `plot` draws: one panel of `metric` (default `episode_return`) for run and sweep
+    folders; for RLHF run folders (only those) one panel per `metric`, by default gold
+    reward, proxy reward and KL. `UsageError` (one line) for anything else."""
+    from purejaxppo.sweep.rlhf_curves import DEFAULT_PANELS, rlhf_curves, rlhf_metric_names
+
+    folders = [Path(p) for p in paths]
+    if not any(f.is_dir() and is_rlhf_folder(f) for f in folders):
+        metric = metric or "episode_return"
+        return [Panel(metric, load_curves(folders, metric, x_axis))]
+    for folder in folders:
+        if not folder.exists():
+            raise UsageError(f"{folder}: no such run or sweep folder")
+    others = [f for f in folders if not is_rlhf_folder(f)]
+    if others:
+        rlhf = next(f for f in folders if is_rlhf_folder(f))
+        raise UsageError(
+            f"{rlhf}: an RLHF run folder ({RLHF_CONFIG}) is plotted against iterations, "
+            f"{others[0]} (not one) against env steps; plot them in separate figures"
+        )
+    names = rlhf_metric_names()
+    if metric is not None and metric not in names:
+        raise UsageError(
+            f"--metric {metric}: unknown RLHF metric; expected one of {', '.join(names)}"
+        )
+    prefix = len(folders) > 1
+    return [
+        Panel(m, [c for f in folders for c in rlhf_curves(f, m, x_axis, prefix)])
+        for m in ((metric,) if metric else DEFAULT_PANELS)
+    ]
 
 
 def check_out(out: str | Path) -> Path:
@@ -174,24 +222,40 @@ def check_out(out: str | Path) -> Path:
 
 
 def plot_curves(curves: Sequence[Curve], path: Path, metric: str, x_axis: str) -> None:
-    """Draw the lines with their bands into `path` (temporary file, then rename)."""
+    """Draw the lines of one metric with their bands into `path` (temporary file, then
+    rename)."""
+    plot_panels([Panel(metric, list(curves))], path, _x_label(x_axis, "env steps per seed"))
+
+
+def _x_label(x_axis: str, steps: str) -> str:
+    return steps if x_axis == "steps" else "training time (s)"
+
+
+def plot_panels(panels: Sequence[Panel], path: Path, x_label: str, steps: str = "updates") -> None:
+    """Draw the panels side by side, each line with its band, into `path` (atomically);
+    `steps`: what the moving average runs over (updates, iterations)."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(8, 5), dpi=110)
-    ax = fig.add_subplot()
-    for c in curves:
-        (line,) = ax.plot(c.x, c.mean, linewidth=1.6, label=f"{c.label} ({count(c.seeds, 'seed')})")
-        if c.seeds > 1:
-            ax.fill_between(c.x, c.low, c.high, color=line.get_color(), alpha=0.2, linewidth=0)
-    ax.set_xlabel("env steps per seed" if x_axis == "steps" else "training time (s)")
-    ax.set_ylabel(metric)
-    ax.set_title(
-        f"{metric}: mean ± 95% CI over seeds (moving average over "
-        f"{SMOOTH_FRACTION:.0%} of the updates)",
-        fontsize=10,
-    )
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    smoothing = f"moving average over {SMOOTH_FRACTION:.0%} of the {steps}"
+    fig = Figure(figsize=(8, 5) if len(panels) == 1 else (5 * len(panels), 4.5), dpi=110)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, panel in zip(axes, panels, strict=True):
+        for c in panel.curves:
+            label = f"{c.label} ({count(c.seeds, 'seed')})"
+            (line,) = ax.plot(c.x, c.mean, linewidth=1.6, label=label)
+            if c.seeds > 1:
+                ax.fill_between(c.x, c.low, c.high, color=line.get_color(), alpha=0.2, linewidth=0)
+        ax.set_xlabel(x_label)
+        ax.set_ylabel(panel.metric)
+        ax.grid(alpha=0.3)
+    if len(panels) == 1:
+        title = f"{panels[0].metric}: mean ± 95% CI over seeds ({smoothing})"
+        axes[0].set_title(title, fontsize=10)
+    else:
+        for ax, panel in zip(axes, panels, strict=True):
+            ax.set_title(panel.metric, fontsize=10)
+        fig.suptitle(f"mean ± 95% CI over seeds ({smoothing})", fontsize=10)
+    axes[-1].legend(fontsize=8, loc="best")
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format=path.suffix.lstrip(".").lower())
@@ -200,10 +264,15 @@ def plot_curves(curves: Sequence[Curve], path: Path, metric: str, x_axis: str) -
 
 def _plot(args: argparse.Namespace) -> int:
     path = check_out(args.out)
-    curves = load_curves(args.folders, args.metric, args.x)
-    plot_curves(curves, path, args.metric, args.x)
+    panels = load_panels(args.folders, args.metric, args.x)
+    rlhf = any(is_rlhf_folder(Path(f)) for f in args.folders)  # then all are (load_panels)
+    x_label = _x_label(args.x, "iteration" if rlhf else "env steps per seed")
+    plot_panels(panels, path, x_label, "iterations" if rlhf else "updates")
+    curves = panels[0].curves
     shown = ", ".join(f"{c.label} ({count(c.seeds, 'seed')})" for c in curves)
-    print(f"wrote {path}: {args.metric} against {args.x}, {count(len(curves), 'line')}: {shown}")
+    metrics = ", ".join(p.metric for p in panels)
+    x_name = "iterations" if rlhf and args.x == "steps" else args.x
+    print(f"wrote {path}: {metrics} against {x_name}, {count(len(curves), 'line')}: {shown}")
     return 0
 
 
@@ -215,12 +284,21 @@ def register(sub: Any) -> None:
         description=(__doc__ or "").split("\n\n")[0] + "\n\n" + (__doc__ or "").split("\n\n")[2],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("folders", nargs="+", metavar="RUN_OR_SWEEP", help="run or sweep output folders")
+    p.add_argument(
+        "folders",
+        nargs="+",
+        metavar="RUN_OR_SWEEP",
+        help="run or sweep output folders, or RLHF run folders (on their own)",
+    )
     p.add_argument("--out", required=True, metavar="FILE", help="the figure (.png, .pdf or .svg)")
     p.add_argument(
         "--metric",
-        default="episode_return",
-        help=f"a per-update metric (default episode_return; any of {', '.join(METRIC_NAMES)})",
+        default=None,
+        help=(
+            f"a per-update metric (default episode_return; any of {', '.join(METRIC_NAMES)}); "
+            "for RLHF run folders a per-iteration metric (default: gold_reward, proxy_reward "
+            "and kl, side by side)"
+        ),
     )
     p.add_argument(
         "--x",

@@ -182,36 +182,40 @@ def plot_curves(
     curves: Mapping[int, np.ndarray],
     top: int = TOP_CURVES,
 ) -> bytes:
-    """`curves.png`: mean episode return (band: min..max over seeds) of the `top` sets.
+    """`curves.png`: mean episode return of the `top` sets with its 95% CI over seeds,
+    clipped to the seeds' range (`purejaxppo.run.plots.mean_ci`, the convention of every
+    curve plot); y-limits from the curves and bands.
 
     Args:
       curves: member index -> episode-return curve `[U]` (NaN where no episode ended).
     """
     from matplotlib.figure import Figure
 
+    from purejaxppo.run.plots import band_label, data_ylim, mean_ci
+
     fig = Figure(figsize=(8, 5), dpi=110)
     ax = fig.add_subplot()
     n = len(population.seeds)
+    drawn: list[np.ndarray] = []
     for s in summary[:top]:
         hs = population.sets[s.set_index]
         rows = np.stack([curves[s.set_index * n + k] for k in range(n)]).astype(np.float64)
         steps = (np.arange(rows.shape[1]) + 1) * hs.config.batch_size
-        window = max(1, rows.shape[1] // SMOOTH_DIVISOR)
-        rows = np.stack([smooth(r, window) for r in rows])
-        with _quiet_nan_warnings():
-            mean = np.nanmean(rows, axis=0)
-            lo, hi = np.nanmin(rows, axis=0), np.nanmax(rows, axis=0)
+        mean, lo, hi = mean_ci(rows, max(1, rows.shape[1] // SMOOTH_DIVISOR))
         label = f"#{s.rank} {hs.label()} ({s.mean_return:.1f})"
         (line,) = ax.plot(steps, mean, label=label, linewidth=1.6)
         if n > 1:
             ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.15, linewidth=0)
+        drawn += [mean, lo, hi]
+    ylim = data_ylim(*drawn) if drawn else None
+    if ylim is not None:
+        ax.set_ylim(*ylim)
     ax.set_xlabel("environment steps")
     ax.set_ylabel("episode return")
-    seeds = f"mean over {n} seeds, band = min..max" if n > 1 else "one seed"
     shown = min(top, len(summary))
     ax.set_title(
-        f"learning curves of the top {count(shown, 'set') if shown > 1 else 'set'} ({seeds};\n"
-        f"moving average over 1/{SMOOTH_DIVISOR} of the updates)",
+        f"learning curves of the top {count(shown, 'set') if shown > 1 else 'set'} "
+        f"({band_label(n)};\nmoving average over 1/{SMOOTH_DIVISOR} of the updates)",
         fontsize=10,
     )
     ax.grid(alpha=0.3)

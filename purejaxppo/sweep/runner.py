@@ -18,7 +18,6 @@ width whose compiled programs fit in device memory.
 from __future__ import annotations
 
 import functools
-import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -28,6 +27,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from purejaxppo.config import HParams, PPOConfig
+from purejaxppo.run.memory import (
+    MemoryEstimate,
+    available_memory,
+    check_fits,
+    ppo_member_memory,
+)
 from purejaxppo.run.progress import count
 from purejaxppo.sharding import (
     default_members_per_device,
@@ -308,19 +313,32 @@ def select(output: TrainOutput, i: int) -> TrainOutput:
 
 # =========================================================================== memory
 def memory_budget(device: Any, local_devices: int) -> int | None:
-    """Bytes one chunk may plan to use on `device` (None: unknown)."""
-    stats = None
-    try:
-        stats = device.memory_stats()
-    except Exception:  # backends without memory stats raise various errors
-        stats = None
-    if stats and stats.get("bytes_limit"):
-        return int(stats["bytes_limit"] * MEMORY_FRACTION)
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
-    return int(total * MEMORY_FRACTION / max(1, local_devices))
+    """Bytes one chunk may plan to use on `device` (None: unknown): `MEMORY_FRACTION` of
+    `purejaxppo.run.memory.available_memory`."""
+    available = available_memory(device, local_devices)
+    return None if available is None else int(available * MEMORY_FRACTION)
+
+
+@functools.lru_cache(maxsize=64)
+def member_memory(config: PPOConfig) -> MemoryEstimate:
+    """The estimated device memory of one member of `config` (traced once per config)."""
+    return ppo_member_memory(make_trainer(config))
+
+
+def check_groups_fit(groups: Sequence[Any]) -> None:
+    """Refuse a sweep (one-line `ConfigError`, before anything is written or compiled) one of
+    whose static groups (`StaticGroup`s) cannot fit even one member in a device's memory
+    (the estimate of `purejaxppo.run.memory`); wider groups are narrowed by `plan_width`."""
+    for g in groups:
+        where = f" of group {g.index + 1}/{len(groups)} ({g.label()})" if len(groups) > 1 else ""
+        devices = min(len(g.members), len(jax.local_devices()))  # at most, at once
+        _check_member(member_memory(g.config), g.config, where, devices)
+
+
+def _check_member(member: Any, config: PPOConfig, where: str = "", devices: int = 1) -> None:
+    where = where or f" (num_envs={config.num_envs}, num_steps={config.num_steps})"
+    what, lower = f"one member{where}", "ppo.num_envs or ppo.num_steps"
+    check_fits(member, "ppo.num_envs", what, lower, devices)
 
 
 def plan_width(
@@ -329,13 +347,20 @@ def plan_width(
     """The balanced members per device (`member_groups(group_size, <= width)`) whose
     compiled programs fit in one device's memory.
 
-    Compiles at the balanced width; if the memory analysis says it does not fit,
-    shrinks in proportion (memory is linear in the width) and compiles again.
-    Memory per device does not depend on the device count. Returns the width and a
-    `GroupRunner` of that width.
+    First, before compiling, the estimate of `purejaxppo.run.memory` (the one `train` and
+    `rlhf` use): a member that cannot fit at all is refused (`ConfigError`, one line), and
+    the width is capped to the members that fit. Then it compiles at that width; if XLA's
+    memory analysis says it does not fit, shrinks in proportion (memory is linear in the
+    width) and compiles again. Memory per device does not depend on the device count.
+    Returns the width and a `GroupRunner` of that width.
     """
     _, size = member_groups(group_size, width)
-    budget = memory_budget(jax.local_devices()[0], len(jax.local_devices()))
+    device = jax.local_devices()[0]
+    budget = memory_budget(device, len(jax.local_devices()))
+    member = member_memory(config)
+    _check_member(member, config, devices=mesh.devices.size)
+    if budget is not None and member.total * size > budget:
+        _, size = member_groups(group_size, max(1, budget // max(1, member.total)))
     for _ in range(4):
         runner = GroupRunner(config, size, mesh, segment)
         need = runner.memory_bytes()

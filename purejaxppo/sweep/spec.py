@@ -33,6 +33,7 @@ from purejaxppo.run.config import (
 )
 from purejaxppo.run.rundir import CHECKPOINT_DIR, CONFIG_FILE, SWEEP_MANIFEST
 from purejaxppo.sweep.population import HParamSet, Population, format_value
+from purejaxppo.unused_settings import SWITCHED_FIELDS, check_hparams
 
 PPO_FIELDS = tuple(f.name for f in dataclasses.fields(PPOConfig))
 HPARAM_FIELDS = tuple(f.name for f in dataclasses.fields(HParams))
@@ -151,7 +152,7 @@ def apply_values(
     where = ", ".join(f"{k}={format_value(v)}" for k, v in values)
     try:
         config = dataclasses.replace(base.ppo, **ppo) if ppo else base.ppo
-        hparams = base.hparams.replace(**hps).validate()
+        hparams = check_hparams(config, base.hparams.replace(**hps).validate())
     except ValueError as err:
         raise ConfigError(f"{source}: the set {where}: {str(err).splitlines()[0]}") from None
     return config, hparams
@@ -385,8 +386,12 @@ def _check_value(where: str, base: RunConfig, key: str, value: Any) -> Any:
     section, name = key.split(".", 1)
     doc = run_config_to_dict(base)
     doc[section] = {**doc[section], name: value}
+    if section == "ppo" and name in SWITCHED_FIELDS:
+        # alone it may be unused under the base's settings; the whole set is checked later
+        switch, users = SWITCHED_FIELDS[name]
+        doc["ppo"] = {**doc["ppo"], switch: users[0]}
     try:
-        rc = run_config_from_dict(doc, "<value>")
+        rc = run_config_from_dict(doc, "<value>", check_unused=False)
     except ConfigError as err:
         text = str(err)
         text = text.split(": ", 2)[-1] if text.startswith(f"<value>: {key}: ") else text
