@@ -9,6 +9,7 @@ from purejaxppo.config import HParams, PPOConfig, stack_hparams
 from purejaxppo.envs import RunningStats, env_action, make_env, normalize_observation
 from purejaxppo.gae import compute_gae
 from purejaxppo.networks import ActorCritic, Categorical, DiagGaussian, make_network
+from purejaxppo.schedule import HParamSchedule, hparams_at
 from purejaxppo.train import (
     METRIC_NAMES,
     Trainer,
@@ -26,6 +27,7 @@ __all__ = [
     "ActorCritic",
     "Categorical",
     "DiagGaussian",
+    "HParamSchedule",
     "HParams",
     "PPOConfig",
     "RunningStats",
@@ -35,6 +37,7 @@ __all__ = [
     "check_hparams",
     "compute_gae",
     "env_action",
+    "hparams_at",
     "make_env",
     "make_network",
     "make_train",

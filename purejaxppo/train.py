@@ -56,6 +56,7 @@ from purejaxppo.rollout import (
     replay,
     rollout,
 )
+from purejaxppo.schedule import HParamSchedule, resolve_hparams
 from purejaxppo.state import METRIC_NAMES, TrainOutput, TrainState
 from purejaxppo.unused_settings import check_hparams
 
@@ -81,11 +82,12 @@ class Trainer:
     network: ActorCritic
 
     # ----------------------------------------------------------------- init
-    def init(self, key: jax.Array, hparams: HParams) -> TrainState:
-        """Reset `num_envs` environments and initialise the network and optimizer.
+    def init(self, key: jax.Array, hparams: HParams | HParamSchedule) -> TrainState:
+        """Reset `num_envs` environments and initialise the network and optimizer (a
+        schedule's first segment gives the initial `kl_coef` and optimizer settings).
 
         Concrete (un-jitted) `hparams` are checked against the config (`check_hparams`)."""
-        hparams = check_hparams(self.config, _as_float(hparams))
+        hparams = check_hparams(self.config, _as_float(resolve_hparams(hparams, 0)))
         cfg = self.config
         net_key, reset_key, run_key = jax.random.split(key, 3)
         reset_keys = jax.random.split(reset_key, cfg.num_envs)
@@ -305,20 +307,26 @@ class Trainer:
         return next_kl_coef(self.config.kl_direction, state.kl_coef, hparams, new, batch)
 
     def _update_body(
-        self, hparams: HParams, state: TrainState, _: None
+        self, hparams: HParams | HParamSchedule, state: TrainState, _: None
     ) -> tuple[TrainState, dict[str, Any]]:
-        return self.update(state, hparams)
+        return self.update(state, resolve_hparams(hparams, state.update_step))
 
     def run(
-        self, state: TrainState, hparams: HParams, num_updates: int
+        self, state: TrainState, hparams: HParams | HParamSchedule, num_updates: int
     ) -> tuple[TrainState, dict[str, jax.Array]]:
-        """`num_updates` updates as one scan; metrics have leading axis `num_updates`."""
-        check_hparams(self.config, _as_float(hparams))
+        """`num_updates` updates as one scan; metrics have leading axis `num_updates`.
+
+        `hparams` may be an `HParamSchedule` (purejaxppo/schedule.py): each update then
+        uses the segment holding its `state.update_step`, without recompiling."""
+        if isinstance(hparams, HParamSchedule):
+            check_hparams(self.config, hparams.values)  # every segment ([K] leaves)
+        else:
+            check_hparams(self.config, _as_float(hparams))
         return jax.lax.scan(
             functools.partial(self._update_body, hparams), state, None, length=num_updates
         )
 
-    def train(self, key: jax.Array, hparams: HParams) -> TrainOutput:
+    def train(self, key: jax.Array, hparams: HParams | HParamSchedule) -> TrainOutput:
         """The whole run: `init`, then `config.num_updates` updates."""
         state = self.init(key, hparams)
         state, metrics = self.run(state, hparams, self.config.num_updates)
