@@ -55,6 +55,7 @@ from purejaxppo.sweep.store import (
     write_chunk,
     write_manifest,
 )
+from purejaxppo.sweep.strategy import strategy_module
 from purejaxppo.train import make_trainer
 
 
@@ -72,6 +73,7 @@ class _Sweep:
       pid, nproc: this process and the number of processes.
       mesh: the device mesh of the population axis.
       stream: where process 0 prints.
+      spec: the sweep file (its strategy and settings, the search space).
       width: the members per device asked for (`--members-per-device`, recorded).
       widths: group index (str) -> its balanced members per device, as recorded in
         the manifest (so a rerun keeps the per-device program).
@@ -89,6 +91,7 @@ class _Sweep:
     nproc: int
     mesh: Any
     stream: TextIO
+    spec: SweepSpec | None = None
     groups: tuple[StaticGroup, ...] = dataclasses.field(init=False)
     width: int = dataclasses.field(init=False)
     widths: dict[str, int] = dataclasses.field(init=False)
@@ -140,6 +143,11 @@ def run_sweep(args: argparse.Namespace, out_stream: TextIO, err_stream: TextIO) 
     check_groups_fit(population.groups())  # before the folder is touched
     out = Path(args.out) if args.out else default_out(args.sweep)
     pid, nproc = jax.process_index(), jax.process_count()
+    if spec.strategy != "grid" and nproc > 1:
+        raise SweepError(
+            f"{args.sweep}: strategy: {spec.strategy} runs in one process (on all its devices); "
+            "run it without --distributed"
+        )
     with _take_folder(out, pid, nproc):
         out, old, max_batch, segment = _open_folder(args, spec, out)
         width = args.members_per_device or (old or {}).get("members_per_device")
@@ -154,9 +162,12 @@ def run_sweep(args: argparse.Namespace, out_stream: TextIO, err_stream: TextIO) 
         barrier("purejaxppo-sweep-start")
         mesh = population_mesh()
         s = _Sweep(
-            args, population, out, manifest, max_batch, segment, pid, nproc, mesh, out_stream
+            args, population, out, manifest, max_batch, segment, pid, nproc, mesh, out_stream, spec
         )
         _announce(s, old)
+        if spec.strategy != "grid":
+            strategy_module(spec.strategy).run_strategy(s, err_stream)
+            return 0
         bar = _progress_bar(s, err_stream)
         for g in s.groups:
             _run_group(s, g, bar)

@@ -33,13 +33,17 @@ from purejaxppo.run.config import (
 )
 from purejaxppo.run.rundir import CHECKPOINT_DIR, CONFIG_FILE, SWEEP_MANIFEST
 from purejaxppo.sweep.population import HParamSet, Population, format_value
+from purejaxppo.sweep.strategy import parse_strategy
 from purejaxppo.unused_settings import SWITCHED_FIELDS, check_hparams
 
 PPO_FIELDS = tuple(f.name for f in dataclasses.fields(PPOConfig))
 HPARAM_FIELDS = tuple(f.name for f in dataclasses.fields(HParams))
 SWEEPABLE = (*(f"hparams.{n}" for n in HPARAM_FIELDS), *(f"ppo.{n}" for n in PPO_FIELDS))
 DISTRIBUTIONS = ("uniform", "log_uniform", "choice")
-SPEC_KEYS = ("base", "ppo", "hparams", "seed", "seeds", "grid", "random")
+SPEC_KEYS = (
+    "base", "ppo", "hparams", "seed", "seeds", "grid", "random",
+    "strategy", "pbt", "halving", "optuna",
+)  # fmt: skip
 SWEEP_KEYS = ("grid", "random", "seeds")  # a sweep file has at least one of these
 OUTPUT_MANIFEST = SWEEP_MANIFEST  # the record of a sweep output folder (see `store`)
 
@@ -89,6 +93,9 @@ class SweepSpec:
       sampler_seed: seed of the numpy generator that draws them.
       num_seeds: seeds per set: `base.seed, base.seed + 1, ...`.
       source: where it was read from (for messages).
+      strategy: the search strategy (`purejaxppo.sweep.strategy`): `grid` trains the
+        population above to the end; `pbt`, `halving` and `optuna` adapt it.
+      settings: the strategy's settings (None for `grid`).
     """
 
     base: RunConfig
@@ -98,6 +105,8 @@ class SweepSpec:
     sampler_seed: int = 0
     num_seeds: int = 1
     source: str = "<sweep>"
+    strategy: str = "grid"
+    settings: Any = None
 
     @property
     def swept(self) -> tuple[str, ...]:
@@ -110,12 +119,16 @@ class SweepSpec:
         if self.random:
             random = {"count": self.count, "seed": self.sampler_seed}
             random.update({k: d.to_dict() for k, d in self.random})
-        return {
+        out: dict[str, Any] = {
             "base": run_config_to_dict(self.base),
             "seeds": self.num_seeds,
             "grid": {k: [_plain(v) for v in values] for k, values in self.grid},
             "random": random,
         }
+        if self.strategy != "grid":  # a grid sweep's record stays as it was
+            out["strategy"] = self.strategy
+            out[self.strategy] = self.settings.to_dict()
+        return out
 
     def population(self) -> Population:
         """Expand the search space: grid points x random draws, each with `num_seeds` seeds.
@@ -250,7 +263,7 @@ def sweep_from_dict(data: Any, source: str = "<sweep>", base_dir: Path | None = 
     num_seeds = _num_seeds(data, source)
     grid = _grid(data, source, base)
     random, count, sampler_seed = _random_part(data, source, base, grid)
-    return SweepSpec(
+    spec = SweepSpec(
         base=base,
         grid=grid,
         random=random,
@@ -259,6 +272,8 @@ def sweep_from_dict(data: Any, source: str = "<sweep>", base_dir: Path | None = 
         num_seeds=num_seeds,
         source=source,
     )
+    strategy, settings = parse_strategy(data, source, spec)
+    return dataclasses.replace(spec, strategy=strategy, settings=settings)
 
 
 def _check_spec_keys(data: Any, source: str) -> None:
