@@ -13,6 +13,11 @@ schedule gives the same bits as running each segment with its plain `HParams` in
 Every field can be scheduled. `kl_coef` is the *initial* beta of the KL objectives: the
 trainer reads it once, at `init` (the state then carries the adapted beta), so its later
 segments change nothing.
+
+A segment may also refold the PRNG key where it starts (`key_folds[k] != 0`: the state's
+key becomes `jax.random.fold_in(key, key_folds[k])` before update `boundaries[k]`). That is
+what population-based training does to a member that copies another's state, so the
+schedule of a PBT member replays its run bit for bit (`purejaxppo.sweep.pbt`).
 """
 
 from __future__ import annotations
@@ -35,14 +40,21 @@ class HParamSchedule(struct.PyTreeNode):
       boundaries: int32 `[K]`, the update index where each segment starts; strictly
         increasing, `boundaries[0] == 0`.
       values: `HParams` whose leaves are float32 `[K]`: segment k's hyperparameters.
+      key_folds: uint32 `[K]` or None: a nonzero `key_folds[k]` folds into the PRNG key
+        where segment k starts (None: no folds, as all zeros).
     """
 
     boundaries: jax.Array
     values: HParams
+    key_folds: jax.Array | None = None
 
     @classmethod
-    def from_segments(cls, segments: Sequence[tuple[int, HParams]]) -> HParamSchedule:
-        """A schedule from `(start update, HParams)` pairs; the first must start at 0."""
+    def from_segments(
+        cls, segments: Sequence[tuple[int, HParams]], key_folds: Sequence[int] | None = None
+    ) -> HParamSchedule:
+        """A schedule from `(start update, HParams)` pairs; the first must start at 0.
+
+        `key_folds`: one uint32 per segment (0: none), or None for no folds at all."""
         segments = list(segments)
         if not segments:
             raise ValueError("schedule: expected at least one (start update, HParams) segment")
@@ -52,7 +64,18 @@ class HParamSchedule(struct.PyTreeNode):
                 raise ValueError(f"schedule: a segment start must be an integer, got {start!r}")
         check_boundaries(np.asarray(starts))
         values = stack_hparams([hp for _, hp in segments])
-        return cls(boundaries=jnp.asarray(starts, jnp.int32), values=values)
+        folds = None
+        if key_folds is not None:
+            folds_np = np.asarray(list(key_folds))
+            if folds_np.shape != (len(segments),) or not all(
+                isinstance(f, (int, np.integer)) and 0 <= int(f) < 2**32 for f in key_folds
+            ):
+                raise ValueError(
+                    f"schedule: key_folds: expected {len(segments)} integers in [0, 2**32), "
+                    f"got {list(key_folds)!r}"
+                )
+            folds = jnp.asarray(folds_np.astype(np.uint32))
+        return cls(boundaries=jnp.asarray(starts, jnp.int32), values=values, key_folds=folds)
 
     @classmethod
     def constant(cls, hparams: HParams) -> HParamSchedule:
@@ -101,6 +124,17 @@ def hparams_at(schedule: HParamSchedule, update: jax.Array) -> HParams:
         )
     index = segment_index(schedule.boundaries, update)
     return jax.tree.map(lambda v: jnp.take(v, index, axis=0), schedule.values)
+
+
+def fold_key_at(schedule: HParamSchedule, update: jax.Array, key: jax.Array) -> jax.Array:
+    """`key` refolded when update index `update` starts a segment with a nonzero key fold;
+    else `key` itself (bit for bit). One member (`boundaries` `[K]`)."""
+    if schedule.key_folds is None:
+        return key
+    index = segment_index(schedule.boundaries, update)
+    fold = jnp.take(schedule.key_folds, index)
+    starts = jnp.take(schedule.boundaries, index) == jnp.asarray(update, jnp.int32)
+    return jnp.where(starts & (fold != 0), jax.random.fold_in(key, fold), key)
 
 
 def resolve_hparams(hparams: HParams | HParamSchedule, update: jax.Array) -> HParams:

@@ -56,7 +56,7 @@ from purejaxppo.rollout import (
     replay,
     rollout,
 )
-from purejaxppo.schedule import HParamSchedule, resolve_hparams
+from purejaxppo.schedule import HParamSchedule, fold_key_at, resolve_hparams
 from purejaxppo.state import METRIC_NAMES, TrainOutput, TrainState
 from purejaxppo.unused_settings import check_hparams
 
@@ -309,6 +309,8 @@ class Trainer:
     def _update_body(
         self, hparams: HParams | HParamSchedule, state: TrainState, _: None
     ) -> tuple[TrainState, dict[str, Any]]:
+        if isinstance(hparams, HParamSchedule):  # a segment may refold the key where it starts
+            state = state.replace(key=fold_key_at(hparams, state.update_step, state.key))
         return self.update(state, resolve_hparams(hparams, state.update_step))
 
     def run(

@@ -80,7 +80,8 @@ def test_ranking_is_by_fitness_nan_last_ties_by_index():
 def test_bottom_members_copy_a_top_members_whole_state(population):
     states, hps = population
     fitness = jnp.array([5.0, 1.0, 7.0, jnp.nan, 6.0, 2.0, 9.0, 3.0])  # bottom: 3, 1; top: 6, 2
-    out_states, out_hps, parents = step(jax.random.key(1), states, hps, fitness, PBTConfig(()))
+    out = step(jax.random.key(1), states, hps, fitness, PBTConfig(()))
+    out_states, out_hps, parents, folds = out
     parents = parents.tolist()
     assert parents[3] in (6, 2) and parents[1] in (6, 2)
     assert [parents[i] for i in (0, 2, 4, 5, 6, 7)] == [0, 2, 4, 5, 6, 7]
@@ -89,16 +90,19 @@ def test_bottom_members_copy_a_top_members_whole_state(population):
         if i in (1, 3):  # everything but the key is the parent's (params, Adam, env, stats...)
             assert same_bits(mine.replace(key=None), parent.replace(key=None))
             assert not np.array_equal(key_data(mine.key), key_data(parent.key))
+            assert int(folds[i]) != 0  # the fold is returned, so the run can be replayed
+            refolded = jax.random.fold_in(parent.key, folds[i])
+            assert np.array_equal(key_data(mine.key), key_data(refolded))
             assert same_bits(member(out_hps, i), member(hps, parents[i]))  # nothing explored
         else:  # kept members are untouched, key included
-            assert same_bits(mine, member(states, i))
+            assert same_bits(mine, member(states, i)) and int(folds[i]) == 0
             assert same_bits(member(out_hps, i), member(hps, i))
 
 
 def test_optimizer_count_and_env_state_are_copied(population):
     states, hps = population
     fitness = jnp.arange(P, dtype=jnp.float32)  # members 0 and 1 are replaced
-    out, _, parents = step(jax.random.key(2), states, hps, fitness, PBTConfig(()))
+    out, _, parents, _ = step(jax.random.key(2), states, hps, fitness, PBTConfig(()))
     counts = [x for x in jax.tree.leaves(out.opt_state) if x.dtype == jnp.int32]
     assert counts and all(int(c[0]) == int(parents[0]) for c in counts)  # distinct() offsets
     env_leaves = zip(jax.tree.leaves(out.env_state), jax.tree.leaves(states.env_state), strict=True)
@@ -114,7 +118,7 @@ def test_explored_fields_stay_in_bounds_and_the_rest_is_the_parents(population):
         config = PBTConfig(EXPLORE, truncation=0.5, resample_probability=probability)
         lrs, ents = [], []
         for seed in range(6):
-            _, out, parents = step(jax.random.key(seed), states, hps, fitness, config)
+            _, out, parents, _ = step(jax.random.key(seed), states, hps, fitness, config)
             assert np.all(np.asarray(out.gamma) == np.asarray(hps.gamma)[np.asarray(parents)])
             lrs.append(np.asarray(out.learning_rate)[:4])
             ents.append(np.asarray(out.ent_coef)[:4])

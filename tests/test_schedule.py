@@ -128,3 +128,23 @@ def test_vmapped_members_follow_their_own_schedules(trainer):
     out = jax.jit(jax.vmap(trainer.train, (None, 0)))(jax.random.key(1), stacked)
     expected = [annealed([3e-3, 3e-3, 1e-3, 1e-3]), annealed([1e-3, 3e-3, 3e-3, 3e-3])]
     np.testing.assert_allclose(out.metrics["learning_rate"], expected)
+
+
+def test_a_key_fold_refolds_the_key_where_its_segment_starts(trainer):
+    """`key_folds` replays what PBT does to a member that copied another (fold, then go on):
+    the same bits as running to the boundary, folding by hand and running on; zero folds
+    change nothing."""
+    run = jax.jit(trainer.run, static_argnums=2)
+    state = jax.jit(trainer.init)(jax.random.key(2), A)
+    folded = HParamSchedule.from_segments([(0, A), (2, B)], key_folds=[0, 12345])
+    got, _ = run(state, folded, 4)
+    mid, _ = run(state, A, 2)
+    mid = mid.replace(key=jax.random.fold_in(mid.key, np.uint32(12345)))
+    want, _ = run(mid, B, 2)
+    assert_same_bits(got, want)
+    zeros = HParamSchedule.from_segments([(0, A), (2, B)], key_folds=[0, 0])
+    assert_same_bits(
+        run(state, zeros, 4), run(state, HParamSchedule.from_segments([(0, A), (2, B)]), 4)
+    )
+    with pytest.raises(ValueError, match="key_folds"):
+        HParamSchedule.from_segments([(0, A), (2, B)], key_folds=[0])

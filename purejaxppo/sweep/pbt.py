@@ -3,7 +3,7 @@
 Importable on its own for embedding (it needs only the core): a researcher's loop trains
 P members for an interval (`jax.vmap(trainer.run, (0, 0, None))`), scores them, and calls
 
-    states, hparams, parents = jax.jit(pbt_step, static_argnames="config")(
+    states, hparams, parents, key_folds = jax.jit(pbt_step, static_argnames="config")(
         key, states, hparams, fitness, config)
 
 between intervals. `states` is a `TrainState` whose leaves have a leading member axis
@@ -20,9 +20,10 @@ episode counters and update counter. Environment states are copied, not reset: t
 child continues its parent's episodes, so its observation statistics, episode counters
 and bootstrapped values stay consistent with the states it steps, and no partial
 episodes are thrown away (a reset would bias the next interval's returns towards short
-episodes). Only the PRNG key is not copied: the child gets the parent's key folded with a
-fresh draw, otherwise child and parent would sample the same actions in the same env
-states until their hyperparameters pulled the policies apart.
+episodes). Only the PRNG key is not copied as is: the child gets the parent's key folded
+with a fresh nonzero draw (`key_folds`), otherwise child and parent would sample the same
+actions in the same env states until their hyperparameters pulled the policies apart. The
+draw is returned, so a member's schedule (`member_schedule`) replays its run exactly.
 
 Explore: each copied member's explored fields (`PBTConfig.explore`) are resampled from
 their bounds with probability `resample_probability`, else multiplied by one of
@@ -135,17 +136,20 @@ class PBTConfig:
 
 
 class PBTStep(NamedTuple):
-    """What `pbt_step` returns (unpacks as `states, hparams, parents`).
+    """What `pbt_step` returns (unpacks as `states, hparams, parents, key_folds`).
 
     Attributes:
       states: `TrainState` `[P, ...]` after exploit.
       hparams: `HParams` `[P]` after explore.
       parents: int32 `[P]`: the member each one now descends from (itself if kept).
+      key_folds: uint32 `[P]`: what a replaced member's copied key was folded with
+        (nonzero), 0 for a kept member.
     """
 
     states: TrainState
     hparams: HParams
     parents: jax.Array
+    key_folds: jax.Array
 
 
 def num_replaced(population: int, truncation: float) -> int:
@@ -220,13 +224,14 @@ def pbt_step(
       config: `PBTConfig` (static).
 
     Returns:
-      `PBTStep(states, hparams, parents)`; `parents` int32 `[P]`.
+      `PBTStep(states, hparams, parents, key_folds)`; `parents` int32 `[P]`, `key_folds`
+      uint32 `[P]`.
     """
     size = _check_population(states, hparams, fitness)
     n = num_replaced(size, config.truncation)
     members = jnp.arange(size, dtype=jnp.int32)
     if n == 0:
-        return PBTStep(states, hparams, members)
+        return PBTStep(states, hparams, members, jnp.zeros((size,), jnp.uint32))
     parent_key, salt_key, explore_key = jax.random.split(key, 3)
     order = rank_members(fitness)
     top, bottom = order[:n], order[size - n :]
@@ -235,7 +240,7 @@ def pbt_step(
     replaced = jnp.zeros((size,), jnp.bool_).at[bottom].set(True)
 
     copied = jax.tree.map(lambda x: x[parents], states)
-    salts = jax.random.bits(salt_key, (size,), jnp.uint32)
+    salts = jnp.maximum(jax.random.bits(salt_key, (size,), jnp.uint32), jnp.uint32(1))
     child_keys = jax.vmap(jax.random.fold_in)(copied.key, salts)
     copied = copied.replace(key=_select(replaced, child_keys, states.key))
 
@@ -246,7 +251,8 @@ def pbt_step(
         values = getattr(new_hparams, bound.name)
         explored = _explore_field(field_key, values, bound, config)
         changes[bound.name] = _select(replaced, explored, values)
-    return PBTStep(copied, dataclasses.replace(new_hparams, **changes), parents)
+    key_folds = jnp.where(replaced, salts, jnp.uint32(0))
+    return PBTStep(copied, dataclasses.replace(new_hparams, **changes), parents, key_folds)
 
 
 def interval_fitness(episode_return: jax.Array) -> jax.Array:
@@ -269,6 +275,7 @@ def member_schedule(
     parents_history: Sequence[Any],
     member: int,
     interval: int,
+    key_folds_history: Sequence[Any] | None = None,
 ) -> HParamSchedule:
     """The hyperparameters member `member` and its ancestors trained with, as a schedule.
 
@@ -278,23 +285,43 @@ def member_schedule(
         interval j (interval j + 1's member i continued interval j's member `parents[i]`).
       member: the member (after the last interval) whose lineage to follow.
       interval: updates per interval; interval j starts at update `j * interval`.
+      key_folds_history: J - 1 uint32 `[P]` arrays, the steps' `key_folds`; with them the
+        schedule refolds the key where the member copied another, so
+        `trainer.train(jax.random.key(seed of ancestors[0]), schedule)` replays the member's
+        run (to float rounding: the population ran vmapped). Without them (None) the
+        schedule has the same hyperparameters but not the same keys.
 
     Returns:
       An `HParamSchedule` of J segments, one per interval, for `trainer.run`/`train`.
-      Replaying it follows the same hyperparameters, not the same bits (a copied member's
-      PRNG key is refolded at each copy).
     """
     if len(parents_history) != len(hparams_history) - 1:
         raise ValueError(
             f"member_schedule: {len(hparams_history)} intervals need "
             f"{len(hparams_history) - 1} parents arrays, got {len(parents_history)}"
         )
-    ancestors = [int(member)]
-    for parents in reversed(parents_history):
-        ancestors.append(int(np.asarray(parents)[ancestors[-1]]))
-    ancestors.reverse()
+    if key_folds_history is not None and len(key_folds_history) != len(parents_history):
+        raise ValueError(
+            f"member_schedule: expected one key_folds array per parents array "
+            f"({len(parents_history)}), got {len(key_folds_history)}"
+        )
+    ancestors = lineage(parents_history, member)
     segments = [
         (j * interval, jax.tree.map(lambda x, a=a: np.asarray(x)[a], hp))
         for j, (hp, a) in enumerate(zip(hparams_history, ancestors, strict=True))
     ]
-    return HParamSchedule.from_segments(segments)
+    folds = None
+    if key_folds_history is not None:  # segment j + 1 starts with step j's fold of a_{j+1}
+        folds = [0] + [
+            int(np.asarray(f)[a]) for f, a in zip(key_folds_history, ancestors[1:], strict=True)
+        ]
+    return HParamSchedule.from_segments(segments, folds)
+
+
+def lineage(parents_history: Sequence[Any], member: int) -> list[int]:
+    """The member index that `member` (after the last step) was in each interval `[J]`:
+    `ancestors[j]` trained interval j; `ancestors[-1] == member`."""
+    ancestors = [int(member)]
+    for parents in reversed(parents_history):
+        ancestors.append(int(np.asarray(parents)[ancestors[-1]]))
+    ancestors.reverse()
+    return ancestors
