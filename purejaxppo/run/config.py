@@ -9,6 +9,7 @@ A config file keeps the static part and the traced part apart::
       learning_rate: 2.5e-4
     seed: 0
     expected_return: 475.0
+    schedule: [...]   # optional: hparams that change during the run (run/schedule_config.py)
 
 Missing fields take the dataclass defaults. Loading is strict: unknown keys
 (with the nearest valid key suggested), wrong types and invalid values raise
@@ -32,6 +33,12 @@ from purejaxppo.config import HParams, PPOConfig
 from purejaxppo.envs import check_env_name
 from purejaxppo.run.errors import ConfigError
 from purejaxppo.run.rundir import CONFIG_FILE, SWEEP_MANIFEST
+from purejaxppo.run.schedule_config import (
+    ScheduleSegment,
+    parse_schedule,
+    schedule_to_list,
+    to_hparam_schedule,
+)
 from purejaxppo.run.yamlcheck import closest, describe, field_error, unknown_key
 from purejaxppo.run.yamlio import _Dumper, parse_yaml
 from purejaxppo.unused_settings import check_hparams
@@ -39,7 +46,7 @@ from purejaxppo.unused_settings import check_hparams
 if TYPE_CHECKING:
     from purejaxppo.train import Trainer
 
-SECTIONS = ("ppo", "hparams", "seed", "expected_return")
+SECTIONS = ("ppo", "hparams", "seed", "expected_return", "schedule")
 MAX_SEED = 2**31 - 1
 
 
@@ -52,12 +59,20 @@ class RunConfig:
       hparams: the traced `HParams` (Python floats).
       seed: PRNG seed of the first seed; seed `i` of a multi-seed run uses `seed + i`.
       expected_return: the mean return this config is expected to reach, or None.
+      schedule: segments of hyperparameters that change during the run (`()`: `hparams`
+        throughout); see `purejaxppo.run.schedule_config`.
     """
 
     ppo: PPOConfig
     hparams: HParams
     seed: int = 0
     expected_return: float | None = None
+    schedule: tuple[ScheduleSegment, ...] = ()
+
+    @property
+    def train_hparams(self) -> Any:
+        """What the trainer takes: `hparams`, or its `HParamSchedule` when scheduled."""
+        return to_hparam_schedule(self.schedule) if self.schedule else self.hparams
 
 
 # --------------------------------------------------------------------------- field checks
@@ -220,7 +235,10 @@ def run_config_from_dict(
                 f"got {describe(expected)}"
             )
         expected = float(expected)
-    return RunConfig(ppo=ppo, hparams=hparams, seed=seed, expected_return=expected)
+    schedule = parse_schedule(data.get("schedule"), ppo, hparams, source)
+    return RunConfig(
+        ppo=ppo, hparams=hparams, seed=seed, expected_return=expected, schedule=schedule
+    )
 
 
 def run_config_to_dict(rc: RunConfig) -> dict[str, Any]:
@@ -231,7 +249,10 @@ def run_config_to_dict(rc: RunConfig) -> dict[str, Any]:
         ppo[name] = list(value) if isinstance(value, tuple) else value
     hparams = {name: float(getattr(rc.hparams, name)) for name in HPARAM_FIELDS}
     expected = None if rc.expected_return is None else float(rc.expected_return)
-    return {"ppo": ppo, "hparams": hparams, "seed": int(rc.seed), "expected_return": expected}
+    out = {"ppo": ppo, "hparams": hparams, "seed": int(rc.seed), "expected_return": expected}
+    if rc.schedule:
+        out["schedule"] = schedule_to_list(rc.schedule)
+    return out
 
 
 def dump_run_config(rc: RunConfig) -> str:

@@ -140,7 +140,7 @@ def load_run(run_dir: str | Path, update: int | None = None) -> LoadedRun:
                 raise CheckpointError(f"no checkpoint at update {update} (have {available})")
             seeds = list(checkpointer.read_meta(update).seeds)
             init = jax.vmap(trainer.init, (0, None))
-            like = jax.eval_shape(init, seed_keys(seeds), rc.hparams)
+            like = jax.eval_shape(init, seed_keys(seeds), rc.train_hparams)
             state, _ = checkpointer.restore(update, like)
         finally:
             checkpointer.close()

@@ -108,7 +108,7 @@ def _compile(session: Session, keys: jax.Array, sizes: Sequence[int]) -> Compile
     job = session.job
     compiled = compile_trainer(
         job.trainer,
-        job.rc.hparams,
+        job.rc.train_hparams,
         keys,
         sizes,
         with_init=not job.resume,
@@ -167,7 +167,7 @@ def _restore(session: Session, checkpointer: Checkpointer, keys: jax.Array) -> T
     """On resume: the newest intact checkpoint's population `[S, ...]` (a damaged newer one
     is skipped, saying so), the metrics rows after it dropped, the earlier sessions' record."""
     job = session.job
-    like = population_shape(job.trainer, job.rc.hparams, keys)
+    like = population_shape(job.trainer, job.rc.train_hparams, keys)
     restored, meta, skipped = checkpointer.restore_newest_intact(like)
     for update, reason in skipped:
         kept = checkpointer.set_aside(update)  # the run saves this update again
@@ -189,7 +189,7 @@ def _restore(session: Session, checkpointer: Checkpointer, keys: jax.Array) -> T
 
 def _run(session: Session, stop: StopRequest) -> JobResult:
     job = session.job
-    hp = job.rc.hparams
+    hp = job.rc.train_hparams
     keys = seed_keys(job.seeds)
     checkpointer = None
     restored = None
@@ -284,7 +284,7 @@ def _chunks(
     """Run the chunks (each: every round of groups); return `(status, exit_code)`. The last
     good state is checkpointed."""
     job = session.job
-    hp = job.rc.hparams
+    hp = job.rc.train_hparams
     since_save = 0
     with Progress(
         session.num_updates,

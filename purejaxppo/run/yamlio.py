@@ -51,11 +51,13 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _constru
 
 
 class _Dumper(yaml.SafeDumper):
-    """Safe dumper writing lists in flow style (`hidden_sizes: [64, 64]`)."""
+    """Safe dumper writing lists of scalars in flow style (`hidden_sizes: [64, 64]`), lists
+    of mappings (a run's `schedule:`) in block style."""
 
 
 def _represent_list(dumper: yaml.SafeDumper, data: list) -> yaml.Node:
-    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True)
+    flow = not any(isinstance(item, dict) for item in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
 
 
 _Dumper.add_representer(list, _represent_list)

@@ -308,6 +308,11 @@ def _base_config(data: Mapping[str, Any], source: str, base_dir: Path | None) ->
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
         base = load_run_config(path)  # ConfigError names the base file
+        if base.schedule:
+            raise ConfigError(
+                f"{source}: base: {path} has a schedule: (hyperparameters that change during "
+                "the run); a sweep sets the hyperparameters itself: use a config without one"
+            )
         doc = run_config_to_dict(base)
     for section in ("ppo", "hparams"):
         extra = data.get(section) or {}
