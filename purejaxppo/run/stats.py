@@ -9,7 +9,8 @@ each task independently, so resampling never mixes tasks. The arithmetic is scip
 that, over all run x task scores) and `scipy.stats.bootstrap` with one sample per task
 (scipy resamples every sample on its own: the stratified bootstrap) and a percentile
 interval. `rliable` itself is not used: its `library` module imports `arch`, which
-fails to import with pandas 3 (docs/sweeps.md).
+fails to import with pandas 3 (docs/sweeps.md). It lives in `run/` because
+the sweep reports and the benchmark both use it (and `bench/` imports no `sweep/`).
 
 Scores must be finite: a run that never finished an episode has a NaN final return,
 and no score can stand in for it, so the functions refuse NaN (`ValueError`); callers
