@@ -488,6 +488,9 @@ def test_report_from_a_synthetic_result(tmp_path: Path) -> None:
     assert "| stable-baselines3 |  | skipped |" in md
     assert "CartPole time to 475 (CartPole-v1-fast, 8 seeds), incl. compile (s) | 4.2 |" in md
     assert "| 20.0 |" in md and "| 20.0 ± 3.0 |" in md
+    # the IQM column: all seeds at 20, so is the IQM and its interval; one seed: no interval
+    assert "| 20.0 ± 3.0 | 20.0 [20.0, 20.0] |" in md and "| 20.0 | 20.0 |" in md
+    assert "final return IQM [95% CI]" in md and "2,000 resamples" in md
     assert "512 of 1,024 (budget) | 1 |" in md and "| 1 (train: 4) |" in md
     assert "| steps/s, 8 seeds, whole machine (2 devices) | 3,000 |" in md
     assert "| steps/s, 8 seeds, per device (1 device, 2 rounds per call) | 2,000 |" in md

@@ -287,9 +287,13 @@ def test_reports_are_real_files_and_best_yaml_loads(tmp_path):
     summary_rows = (tmp_path / "summary.csv").read_text().splitlines()
     assert summary_rows[0] == (
         "rank,set,hparams.learning_rate,ppo.hidden_sizes,seeds,mean_return,ci95_low,ci95_high,"
-        "std_return,mean_auc"
+        "std_return,mean_auc,iqm,iqm_ci95_low,iqm_ci95_high,p_improve,p_improve_low,p_improve_high"
     )
     assert summary_rows[1].startswith("1,1,0.0001,8,2,51.0,")
+    # IQM of two seeds is their mean; the bootstrap interval spans them; rank 1: no P(improve)
+    assert summary_rows[1].endswith(",51.0,50.0,52.0,nan,nan,nan")
+    assert summary_rows[2].startswith("2,3,0.001,8,2,21.0,")  # (20, 22): both below 50 and 52
+    assert summary_rows[2].endswith(",21.0,20.0,22.0,1.0,1.0,1.0")
     best = load_run_config(tmp_path / "best.yaml")
     assert best.ppo == pop.sets[1].config and best.hparams == pop.sets[1].hparams
     # expected_return: the lowest final return of the best set's seeds (50 and 52)

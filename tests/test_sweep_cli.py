@@ -1,5 +1,6 @@
 """`purejaxppo sweep` end to end in subprocesses: outputs, resume, kill-and-resume."""
 
+import math
 import os
 import signal
 import subprocess
@@ -54,6 +55,16 @@ def test_outputs(reference):
     assert len(summary) == 1 + 4 and summary[0].startswith("rank,set,hparams.learning_rate,")
     means = [float(line.split(",")[5]) for line in summary[1:]]
     assert means == sorted(means, reverse=True)
+    # robust statistics (purejaxppo.run.stats), appended after the first columns
+    assert summary[0].endswith(
+        ",mean_auc,iqm,iqm_ci95_low,iqm_ci95_high,p_improve,p_improve_low,p_improve_high"
+    )
+    stats = [dict(zip(summary[0].split(","), line.split(","), strict=True)) for line in summary[1:]]
+    for rank, row in enumerate(stats, 1):
+        iqm, low, high = (float(row[k]) for k in ("iqm", "iqm_ci95_low", "iqm_ci95_high"))
+        assert low <= iqm <= high  # 2 seeds: the IQM is their mean, the interval spans them
+        p = [float(row[k]) for k in ("p_improve", "p_improve_low", "p_improve_high")]
+        assert all(map(math.isnan, p)) if rank == 1 else 0 <= p[1] <= p[0] <= p[2] <= 1
     best_set = int(summary[1].split(",")[1])
     best = load_run_config(out / "best.yaml")
     best_row = next(r for r in rows if int(r["set"]) == best_set)

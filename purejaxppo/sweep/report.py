@@ -23,6 +23,7 @@ import numpy as np
 from purejaxppo.config import HParams
 from purejaxppo.run.config import dump_run_config
 from purejaxppo.run.progress import count
+from purejaxppo.run.stats import Estimate
 from purejaxppo.sweep.population import Population
 from purejaxppo.sweep.results import MemberResult, SetSummary, best_run_config
 
@@ -114,8 +115,25 @@ def results_csv(results: Sequence[MemberResult], swept: Sequence[str]) -> bytes:
     return _csv_bytes(header, rows)
 
 
+# summary.csv's robust statistics (`SetSummary.iqm`, `.improvement`), after its first columns
+SUMMARY_STATS = (
+    "iqm",
+    "iqm_ci95_low",
+    "iqm_ci95_high",
+    "p_improve",
+    "p_improve_low",
+    "p_improve_high",
+)
+
+
 def summary_csv(summary: Sequence[SetSummary], swept: Sequence[str]) -> bytes:
-    """`summary.csv`: hyperparameter sets ranked by mean final return, with a 95% CI."""
+    """`summary.csv`: hyperparameter sets ranked by mean final return, with a 95% CI.
+
+    Then the IQM of the seeds' final returns with its 95% bootstrap CI and
+    `p_improve`: P(a seed of the rank-1 set ends above a seed of this set) with its
+    95% CI, for ranks 2 to `IMPROVEMENT_TOP` (`purejaxppo.sweep.results.SetSummary`);
+    `nan` where undefined (one seed: no interval; rank 1 and lower ranks: no `p_improve`).
+    """
     header = [
         "rank",
         "set",
@@ -126,6 +144,7 @@ def summary_csv(summary: Sequence[SetSummary], swept: Sequence[str]) -> bytes:
         "ci95_high",
         "std_return",
         "mean_auc",
+        *SUMMARY_STATS,
     ]
     rows = []
     for s in summary:
@@ -141,6 +160,8 @@ def summary_csv(summary: Sequence[SetSummary], swept: Sequence[str]) -> bytes:
                 s.mean_return + s.ci95,
                 s.std_return,
                 s.mean_auc,
+                *s.iqm,
+                *s.improvement,
             ]
         )
     return _csv_bytes(header, rows)
@@ -165,14 +186,30 @@ def best_yaml(population: Population, summary: Sequence[SetSummary]) -> bytes:
     return (note + dump_run_config(rc)).encode()
 
 
+def _estimate_text(name: str, e: Estimate) -> str:
+    """`name point [low, high]`, without the interval where it is NaN; '' if no point."""
+    if math.isnan(e.point):
+        return ""
+    ci = "" if math.isnan(e.low) else f" [{e.low:.2f}, {e.high:.2f}]"
+    return f"{name} {e.point:.2f}{ci}"
+
+
 def format_top(summary: Sequence[SetSummary], population: Population, top: int) -> str:
-    """A small text table of the best sets."""
+    """A small text table of the best sets: mean +- 95% CI, IQM [95% bootstrap CI] and
+    P(#1 > set) [95% CI] of their final returns."""
     head = f"top {min(top, len(summary))} of {count(len(summary), 'set')}"
-    lines = [f"{head} (final return, 95% CI over seeds):"]
-    for s in summary[:top]:
+    lines = [f"{head} (final return, 95% CI over seeds; IQM and P(#1 > set), 95% bootstrap CIs):"]
+    shown = summary[:top]
+    iqms = [_estimate_text("IQM", s.iqm) for s in shown]
+    ps = [_estimate_text("P(#1 better)", s.improvement) for s in shown]
+    wi, wp = (max(map(len, texts), default=0) for texts in (iqms, ps))
+    for s, iqm, p in zip(shown, iqms, ps, strict=True):
         ci = "" if math.isnan(s.ci95) else f" +- {s.ci95:.2f}"
         label = population.sets[s.set_index].label()
-        lines.append(f"  #{s.rank:<3d} {s.mean_return:9.2f}{ci:10s}  set {s.set_index}: {label}")
+        stats = f"{iqm:{wi}s}  " + (f"{p:{wp}s}  " if wp else "")
+        lines.append(
+            f"  #{s.rank:<3d} {s.mean_return:9.2f}{ci:10s}  {stats}set {s.set_index}: {label}"
+        )
     return "\n".join(lines)
 
 
