@@ -129,7 +129,8 @@ def schedule_to_list(segments: Sequence[ScheduleSegment]) -> list[dict[str, Any]
         item: dict[str, Any] = {"from_update": int(seg.start)}
         if seg.key_fold:
             item["key_fold"] = int(seg.key_fold)
-        item["hparams"] = {name: float(getattr(seg.hparams, name)) for name in seg.changed}
+        if seg.changed:
+            item["hparams"] = {name: float(getattr(seg.hparams, name)) for name in seg.changed}
         out.append(item)
     return out
 
