@@ -9,6 +9,8 @@ import subprocess
 import numpy as np
 import pytest
 import yaml
+from _cli_support import assert_bad_input, run_cli
+from sweep_testing import TIMEOUT_S, TINY_PPO, cli_env, run_sweep, sweep_command
 
 from purejaxppo.run.config import ConfigError
 from purejaxppo.sweep.halving_plan import (
@@ -25,8 +27,6 @@ from purejaxppo.sweep.halving_plan import (
     promoted,
 )
 from purejaxppo.sweep.spec import sweep_from_dict
-from tests._cli_support import assert_bad_input, run_cli
-from tests.sweep_testing import TIMEOUT_S, TINY_PPO, cli_env, run_sweep, sweep_command
 
 # 9 updates: eta 3, rungs 3 -> intervals of 1 update; 3 candidates x 2 seeds = 6 slots.
 HALVING = (

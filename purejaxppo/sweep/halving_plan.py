@@ -354,10 +354,11 @@ def budget_line(
     used = updates * slots * batch
     seeds = slots // len(record.lanes)
     grid = len(record.candidates) * seeds * num_updates * batch
+    trained = sum(len(c.curves[0]) for c in record.candidates) * seeds * batch
     return (
-        f"halving: {used:,} env steps ({slots} slots x {updates} updates); a grid sweep of "
-        f"the {len(record.candidates)} candidates tried would take {grid:,}: "
-        f"saved {1 - used / grid:.0%}"
+        f"halving: {used:,} env steps ({slots} slots x {updates} updates, {used - trained:,} "
+        f"of them in idle slots); a grid sweep of the {len(record.candidates)} candidates "
+        f"tried would take {grid:,}: saved {1 - used / grid:.0%}"
     )
 
 
