@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from purejaxppo.run.checkpoint import Checkpointer, CheckpointMeta
+from purejaxppo.run.checkpoint import Checkpointer, CheckpointError, CheckpointMeta
 from purejaxppo.run.config import run_config_to_dict
 from purejaxppo.run.guards import raise_if_interrupted
 from purejaxppo.run.progress import count
@@ -58,6 +58,7 @@ from purejaxppo.sweep.report import _csv_bytes, atomic_write_bytes, format_top, 
 from purejaxppo.sweep.results import member_result, summarize
 from purejaxppo.sweep.runner import GroupRunner, plan_width
 from purejaxppo.sweep.spec import apply_values
+from purejaxppo.sweep.store import SweepError
 
 __all__ = ["HalvingSettings", "run_strategy", "settings_from_dict"]
 
@@ -83,7 +84,7 @@ def run_strategy(s: Any, err_stream: TextIO) -> None:
     try:
         chunks = trainer.init(seeds, _slot_hparams(s, record))
         if record.interval:
-            state, _ = ckpt.restore(record.interval * sched.interval, trainer.gather(chunks))
+            state = _restore(ckpt, record.interval * sched.interval, trainer.gather(chunks))
             chunks = trainer.scatter(state)
             s.say(f"halving: resuming after interval {record.interval}/{sched.total}")
         _announce(s, sched)
@@ -93,6 +94,17 @@ def run_strategy(s: Any, err_stream: TextIO) -> None:
     finally:
         ckpt.close()
     _report(s, record, sched)
+
+
+def _restore(ckpt: Checkpointer, update: int, like: Any) -> Any:
+    """The population saved after `update` updates; a `SweepError` (one line) if it is
+    missing or damaged."""
+    try:
+        return ckpt.restore(update, like)[0]
+    except CheckpointError as err:
+        raise SweepError(
+            f"{err}; the halving record needs it to resume: use another --out to start over"
+        ) from None
 
 
 def _announce(s: Any, sched: Schedule) -> None:
