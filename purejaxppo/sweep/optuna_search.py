@@ -226,6 +226,7 @@ def run_strategy(s: Any, err_stream: Any) -> None:
     `s` is the `purejaxppo.sweep.command._Sweep` of a locked, prepared folder.
     """
     from purejaxppo.run.guards import raise_if_interrupted
+    from purejaxppo.run.progress import count
     from purejaxppo.sweep.optuna_rounds import RoundTrainer, read_round, round_path
 
     settings: OptunaSettings = s.spec.settings
@@ -233,7 +234,8 @@ def run_strategy(s: Any, err_stream: Any) -> None:
     seeds = s.population.seeds
     trainer = RoundTrainer(s, settings.batch * len(seeds))
     s.say(
-        f"optuna: {settings.rounds} rounds of {settings.batch} trials x {len(seeds)} seeds "
+        f"optuna: {count(settings.rounds, 'round')} of {count(settings.batch, 'trial')} x "
+        f"{count(len(seeds), 'seed')} "
         f"(TPE, seed {settings.seed}, {settings.startup_trials} random trials first) -> "
         f"study {STUDY_NAME} in {s.out / DB_FILE}"
     )
