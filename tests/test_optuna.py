@@ -220,6 +220,7 @@ def test_round_trip_study_csv_and_reports_agree(study_run):
     assert rc.hparams.gae_lambda == best.params["hparams.gae_lambda"]
 
 
+@pytest.mark.slow  # two killed sweeps and their reruns: about 25 s on 2 idle cores
 @pytest.mark.parametrize("mode, at", [("train", 1), ("write", 0)])
 def test_killed_and_resumed_gives_the_same_values(tmp_path, study_run, mode, at):
     spec, whole, cache, _ = study_run
