@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test,brax,gif,wandb]'
+	$(BIN)/python -m pip install --quiet -e '.[test,brax,gif,wandb,optuna]'
 	touch $@ $(VENV)/.installed
 
 train: $(VENV)/.installed
