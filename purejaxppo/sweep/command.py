@@ -154,6 +154,11 @@ def run_sweep(args: argparse.Namespace, out_stream: TextIO, err_stream: TextIO) 
         manifest = manifest_for(
             spec.to_dict(), max_batch, segment, old, width or default_members_per_device("sweep")
         )
+        if spec.strategy != "grid" and old is not None and old["spec"] != manifest["spec"]:
+            raise SweepError(  # an adaptive sweep's members depend on each other: no reuse
+                f"--out {out}: holds a {spec.strategy} sweep with other seeds; a {spec.strategy} "
+                "sweep cannot add or drop seeds: rerun it as it was or use another --out"
+            )
         jaxcache.enable()
         if pid == 0:
             notes = prepare_folder(out, Path(args.sweep), manifest, old, population, args.set)
