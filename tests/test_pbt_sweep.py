@@ -94,11 +94,11 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def pbt_run(tmp_path_factory) -> tuple[Path, Path, Path]:
-    """One uninterrupted PBT sweep on 2 devices: `(spec, out, cache)`."""
+    """One uninterrupted PBT sweep on 1 device: `(spec, out, cache)`."""
     base = tmp_path_factory.mktemp("pbt")
     spec, out, cache = base / "pbt.yaml", base / "whole", base / "jaxcache"
     spec.write_text(yaml.safe_dump(SPEC, sort_keys=False))
-    proc = run_sweep(spec, out, 2, cache)
+    proc = run_sweep(spec, out, 1, cache)
     assert "interval 8/8" in proc.stdout and "replay the best member" in proc.stdout
     return spec, out, cache
 
@@ -139,7 +139,7 @@ def test_train_replays_the_best_member(pbt_run, tmp_path):
     assert summary["final_return"] == pytest.approx(float(winner["final_return"]), rel=1e-3)
 
 
-def test_sigkill_and_rerun_give_the_uninterrupted_bits(pbt_run, tmp_path):
+def test_sigkill_and_rerun_on_two_devices_give_the_uninterrupted_one_device_bits(pbt_run, tmp_path):
     spec, whole, cache = pbt_run
     out = tmp_path / "killed"
     command = [*sweep_command(spec, out), "--segment-updates", "1"]  # slower intervals
@@ -154,16 +154,11 @@ def test_sigkill_and_rerun_give_the_uninterrupted_bits(pbt_run, tmp_path):
     assert proc.returncode == -signal.SIGKILL and not (out / "results.csv").exists()
     rerun = run_sweep(spec, out, 2, cache, "--segment-updates", "1")
     assert "resuming after interval" in rerun.stdout
-    for name in STABLE:
+    for name in STABLE:  # killed, resumed, on 2 devices, in other segments: the same bits
         assert (out / name).read_bytes() == (whole / name).read_bytes(), name
-
-
-def test_one_and_two_devices_give_the_same_bits(pbt_run, tmp_path):
-    spec, whole, cache = pbt_run
-    run_sweep(spec, tmp_path / "one", 1, cache)
-    for name in STABLE:
-        assert (tmp_path / "one" / name).read_bytes() == (whole / name).read_bytes(), name
-    np.testing.assert_array_equal(
-        np.load(tmp_path / "one/pbt/group-0/interval-0007.npz")["metric.value_loss"],
-        np.load(whole / "pbt/group-0/interval-0007.npz")["metric.value_loss"],
-    )
+    for j in (0, 7):
+        a = np.load(out / f"pbt/group-0/interval-{j:04d}.npz")
+        b = np.load(whole / f"pbt/group-0/interval-{j:04d}.npz")
+        for key in a.files:
+            if key != "run_s":
+                np.testing.assert_array_equal(a[key], b[key], err_msg=key)

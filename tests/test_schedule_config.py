@@ -70,20 +70,14 @@ def read_metrics(path: Path) -> dict[str, np.ndarray]:
 def test_train_replays_a_schedule_like_the_python_trainer(tmp_path):
     config = tmp_path / "s.yaml"
     config.write_text(yaml.safe_dump(doc(SCHEDULE), sort_keys=False))
-    whole = run_cli("train", config, "--out", tmp_path / "whole", cwd=tmp_path)
-    assert whole.returncode == 0, whole.stderr
+    # chunk boundaries (3, 6, 9) do not meet the segments' (4, 8)
     chunked = run_cli("train", config, "--out", tmp_path / "chunked", "--chunk", "3", cwd=tmp_path)
     assert chunked.returncode == 0, chunked.stderr
-    a, b = (
-        read_metrics(tmp_path / "whole/metrics.csv"),
-        read_metrics(tmp_path / "chunked/metrics.csv"),
-    )
-    for name in a:  # chunk boundaries (3, 6, 9) do not meet the segments' (4, 8): same bits
-        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    a = read_metrics(tmp_path / "chunked/metrics.csv")
     rc = run_config_from_dict(doc(SCHEDULE))
     out = jax.jit(ppo.make_train(rc.ppo))(jax.random.key(0), rc.train_hparams)
-    np.testing.assert_allclose(a["learning_rate"], out.metrics["learning_rate"], rtol=1e-6)
-    np.testing.assert_allclose(a["value_loss"], out.metrics["value_loss"], rtol=1e-4)
+    for name in ("learning_rate", "value_loss", "policy_loss", "entropy", "episode_return"):
+        np.testing.assert_allclose(a[name], out.metrics[name], rtol=1e-5, atol=1e-6, err_msg=name)
     lr = a["learning_rate"] / (1 - np.arange(12) / 12)  # anneal_lr: undo the linear decay
     np.testing.assert_allclose(lr, [2.5e-4] * 4 + [1e-3] * 4 + [2.5e-4] * 4, rtol=1e-5)
 
