@@ -36,12 +36,19 @@ SPACE = {
     "hparams.clip_eps": {"uniform": [0.1, 0.3]},
 }
 GRID = {"hparams.learning_rate": [1.0e-4, 3.0e-4, 1.0e-3, 3.0e-3], "hparams.ent_coef": [1e-3, 1e-2]}
-# env -> (base config, total_timesteps per member, threshold)
-ENVS = {
-    "CartPole-v1": ("configs/CartPole-v1.yaml", 262_144, 475.0),
-    "Acrobot-v1": ("configs/Acrobot-v1.yaml", 262_144, -100.0),
-    "Pendulum-v1": ("configs/Pendulum-v1.yaml", 524_288, -300.0),
-    "Breakout-MinAtar": ("configs/Breakout-MinAtar.yaml", 262_144, 5.0),
+# env -> (base config, total_timesteps per member, threshold, ppo overrides). MinAtar
+# (CNN torso) runs ~1,000 env steps/s for 8 members on 2 CPU cores: a smaller batch and
+# budget, so the updates are enough for 16 PBT intervals.
+ENVS: dict[str, tuple[str, int, float, dict[str, int]]] = {
+    "CartPole-v1": ("configs/CartPole-v1.yaml", 262_144, 475.0, {}),
+    "Acrobot-v1": ("configs/Acrobot-v1.yaml", 262_144, -100.0, {}),
+    "Pendulum-v1": ("configs/Pendulum-v1.yaml", 524_288, -200.0, {}),
+    "Breakout-MinAtar": (
+        "configs/Breakout-MinAtar.yaml",
+        131_072,
+        3.0,
+        {"num_envs": 16, "num_steps": 64},
+    ),
 }
 METHODS = ("grid", "random", "halving", "pbt")
 MEMBERS = 8
@@ -49,10 +56,10 @@ MEMBERS = 8
 
 def sweep_doc(env: str, method: str, repeat: int) -> dict[str, Any]:
     """The sweep file of one (env, method, repeat)."""
-    base, steps, _ = ENVS[env]
+    base, steps, _, extra = ENVS[env]
     doc: dict[str, Any] = {
         "base": str(REPO / base),
-        "ppo": {"total_timesteps": steps},
+        "ppo": {"total_timesteps": steps, **extra},
         "seed": 100 * repeat,
     }
     if method == "grid":
@@ -70,17 +77,26 @@ def sweep_doc(env: str, method: str, repeat: int) -> dict[str, Any]:
 
 
 def _updates(env: str) -> int:
-    base, steps, _ = ENVS[env]
-    ppo = yaml.safe_load((REPO / base).read_text())["ppo"]
+    base, steps, _, extra = ENVS[env]
+    ppo = {**yaml.safe_load((REPO / base).read_text())["ppo"], **extra}
     return steps // (ppo["num_envs"] * ppo["num_steps"])
 
 
-def run_one(out: Path, env: str, method: str, repeat: int) -> dict[str, Any]:
-    """Run (or reuse) one sweep; return its record."""
+def run_one(
+    out: Path, env: str, method: str, repeat: int, resummarize: bool = False
+) -> dict[str, Any]:
+    """Run (or reuse) one sweep; return its record (`resummarize`: recompute a finished
+    sweep's figures from its folder, keeping its recorded wall clock and env steps)."""
     folder = out / env / f"{method}-{repeat}"
     record_path = folder / "experiment.json"
     if record_path.is_file():
-        return json.loads(record_path.read_text())
+        old = json.loads(record_path.read_text())
+        if not resummarize:
+            return old
+        record = summarize_sweep(folder, env, method, repeat, old["wall_s"], "")
+        record["env_steps"] = old["env_steps"]
+        record_path.write_text(json.dumps(record, indent=1))
+        return record
     folder.mkdir(parents=True, exist_ok=True)
     spec = folder.parent / f"{method}-{repeat}.yaml"
     spec.write_text(yaml.safe_dump(sweep_doc(env, method, repeat), sort_keys=False))
@@ -202,12 +218,15 @@ def main() -> None:
     parser.add_argument("--envs", nargs="+", default=list(ENVS), choices=list(ENVS))
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--resummarize", action="store_true", help="recompute finished sweeps' figures"
+    )
     args = parser.parse_args()
     records = []
     for env in args.envs:
         for repeat in range(args.repeats):
             for method in args.methods:
-                rec = run_one(args.out, env, method, repeat)
+                rec = run_one(args.out, env, method, repeat, args.resummarize)
                 print(json.dumps(rec), flush=True)
                 records.append(rec)
         (args.out / "results.json").write_text(json.dumps(records, indent=1))
