@@ -1,6 +1,6 @@
 """Scripts: `time_purejaxrl.py` (input errors, the gymnax 1.x adapter; no PureJaxRL needed),
 `arithmetic_floor.py` (a tiny run)
-and `kl_direction.py` (input errors)."""
+and `kl_direction.py` and `grpo_entropy.py` (input errors)."""
 
 from __future__ import annotations
 
@@ -63,6 +63,15 @@ def test_kl_direction_script_refuses_zero_seeds(capsys):
     assert module.main(["--seeds", "0"]) == 2
     assert capsys.readouterr().err.strip() == "kl_direction: --seeds: expected a positive integer"
     assert [case[0] for case in module.CASES] == ["CartPole-v1", "Pendulum-v1"]
+
+
+def test_grpo_entropy_script_refuses_bad_counts(capsys):
+    module = _load_script("grpo_entropy")
+    for argv in (["--seeds", "0"], ["--group-size", "3"]):
+        assert module.main(argv) == 2
+        assert capsys.readouterr().err.strip() == (
+            "grpo_entropy: --seeds >= 1 and a --group-size dividing 16"
+        )
 
 
 def _load_script(name: str):
