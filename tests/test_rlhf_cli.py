@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from purejaxppo.cli import main
+from purejaxppo.rlhf import report
 from purejaxppo.rlhf.config import RLHFConfig
 from purejaxppo.rlhf.yamlconfig import dump_rlhf_config, load_rlhf_config, rlhf_config_from_dict
 from purejaxppo.run.errors import ConfigError
@@ -147,6 +148,14 @@ def test_cli_tiny_run_writes_the_folder(tmp_path, capsys):
     assert len(summary["members"]) == 6  # 3 kl targets x 2 seeds
     assert summary["members"][0]["label"] == "kl_target=1 seed=0"
     assert 0.0 <= summary["win_rate_vs_reference"] <= 1.0
+    # gold read at equal lengths: the pooled table covers every evaluation completion
+    table = summary["gold_by_length"]
+    assert sum(row["count"] for row in table.values()) == 6 * 32
+    assert sum(row["count_reference"] for row in table.values()) == 32
+    assert all(0 <= int(n) <= 4 for n in table)
+    member = summary["members"][0]["length_controlled"]
+    assert isinstance(member["content_length_final"], float)
+    assert set(report.LENGTH_KEYS) <= set(member) and set(report.LENGTH_KEYS) <= set(summary)
     rows = (out / "metrics.csv").read_text().splitlines()
     assert len(rows) == 1 + 6 * 3
     assert load_rlhf_config(out / "rlhf.yaml").rl.iterations == 3

@@ -33,6 +33,10 @@ def _inputs() -> tuple[list, RLMetrics, Evaluation]:
         kl_to_reference=np.array([4.0, 6.0]),
         win_rate_vs_reference=np.array([0.8, 0.9]),
         length=np.array([5.0, 5.0]),
+        gold_per_prompt=np.zeros((MEMBERS, 4)),
+        gold_per_prompt_reference=np.zeros((MEMBERS, 4)),
+        content_length=np.full((MEMBERS, 4), 4),
+        content_length_reference=np.full((MEMBERS, 4), 4),
     )
     members = [SimpleNamespace(label=f"seed={i}") for i in range(MEMBERS)]
     return members, RLMetrics(**fields), evaluation

@@ -98,6 +98,13 @@ def run_command(args: argparse.Namespace) -> int:
         f"{summary['kl_to_reference_final']:.2f} nats, reward model accuracy "
         f"{summary['reward_model_accuracy']:.3f} ({summary['timings_s']['total']:.0f} s) -> {out}"
     )
+    gain = summary["gold_gain_within_length"]
+    _say(
+        f"  content length {summary['content_length_reference']:.1f} (reference) -> "
+        f"{summary['content_length_final']:.1f}; gold gain at equal lengths "
+        + (f"{gain:+.2f}" if gain is not None else "n/a")
+        + " (summary.json: gold_by_length, length_controlled)"
+    )
     return 0
 
 

@@ -136,6 +136,13 @@ def completion_lengths(cfg: LanguageConfig, completions: jax.Array) -> jax.Array
     return jnp.sum(completion_mask(completions, cfg.end_id), axis=-1).astype(jnp.int32)
 
 
+def content_lengths(cfg: LanguageConfig, sequences: jax.Array) -> jax.Array:
+    """`[B]` int32: content tokens of `[B, T]` sequences' completions before the first `end`
+    (`0 .. C`; `C` when the length limit cut the completion)."""
+    _, completions = split(cfg, sequences)
+    return jnp.sum(content_mask(completions, cfg.end_id), axis=-1).astype(jnp.int32)
+
+
 def sample_corpus(key: jax.Array, cfg: LanguageConfig, batch: int) -> jax.Array:
     """`[B, T]` int32 sequences of the pretraining distribution (see the module docstring)."""
     k_prompt, k_copy, k_noise, k_len = jax.random.split(key, 4)

@@ -21,7 +21,12 @@ import jax
 import jax.numpy as jnp
 
 from purejaxppo.rlhf.config import RLHFConfig, RLHFHParams
-from purejaxppo.rlhf.language import gold_score_sequences, sample_prompts, sequence_mask
+from purejaxppo.rlhf.language import (
+    content_lengths,
+    gold_score_sequences,
+    sample_prompts,
+    sequence_mask,
+)
 from purejaxppo.rlhf.models import (
     Params,
     check_models,
@@ -63,7 +68,13 @@ class Evaluation(NamedTuple):
     proxy_reward_reference: jax.Array
     kl_to_reference: jax.Array  # mean sequence KL(pi || pi_ref), k1 estimate
     win_rate_vs_reference: jax.Array  # P(gold(pi) > gold(ref)) + 0.5 P(tie), same prompts
-    length: jax.Array  # mean completion length of the policy
+    length: jax.Array  # mean completion length of the policy (tokens, the `end` included)
+    # per evaluation prompt `[E]` (the same prompts for policy and reference), for the
+    # length-controlled reading of the gold score (`purejaxppo.rlhf.analysis`):
+    gold_per_prompt: jax.Array  # gold score of the policy's completion
+    gold_per_prompt_reference: jax.Array  # gold score of the reference's completion
+    content_length: jax.Array  # content tokens before the first `end` (int32)
+    content_length_reference: jax.Array
 
 
 class Pipeline(NamedTuple):
@@ -139,6 +150,10 @@ def make_pipeline(
             kl_to_reference=jnp.mean(sequence_kl(ours.log_probs, ref_lp, ours.mask)),
             win_rate_vs_reference=win,
             length=jnp.mean(jnp.sum(ours.mask, axis=1)),
+            gold_per_prompt=gold,
+            gold_per_prompt_reference=gold_ref,
+            content_length=content_lengths(lang, ours.sequences),
+            content_length_reference=content_lengths(lang, ref.sequences),
         )
 
     def member(key: jax.Array, hparams: RLHFHParams, frozen: Frozen) -> tuple[RLOutput, Evaluation]:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from purejaxppo.rlhf import analysis
 from purejaxppo.rlhf.config import Member, RLHFConfig, hparams_dict
 from purejaxppo.rlhf.pipeline import Evaluation, Prepared
 from purejaxppo.rlhf.trainer import RLMetrics
@@ -31,8 +32,92 @@ FINAL_FIELDS = {  # summary key -> Evaluation field
 }
 
 
+LENGTH_KEYS = (  # per-member scalars of `length_controlled`, averaged at the top level
+    "content_length_final",
+    "content_length_reference",
+    "gold_gain_within_length",
+    "gold_length_matched",
+    "gold_length_matched_reference",
+    "length_matched_coverage",
+    "win_rate_same_length",
+)
+MIN_COUNT = 5  # a length enters the length-matched gold when the policy has this many there
+
+
+def length_controlled(evaluation: Evaluation, i: int, max_length: int) -> dict[str, Any]:
+    """Member `i`'s gold read at equal completion lengths (`purejaxppo.rlhf.analysis`):
+    mean content lengths; `gold_gain_within_length`, the policy's gold minus the reference's
+    at equal lengths (the length-dummy regression's method term); `gold_length_matched`,
+    the policy's gold re-weighted to the reference's length distribution over the lengths
+    where the policy has `MIN_COUNT` completions (`length_matched_coverage`: the share of
+    the reference's completions at those lengths), and the reference's own on the same
+    lengths; the win rate over the prompts whose two completions have equal length; and the
+    table `gold_by_length` (length -> count and mean gold, policy and reference)."""
+    get = {k: np.asarray(getattr(evaluation, k))[i] for k in Evaluation._fields}
+    lengths, gold = get["content_length"], get["gold_per_prompt"]
+    ref_lengths, ref_gold = get["content_length_reference"], get["gold_per_prompt_reference"]
+    ours = analysis.length_table(lengths, gold, max_length)
+    ref = analysis.length_table(ref_lengths, ref_gold, max_length)
+    weights = np.where(ours.counts >= MIN_COUNT, ref.counts, 0).astype(np.float64)
+    gain = analysis.within_length_difference(lengths, gold, ref_lengths, ref_gold, max_length)
+    win, pairs = analysis.same_length_win_rate(gold, ref_gold, lengths, ref_lengths)
+    table = {
+        str(n): {
+            "count": int(ours.counts[n]),
+            "gold": _finite(ours.means[n]),
+            "count_reference": int(ref.counts[n]),
+            "gold_reference": _finite(ref.means[n]),
+        }
+        for n in range(max_length + 1)
+        if ours.counts[n] or ref.counts[n]
+    }
+    return {
+        "content_length_final": float(np.mean(lengths)),
+        "content_length_reference": float(np.mean(ref_lengths)),
+        "gold_gain_within_length": _finite(gain.value),
+        "gold_length_matched": _finite(analysis.standardised_gold(lengths, gold, weights)),
+        "gold_length_matched_reference": _finite(
+            analysis.standardised_gold(ref_lengths, ref_gold, weights)
+        ),
+        "length_matched_coverage": float(weights.sum() / max(ref.counts.sum(), 1)),
+        "win_rate_same_length": _finite(win),
+        "same_length_pairs": pairs,
+        "gold_by_length": table,
+    }
+
+
+def _finite(x: float) -> float | None:
+    """`x` as a float, None (JSON null) when it is NaN."""
+    return float(x) if np.isfinite(x) else None
+
+
+def pooled_length_table(evaluation: Evaluation, max_length: int) -> dict[str, Any]:
+    """Length -> count and mean gold of every member's completions pooled, and of the
+    reference's (the same prompts and key for every member, so member 0's)."""
+    ours = analysis.length_table(
+        np.asarray(evaluation.content_length).ravel(),
+        np.asarray(evaluation.gold_per_prompt).ravel(),
+        max_length,
+    )
+    ref = analysis.length_table(
+        np.asarray(evaluation.content_length_reference)[0],
+        np.asarray(evaluation.gold_per_prompt_reference)[0],
+        max_length,
+    )
+    return {
+        str(n): {
+            "count": int(ours.counts[n]),
+            "gold": _finite(ours.means[n]),
+            "count_reference": int(ref.counts[n]),
+            "gold_reference": _finite(ref.means[n]),
+        }
+        for n in range(max_length + 1)
+        if ours.counts[n] or ref.counts[n]
+    }
+
+
 def member_rows(
-    members: list[Member], metrics: RLMetrics, evaluation: Evaluation
+    members: list[Member], metrics: RLMetrics, evaluation: Evaluation, max_length: int
 ) -> list[dict[str, Any]]:
     """One summary dict per member (final evaluation, KL coefficient, sampled tokens)."""
     rows = []
@@ -43,6 +128,7 @@ def member_rows(
             row[key] = float(np.asarray(getattr(evaluation, field))[i])
         row["kl_coef_final"] = float(np.asarray(metrics.kl_coef)[i, -1])
         row["sampled_tokens"] = int(np.asarray(metrics.tokens)[i].sum())
+        row["length_controlled"] = length_controlled(evaluation, i, max_length)
         rows.append(row)
     return rows
 
@@ -57,7 +143,8 @@ def build_summary(
 ) -> dict[str, Any]:
     """`summary.json`: the issue's fields at the top level (the mean over members when a
     population ran; each member's own values under `members`)."""
-    rows = member_rows(members, metrics, evaluation)
+    max_length = cfg.language.max_completion_len
+    rows = member_rows(members, metrics, evaluation, max_length)
     summary: dict[str, Any] = {
         "algorithm": cfg.rl.algorithm,
         "group_size": cfg.rl.group_size,
@@ -71,6 +158,11 @@ def build_summary(
     for key in (*FINAL_FIELDS, "kl_coef_final", "sampled_tokens"):
         values = [row[key] for row in rows]
         summary[key] = float(np.mean(values)) if key != "sampled_tokens" else int(values[0])
+    for key in LENGTH_KEYS:
+        values = [row["length_controlled"][key] for row in rows]
+        finite = [v for v in values if v is not None]
+        summary[key] = float(np.mean(finite)) if finite else None
+    summary["gold_by_length"] = pooled_length_table(evaluation, max_length)
     summary["members"] = rows
     summary["timings_s"] = {k: round(v, 2) for k, v in timings.items()}
     summary["versions"] = versions()
