@@ -112,3 +112,21 @@ def test_summary_length_block_on_hand_made_evaluation():
     # MIN_COUNT = 5: no length has 5 policy completions, so nothing is length-matched
     assert block["gold_length_matched"] is None
     assert block["length_matched_coverage"] == 0.0
+
+
+def test_distinct_targets_merge_runs_the_controller_could_not_tell_apart():
+    # targets 1, 2, 4, 8: the runs at 4 and 8 both stopped near 3 nats (seed by seed)
+    kl = np.array([[0.9, 1.1], [1.9, 2.1], [3.0, 3.3], [3.05, 3.3]])
+    assert analysis.distinct_targets(kl) == [0, 1, 2]
+    # one seed apart is enough to keep a target
+    assert analysis.distinct_targets(np.array([[3.0, 3.3], [3.0, 4.0]])) == [0, 1]
+
+
+def test_bootstrap_gao_brackets_the_fit():
+    kl = np.array([[1.0, 1.2], [4.0, 3.8], [9.0, 9.5], [16.0, 17.0]])
+    d = np.sqrt(kl)
+    gain = d * (1.0 - 0.3 * np.log(d)) + np.array([0.02, -0.02])
+    fit = analysis.fit_gao_rl(kl, gain)
+    ci = analysis.bootstrap_gao(kl, gain, reps=200)
+    assert ci["alpha"][0] <= fit.alpha <= ci["alpha"][1]
+    assert ci["beta"][0] <= fit.beta <= ci["beta"][1]

@@ -186,3 +186,39 @@ def fit_gao_rl(kl: np.ndarray, gain: np.ndarray) -> GaoFit:
     (alpha, beta), *_ = np.linalg.lstsq(design, y, rcond=None)
     rmse = float(np.sqrt(np.mean((design @ np.array([alpha, beta]) - y) ** 2)))
     return GaoFit(float(alpha), float(beta), rmse, len(d))
+
+
+def distinct_targets(kl: np.ndarray, rtol: float = 0.05) -> list[int]:
+    """Indices of the KL targets whose runs reached a KL of their own.
+
+    `kl` `[targets, seeds]` is the measured KL of each run, targets in ascending order. A
+    target is dropped when, seed by seed, its runs' KL lies within `rtol` (relative) of the
+    last kept target's: the controller could reach neither, so both ran with beta shrinking
+    at its maximum rate and they are the same run up to float rounding, not two points."""
+    kl = np.asarray(kl, np.float64)
+    kept = [0]
+    for t in range(1, len(kl)):
+        prev = kl[kept[-1]]
+        if not np.all(np.abs(kl[t] - prev) <= rtol * np.abs(prev)):
+            kept.append(t)
+    return kept
+
+
+def bootstrap_gao(
+    kl: np.ndarray, gain: np.ndarray, reps: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> dict[str, tuple[float, float]]:
+    """Percentile intervals of `alpha`, `beta` and the peak KL of `fit_gao_rl`, the seeds of
+    each KL target resampled on their own (`kl`, `gain` `[targets, seeds]`)."""
+    kl, gain = np.asarray(kl, np.float64), np.asarray(gain, np.float64)
+    rng = np.random.default_rng(seed)
+    targets, seeds = kl.shape
+    draws = np.empty((reps, 3))
+    for r in range(reps):
+        idx = rng.integers(0, seeds, (targets, seeds))
+        fit = fit_gao_rl(np.take_along_axis(kl, idx, 1), np.take_along_axis(gain, idx, 1))
+        draws[r] = fit.alpha, fit.beta, fit.peak_kl
+    lo, hi = 100 * (1 - confidence) / 2, 100 * (1 + confidence) / 2
+    return {
+        name: (float(np.percentile(draws[:, j], lo)), float(np.percentile(draws[:, j], hi)))
+        for j, name in enumerate(("alpha", "beta", "peak_kl"))
+    }

@@ -1,0 +1,316 @@
+"""Read the RLHF experiments' results (scripts/rlhf_experiments.py) again, without training:
+
+    .venv/bin/python scripts/rlhf_analysis.py critic [--data docs/rlhf] [--out docs/rlhf]
+    .venv/bin/python scripts/rlhf_analysis.py gao [--data docs/rlhf] [--out docs/rlhf]
+
+`critic` (from `critic.json`): the gold of every variant at equal completion lengths — the
+ascending gold can only grow with content length, so a raw gold gap between PPO and GRPO can
+be length alone. Writes `critic_lengths.md` and `critic_lengths.json`: the length table
+(length -> count and mean gold, each variant pooled over seeds, and the reference); per
+variant the raw gold, the content length, the gold standardised to one shared length
+distribution (the pooled lengths of every member and the reference, at the lengths where
+each of them has >= 5 completions), the gold at content length 7 and the gold gain over the
+reference at equal lengths, as IQMs with 95% stratified-bootstrap intervals over seeds
+(`purejaxppo.run.stats`); and PPO minus each GRPO variant, raw and length-matched (mean
+difference with a bootstrap interval, and the probability of improvement).
+
+`gao` (from `overopt.json`): Gao et al. (2022)'s RL form `gold - gold_ref = d (alpha - beta
+log d)`, `d = sqrt(KL(pi || pi_ref))` in nats (KL of the final policy on the evaluation
+prompts, k1 estimate), least squares over every run (seed) of the KL targets the controller
+reached (a target whose runs' KL is within 5% of the previous target's, seed by seed, is the
+same run and is dropped), per reward model, with seed-bootstrap intervals. Writes
+`gao_fit.md`, `gao_fit.json` and `gao_fit.png`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from purejaxppo.rlhf import analysis
+from purejaxppo.run.stats import iqm_ci, probability_of_improvement
+
+ROOT = Path(__file__).resolve().parent.parent
+MAX_LENGTH = 8  # configs/rlhf/ppo.yaml: language.max_completion_len
+MIN_COUNT = 5
+FIXED_LENGTH = 7
+PPO = "PPO + GAE (token-level critic)"
+
+
+def _est(x: np.ndarray) -> str:
+    e = iqm_ci(np.asarray(x, float))
+    return f"{e.point:.2f} [{e.low:.2f}, {e.high:.2f}]"
+
+
+def critic(data: Path, out: Path) -> None:
+    res = json.loads((data / "critic.json").read_text())
+    ref = {k: np.asarray(v) for k, v in res["reference_per_prompt"].items()}
+    variants = {
+        name: {k: np.asarray(v) for k, v in row["per_prompt"].items()}
+        for name, row in res["variants"].items()
+    }
+    sets = [ref["length"], *[m for v in variants.values() for m in v["length"]]]
+    weights = analysis.common_weights(sets, MAX_LENGTH, MIN_COUNT)
+    used = [int(n) for n in np.flatnonzero(weights)]
+    ref_matched = analysis.standardised_gold(ref["length"], ref["gold"], weights)
+    ref_fixed = analysis.length_table(ref["length"], ref["gold"], MAX_LENGTH).means[FIXED_LENGTH]
+    per_member: dict[str, dict[str, np.ndarray]] = {}
+    for name, v in variants.items():
+        rows = []
+        for lengths, gold in zip(v["length"], v["gold"], strict=True):
+            table = analysis.length_table(lengths, gold, MAX_LENGTH)
+            gain = analysis.within_length_difference(
+                lengths, gold, ref["length"], ref["gold"], MAX_LENGTH
+            )
+            rows.append(
+                (
+                    gold.mean(),
+                    lengths.mean(),
+                    analysis.standardised_gold(lengths, gold, weights),
+                    table.means[FIXED_LENGTH],
+                    gain.value,
+                    np.mean(np.isin(lengths, used)),
+                )
+            )
+        cols = np.asarray(rows, float).T
+        keys = ("raw", "length", "matched", "fixed", "gain", "share")
+        per_member[name] = dict(zip(keys, cols, strict=True))
+    lines = [
+        "# Gold at equal completion lengths (`scripts/rlhf_analysis.py critic`)",
+        "",
+        f"From `critic.json`: {res['seeds']} seeds per variant, KL target {res['kl_target']}, "
+        "gold judged on the same 512 evaluation prompts. IQM over seeds [95% stratified "
+        "bootstrap interval].",
+        "",
+        f"Shared length distribution: content lengths {used} (every member and the reference "
+        f"have >= {MIN_COUNT} completions there), weights "
+        + ", ".join(f"{n}: {weights[n]:.2f}" for n in used)
+        + ".",
+        "",
+        "| variant | gold (raw) | content length | gold, length-matched | share of completions "
+        f"at matched lengths | gold at length {FIXED_LENGTH} | gold gain over reference at "
+        "equal lengths |",
+        "|---|---|---|---|---|---|---|",
+        f"| reference (SFT) | {ref['gold'].mean():.2f} | {ref['length'].mean():.2f} | "
+        f"{ref_matched:.2f} | {np.mean(np.isin(ref['length'], used)):.2f} | {ref_fixed:.2f} "
+        "| 0 |",
+    ]
+    for name, m in per_member.items():
+        lines.append(
+            f"| {name} | {_est(m['raw'])} | {_est(m['length'])} | {_est(m['matched'])} | "
+            f"{m['share'].mean():.2f} | {_est(m['fixed'])} | {_est(m['gain'])} |"
+        )
+    lines += [
+        "",
+        "PPO minus each GRPO variant (mean difference over seeds [95% bootstrap interval]; "
+        "P(PPO > variant) over seed pairs [interval]):",
+        "",
+        "| variant | raw gold gap | length-matched gap | gap at length "
+        f"{FIXED_LENGTH} | P(PPO better), length-matched |",
+        "|---|---|---|---|---|",
+    ]
+    gaps: dict[str, Any] = {}
+    for name, m in per_member.items():
+        if name == PPO:
+            continue
+        p = per_member[PPO]
+        row = {k: analysis.mean_difference_ci(p[k], m[k]) for k in ("raw", "matched", "fixed")}
+        poi = probability_of_improvement(p["matched"], m["matched"])
+        row["p_improvement"] = tuple(poi)
+        gaps[name] = row
+        cells = [
+            f"{row[k][0]:+.2f} [{row[k][1]:+.2f}, {row[k][2]:+.2f}]"
+            for k in row
+            if k != "p_improvement"
+        ]
+        lines.append(
+            f"| {name} | "
+            + " | ".join(cells)
+            + f" | {poi.point:.2f} [{poi.low:.2f}, {poi.high:.2f}] |"
+        )
+    lines += ["", *length_table_lines(ref, variants)]
+    (out / "critic_lengths.md").write_text("\n".join(lines) + "\n")
+    summary = {
+        "weights": weights,
+        "lengths_used": used,
+        "reference": {"raw": ref["gold"].mean(), "matched": ref_matched, "fixed": ref_fixed},
+        "per_member": per_member,
+        "ppo_minus": gaps,
+    }
+    (out / "critic_lengths.json").write_text(json.dumps(_jsonable(summary)) + "\n")
+    print("\n".join(lines))
+
+
+def length_table_lines(ref: dict[str, np.ndarray], variants: dict[str, Any]) -> list[str]:
+    """Length -> count and mean gold (pooled over seeds), the reference and every variant."""
+    tables = {"reference": analysis.length_table(ref["length"], ref["gold"], MAX_LENGTH)}
+    for name, v in variants.items():
+        tables[name] = analysis.length_table(v["length"].ravel(), v["gold"].ravel(), MAX_LENGTH)
+    head = "| content length | " + " | ".join(f"{n}: count, gold" for n in tables) + " |"
+    lines = [
+        "Length table (all seeds pooled; gold is the mean at that length, - where none):",
+        "",
+        head,
+        "|---" * (len(tables) + 1) + "|",
+    ]
+    for n in range(MAX_LENGTH + 1):
+        cells = []
+        for t in tables.values():
+            gold = "-" if t.counts[n] == 0 else f"{t.means[n]:.2f}"
+            cells.append(f"{t.counts[n]}, {gold}")
+        lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def gao(data: Path, out: Path) -> None:
+    res = json.loads((data / "overopt.json").read_text())
+    targets, seeds = np.asarray(res["kl_targets"], float), res["seeds"]
+    lines = [
+        "# Gao et al. (2022)'s RL form fitted (`scripts/rlhf_analysis.py gao`)",
+        "",
+        "`gold - gold_ref = d (alpha - beta log d)`, `d = sqrt(KL(pi || pi_ref))` (nats; the "
+        "final policy's k1 KL on the evaluation prompts); least squares over every seed's run "
+        "of the distinct KL targets; [95% bootstrap interval, seeds resampled per target].",
+        "",
+    ]
+    fits: dict[str, Any] = {}
+    for name, rm in res["rm"].items():
+        ev = {k: np.asarray(v, float) for k, v in rm["eval"].items()}
+        kl = ev["kl_to_reference"].reshape(len(targets), seeds)
+        gold = ev["gold_reward"].reshape(len(targets), seeds)
+        gold_ref = float(ev["gold_reward_reference"][0])
+        keep = analysis.distinct_targets(kl)
+        dropped = [t for t in range(len(targets)) if t not in keep]
+        fit = analysis.fit_gao_rl(kl[keep], gold[keep] - gold_ref)
+        ci = analysis.bootstrap_gao(kl[keep], gold[keep] - gold_ref)
+        peaks = [float(targets[keep][np.argmax(gold[keep, s])]) for s in range(seeds)]
+        twins = {f"{targets[t]:g}": float(np.max(np.abs(gold[t] - gold[t - 1]))) for t in dropped}
+        fits[name] = {
+            "reward_model_accuracy": rm["reward_model_accuracy"],
+            "alpha": fit.alpha,
+            "beta": fit.beta,
+            "rmse": fit.rmse,
+            "points": fit.points,
+            "peak_kl": fit.peak_kl,
+            "ci": ci,
+            "targets_kept": targets[keep],
+            "kept_index": keep,
+            "targets_dropped": targets[dropped],
+            "twin_max_gold_difference": twins,
+            "best_target_per_seed": peaks,
+            "gold_reference": gold_ref,
+            "kl": kl,
+            "gold": gold,
+        }
+        lines += [
+            f"## {name} reward model (held-out accuracy {rm['reward_model_accuracy']:.2f})",
+            "",
+            f"- alpha = {fit.alpha:.3f} [{ci['alpha'][0]:.3f}, {ci['alpha'][1]:.3f}], beta = "
+            f"{fit.beta:.3f} [{ci['beta'][0]:.3f}, {ci['beta'][1]:.3f}]; fitted peak at KL = "
+            f"{fit.peak_kl:.1f} nats [{ci['peak_kl'][0]:.1f}, {ci['peak_kl'][1]:.1f}]; "
+            f"RMSE {fit.rmse:.3f} over {fit.points} runs",
+            f"- targets kept: {', '.join(f'{t:g}' for t in targets[keep])}; dropped (same "
+            f"runs as the target below): {', '.join(f'{t:g}' for t in targets[dropped]) or '-'}"
+            + (
+                "; largest gold difference between such twins: "
+                + ", ".join(f"{k}: {v:.2f}" for k, v in twins.items())
+                if twins
+                else ""
+            ),
+            f"- best kept target per seed: {', '.join(f'{p:g}' for p in peaks)}",
+            "",
+            "| KL target | measured KL per seed | gold per seed | fit at mean KL |",
+            "|---|---|---|---|",
+        ]
+        for t in keep:
+            lines.append(
+                f"| {targets[t]:g} | {', '.join(f'{x:.1f}' for x in kl[t])} | "
+                f"{', '.join(f'{x:.2f}' for x in gold[t])} | "
+                f"{gold_ref + float(fit.predict(kl[t].mean())):.2f} |"
+            )
+        lines.append("")
+    (out / "gao_fit.md").write_text("\n".join(lines))
+    (out / "gao_fit.json").write_text(json.dumps(_jsonable(fits)) + "\n")
+    plot_gao(fits, out / "gao_fit.png")
+    print("\n".join(lines))
+
+
+def plot_gao(fits: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4), constrained_layout=True)
+    for c, (name, f) in enumerate(fits.items()):
+        kl, gold = np.asarray(f["kl"]), np.asarray(f["gold"])
+        kept = np.asarray(f["kept_index"], int)
+        ax.scatter(np.sqrt(kl[kept]).ravel(), gold[kept].ravel(), s=14, color=f"C{c}")
+        dropped = np.setdiff1d(np.arange(len(kl)), kept)
+        ax.scatter(
+            np.sqrt(kl[dropped]).ravel(),
+            gold[dropped].ravel(),
+            s=14,
+            color=f"C{c}",
+            marker="x",
+            alpha=0.5,
+        )
+        fit = analysis.GaoFit(f["alpha"], f["beta"], f["rmse"], f["points"])
+        d = np.linspace(0.0, np.sqrt(kl.max()) * 1.05, 200)
+        ax.plot(
+            d,
+            f["gold_reference"] + fit.predict(d**2),
+            color=f"C{c}",
+            label=(
+                f"{name} RM (acc {f['reward_model_accuracy']:.2f}): alpha {f['alpha']:.2f}, "
+                f"beta {f['beta']:.2f}"
+            ),
+        )
+    ax.axhline(next(iter(fits.values()))["gold_reference"], color="grey", ls=":", lw=0.8)
+    ax.set_xlabel("d = sqrt(KL(pi || pi_ref)) [sqrt(nats)]")
+    ax.set_ylabel("gold reward (final policy)")
+    ax.set_title(
+        "Gao et al. RL form, fitted per reward model; dots: runs (seeds), x: dropped twins",
+        fontsize=9,
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, float | np.floating):
+        return None if not math.isfinite(float(x)) else round(float(x), 5)
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("analysis", choices=("critic", "gao"))
+    p.add_argument("--data", default=str(ROOT / "docs" / "rlhf"), help="folder of the JSON")
+    p.add_argument("--out", default=None, help="where to write (default: --data)")
+    args = p.parse_args(argv)
+    data = Path(args.data)
+    out = Path(args.out) if args.out else data
+    out.mkdir(parents=True, exist_ok=True)
+    (critic if args.analysis == "critic" else gao)(data, out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
