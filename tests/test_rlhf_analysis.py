@@ -3,6 +3,7 @@ hand-made numbers; and the length-controlled block of an RLHF summary."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -130,3 +131,42 @@ def test_bootstrap_gao_brackets_the_fit():
     ci = analysis.bootstrap_gao(kl, gain, reps=200)
     assert ci["alpha"][0] <= fit.alpha <= ci["alpha"][1]
     assert ci["beta"][0] <= fit.beta <= ci["beta"][1]
+
+
+def _script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "rlhf_analysis.py"
+    spec = importlib.util.spec_from_file_location("rlhf_analysis_script", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_critic_analysis_removes_a_pure_length_gap(tmp_path):
+    # gold = content length - 1 for every policy; "PPO" answers longer than "GRPO G=2": the
+    # raw gap is positive, the length-matched one 0.
+    rng = np.random.default_rng(0)
+
+    def member(mean_len):
+        lengths = np.clip(rng.poisson(mean_len, 200), 1, 8)
+        return {"length": lengths.tolist(), "gold": (lengths - 1.0).tolist()}
+
+    def variant(mean_len):
+        members = [member(mean_len) for _ in range(3)]
+        return {"per_prompt": {k: [m[k] for m in members] for k in ("length", "gold")}}
+
+    data = {
+        "seeds": 3,
+        "kl_target": 4.0,
+        "variants": {"PPO + GAE (token-level critic)": variant(7), "GRPO G=2": variant(5)},
+        "reference_per_prompt": member(4),
+    }
+    (tmp_path / "critic.json").write_text(json.dumps(data))
+    _script().critic(tmp_path, tmp_path)
+    out = json.loads((tmp_path / "critic_lengths.json").read_text())
+    raw, matched = out["ppo_minus"]["GRPO G=2"]["raw"], out["ppo_minus"]["GRPO G=2"]["matched"]
+    assert raw[0] > 1.0
+    assert matched == [0.0, 0.0, 0.0]
+    assert "| content length |" in (tmp_path / "critic_lengths.md").read_text()
