@@ -1,7 +1,7 @@
 """The two experiments of docs/rlhf.md, on the RLHF pipeline in miniature.
 
     .venv/bin/python scripts/rlhf_experiments.py overopt [--out docs/rlhf] [--seeds 3]
-    .venv/bin/python scripts/rlhf_experiments.py critic [--out docs/rlhf] [--seeds 4]
+    .venv/bin/python scripts/rlhf_experiments.py critic [--out docs/rlhf] [--seeds 8]
 
 Both start from configs/rlhf/ppo.yaml (the shipped run's language, models, SFT and reward
 settings) and share one reference policy and one reward model per reward-model setting (the
@@ -20,7 +20,9 @@ per iteration for the same number of iterations (so the same number of sampled c
 the tokens actually sampled are counted and reported), the same KL target, `--seeds` seeds
 vmapped per variant. Writes `critic.json` and `critic.md` (a table: gold reward, win rate
 vs the reference, KL, tokens, compile and run wall time; mean and 95% t-interval over seeds)
-and `critic.png` (gold reward over iterations).
+and `critic.png` (gold reward over iterations). `critic.json` also keeps each member's gold
+and content length per evaluation prompt: `scripts/rlhf_analysis.py critic` reads them at
+equal completion lengths.
 """
 
 from __future__ import annotations
@@ -220,12 +222,20 @@ def critic(args: argparse.Namespace, base: RLHFConfig) -> None:
         row["gold_reference"] = float(ev["gold_reward_reference"][0])
         row["gold_curve"] = res["metrics"]["gold_reward"].mean(axis=0)
         row["per_seed"] = {
-            k: ev[k] for k in ("gold_reward", "win_rate_vs_reference", "kl_to_reference")
+            k: ev[k]
+            for k in ("gold_reward", "win_rate_vs_reference", "kl_to_reference", "proxy_reward")
+        }
+        # per evaluation prompt [seeds, E], for scripts/rlhf_analysis.py (gold at equal lengths)
+        row["per_prompt"] = {"gold": ev["gold_per_prompt"], "length": ev["content_length"]}
+        results["reference_per_prompt"] = {
+            "gold": ev["gold_per_prompt_reference"][0],
+            "length": ev["content_length_reference"][0],
         }
         results["variants"][name] = row
         print(
             f"{name:<32} gold {row['gold'][0]:.2f}±{row['gold'][1]:.2f} "
-            f"win {row['win'][0]:.3f} KL {row['kl'][0]:.2f} run {row['run_s']:.0f} s",
+            f"win {row['win'][0]:.3f} KL {row['kl'][0]:.2f} "
+            f"length {ev['content_length'].mean():.2f} run {row['run_s']:.0f} s",
             flush=True,
         )
     out = Path(args.out)
@@ -283,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("experiment", choices=("overopt", "critic"))
     p.add_argument("--out", default=str(ROOT / "docs" / "rlhf"))
     p.add_argument(
-        "--seeds", type=int, default=None, help="seeds per setting (overopt 3, critic 4)"
+        "--seeds", type=int, default=None, help="seeds per setting (overopt 3, critic 8)"
     )
     p.add_argument(
         "--iterations",
@@ -305,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         args.seeds, args.iterations = args.seeds or 3, args.iterations or 250
         overopt(args, base)
     else:
-        args.seeds, args.iterations = args.seeds or 4, args.iterations or 150
+        args.seeds, args.iterations = args.seeds or 8, args.iterations or 150
         critic(args, base)
     return 0
 
