@@ -147,6 +147,13 @@ def test_population_member_equals_its_single_run(prepared):
     hp = C.stack_rlhf_hparams([m.hparams for m in members])
     out, ev = jax.jit(pipe.population)(keys, hp, prepared.frozen)
     assert ev.win_rate_vs_reference.shape == (4,)
+    # the per-prompt arrays behind the length-controlled reading agree with the means
+    e = TINY.rl.eval_prompts
+    assert ev.gold_per_prompt.shape == ev.content_length_reference.shape == (4, e)
+    np.testing.assert_allclose(ev.gold_per_prompt.mean(-1), ev.gold_reward, rtol=1e-6)
+    np.testing.assert_allclose(ev.gold_per_prompt_reference.mean(-1), ev.gold_reward_reference)
+    assert int(ev.content_length.max()) <= TINY.language.max_completion_len
+    assert np.all(ev.gold_per_prompt <= np.maximum(ev.content_length - 1, 0))  # ascending pairs
     single = jax.jit(pipe.rl_train)(keys[3], members[3].hparams, prepared.frozen)
     np.testing.assert_allclose(out.metrics.gold_reward[3], single.metrics.gold_reward, atol=1e-5)
     np.testing.assert_allclose(out.metrics.kl[3], single.metrics.kl, rtol=1e-3, atol=1e-4)
