@@ -40,7 +40,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import numpy as np
 
-from purejaxppo.rlhf import runner
+from purejaxppo.rlhf import analysis, runner
 from purejaxppo.rlhf.config import RLHFConfig, hparams_dict
 from purejaxppo.rlhf.pipeline import Prepared
 from purejaxppo.rlhf.runner import run_prepare
@@ -158,10 +158,17 @@ def plot_overopt(results: dict[str, Any], path: Path) -> None:
         ev = {k: np.asarray(v, float) for k, v in res["eval"].items()}
         x = np.sqrt(np.maximum(ev["kl_to_reference"], 0.0))
         proxy_ax = ax.twinx()
-        ax.scatter(x, ev["gold_reward"], color="C0", s=12, alpha=0.6)
-        proxy_ax.scatter(x, ev["proxy_reward"], color="C3", s=12, alpha=0.6, marker="s")
-        means = [slice(k * seeds, (k + 1) * seeds) for k in range(len(targets))]
-        means.sort(key=lambda s: x[s].mean())  # targets the controller could not reach tie
+        # a target whose runs reached the same KL as the target below (the controller could
+        # reach neither) is the same run: drawn as x, left out of the mean lines
+        keep = analysis.distinct_targets(ev["kl_to_reference"].reshape(len(targets), seeds))
+        kept = np.isin(np.arange(len(x)) // seeds, keep)
+        for mask, marker in ((kept, "o"), (~kept, "x")):
+            ax.scatter(x[mask], ev["gold_reward"][mask], color="C0", s=12, alpha=0.6, marker=marker)
+            proxy_ax.scatter(
+                x[mask], ev["proxy_reward"][mask], color="C3", s=12, alpha=0.6, marker=marker
+            )
+        means = [slice(k * seeds, (k + 1) * seeds) for k in keep]
+        means.sort(key=lambda s: x[s].mean())
         ax.plot(
             [x[s].mean() for s in means],
             [ev["gold_reward"][s].mean() for s in means],
