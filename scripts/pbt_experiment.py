@@ -52,6 +52,8 @@ ENVS: dict[str, tuple[str, int, float, dict[str, int]]] = {
 }
 METHODS = ("grid", "random", "halving", "pbt")
 MEMBERS = 8
+FRESH_SEEDS = 5  # the selected config (PBT: its schedule) retrained from unseen seeds
+FRESH_SEED = 10_000
 
 
 def sweep_doc(env: str, method: str, repeat: int) -> dict[str, Any]:
@@ -110,6 +112,22 @@ def run_one(
     record = summarize_sweep(folder, env, method, repeat, wall, proc.stdout)
     record_path.write_text(json.dumps(record, indent=1))
     return record
+
+
+def fresh_seeds(folder: Path) -> list[float]:
+    """Final returns of the sweep's `best.yaml` (PBT: the best member's schedule) retrained
+    with `FRESH_SEEDS` seeds it never saw: the selected configuration without the winner's
+    curse of picking the luckiest of 8 runs."""
+    run = folder / "fresh"
+    if not (run / "summary.json").is_file():
+        command = [sys.executable, "-m", "purejaxppo", "train", str(folder / "best.yaml"),
+                   "--seeds", str(FRESH_SEEDS), "--set", f"seed={FRESH_SEED}", "--out", str(run),
+                   "--no-tensorboard", "--overwrite"]  # fmt: skip
+        proc = subprocess.run(command, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise SystemExit(f"{folder}: fresh-seed training failed:\n{proc.stderr[-3000:]}")
+    summary = json.loads((run / "summary.json").read_text())
+    return [float(x) for x in summary["final_return_per_seed"]]
 
 
 def _curves(folder: Path, method: str) -> tuple[np.ndarray, int]:
@@ -175,6 +193,7 @@ def summarize_sweep(
         if best >= 0
         else math.nan,
         "population_iqm": iqm(finite) if finite.size else math.nan,
+        "fresh": fresh_seeds(folder),
         "env_steps": used,
         "wall_s": wall,
     }
@@ -184,9 +203,10 @@ def table(records: list[dict[str, Any]], repeats: int) -> str:
     from purejaxppo.run.stats import iqm_ci
 
     lines = [
-        "| env | method | selected member's final return, IQM [95% CI] | population IQM | "
-        "steps to threshold (mean, reached) | env steps | wall clock |",
-        "|---|---|---|---|---|---|---|",
+        "| env | method | selected member's final return, IQM [95% CI] | its config on "
+        f"{FRESH_SEEDS} fresh seeds, IQM [95% CI] | population IQM | steps to threshold "
+        "(mean, reached) | env steps | sweep wall clock |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for env in dict.fromkeys(r["env"] for r in records):
         for method in METHODS:
@@ -198,6 +218,8 @@ def table(records: list[dict[str, Any]], repeats: int) -> str:
             cell = "n/a" if est is None else f"{est.point:.1f}"
             if est is not None and not math.isnan(est.low):
                 cell += f" [{est.low:.1f}, {est.high:.1f}]"
+            fresh = iqm_ci(np.array([r["fresh"] for r in rows]).reshape(-1))
+            fresh_cell = f"{fresh.point:.1f} [{fresh.low:.1f}, {fresh.high:.1f}]"
             pop = np.nanmean([r["population_iqm"] for r in rows])
             hits = [r["steps_to_threshold"] for r in rows if np.isfinite(r["steps_to_threshold"])]
             steps = (
@@ -206,10 +228,14 @@ def table(records: list[dict[str, Any]], repeats: int) -> str:
             used = np.mean([r["env_steps"] for r in rows])
             wall = [r["wall_s"] for r in rows]
             lines.append(
-                f"| {env} | {method} | {cell} | {pop:.1f} | {steps} | {used / 1e6:.2f}M | "
+                f"| {env} | {method} | {cell} | {fresh_cell} | {pop:.1f} | {steps} | "
+                f"{used / 1e6:.2f}M | "
                 f"{np.mean(wall):.0f} s ({min(wall):.0f}–{max(wall):.0f}) |"
             )
-    return "\n".join(lines) + f"\n\n{repeats} repeats per cell.\n"
+    return "\n".join(lines) + (
+        f"\n\n{repeats} repeats per cell (training seed 100 r, sampler seed r); fresh seeds: "
+        f"{FRESH_SEEDS} per repeat, pooled ({FRESH_SEEDS * repeats} runs).\n"
+    )
 
 
 def main() -> None:
