@@ -209,8 +209,12 @@ def versions() -> dict[str, str]:
 
 
 def device_description() -> dict[str, Any]:
-    """The JAX backend and devices (e.g. `cpu`, 1 device, `cpu`), plus host CPU count."""
+    """The JAX backend and devices (e.g. `cpu`, 1 device, `cpu`), plus host CPU count and the
+    cores this process may use (its affinity: XLA:CPU's thread pool has that many threads,
+    and on CPU the bits of a large reduction depend on it)."""
     import jax
+
+    from purejaxppo.run.devices import available_cores
 
     devices = jax.devices()
     return {
@@ -218,6 +222,7 @@ def device_description() -> dict[str, Any]:
         "device_kind": devices[0].device_kind,
         "num_devices": len(devices),
         "host_cpus": os.cpu_count(),
+        "usable_cpus": available_cores(),
     }
 
 
