@@ -23,6 +23,8 @@ ACTIVATIONS = ("tanh", "relu", "gelu", "silu", "elu")
 OBJECTIVES = ("clip", "kl_penalty", "clip+kl")
 KL_DIRECTIONS = ("new_old", "old_new")
 ADVANTAGES = ("gae", "group")
+GROUP_SCORES = ("outcome", "reward_to_go")
+GROUP_AGGREGATIONS = ("token_mean", "sequence_mean")
 TORSOS = ("mlp", "cnn")
 MAX_BATCH = 1 << 28  # transitions per batch: the minibatch shuffle packs an index into a uint32
 MAX_UPDATES = (1 << 31) - 1  # updates per run: the update counter is an int32
@@ -105,6 +107,17 @@ class PPOConfig:
       group_size: envs per group in `group` mode; must divide `num_envs`.
       group_normalize: divide by the group's return std (GRPO); false: only subtract
         the group mean (Dr. GRPO).
+      group_score: `outcome` (every step of episode i gets the group score of its
+        undiscounted return R_i) or `reward_to_go` (step t of episode i gets its discounted
+        reward-to-go G_i(t) = sum_{k>=t} gamma^(k-t) r_i(k) minus the mean of the other
+        `group_size - 1` episodes' reward-to-go at the same step t, a leave-one-out
+        baseline, 0 past an episode's end; with `group_normalize`, divided by the std of
+        the group's discounted returns G_j(0)). `reward_to_go` needs `group_size >= 2`.
+      group_aggregation: how group-mode loss terms are averaged over a minibatch.
+        `token_mean`: `sum(mask x) / sum(mask)` over its counted steps, so an episode
+        weighs by its length; `sequence_mean` (DeepSeekMath's GRPO): each step weighted
+        by `1 / |o_i|` of its episode, `sum(w x) / sum(w)`, which over the whole batch is
+        `(1/N) sum_i (1/|o_i|) sum_t x_i(t)`.
       torso: `mlp` (flattened observations through `hidden_sizes`) or `cnn` (for
         `[H, W, C]` image observations such as MinAtar's: a 3x3 convolution with 16
         channels and ReLU, flattened, then the `hidden_sizes` MLP), one per actor and critic.
@@ -132,6 +145,8 @@ class PPOConfig:
     advantage: str = "gae"
     group_size: int = 8
     group_normalize: bool = True
+    group_score: str = "outcome"
+    group_aggregation: str = "token_mean"
     torso: str = "mlp"
     gru_size: int = 0
 
@@ -167,6 +182,8 @@ class PPOConfig:
             ("objective", OBJECTIVES),
             ("kl_direction", KL_DIRECTIONS),
             ("advantage", ADVANTAGES),
+            ("group_score", GROUP_SCORES),
+            ("group_aggregation", GROUP_AGGREGATIONS),
             ("torso", TORSOS),
         ):
             if getattr(self, name) not in allowed:
@@ -177,6 +194,11 @@ class PPOConfig:
         if self.advantage == "group" and self.num_envs % self.group_size:
             raise ValueError(
                 f"group_size: {self.group_size} does not divide num_envs = {self.num_envs}"
+            )
+        if self.advantage == "group" and self.group_score == "reward_to_go" and self.group_size < 2:
+            raise ValueError(
+                "group_size: group_score reward_to_go needs group_size >= 2 (a leave-one-out "
+                "baseline over the other episodes)"
             )
         for name in BOOL_FIELDS:
             if not isinstance(getattr(self, name), bool):

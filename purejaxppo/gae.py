@@ -71,3 +71,54 @@ def group_advantages(
     if normalize:
         centred = centred / (jnp.std(grouped, axis=1, keepdims=True) + eps)
     return centred.reshape(returns.shape)
+
+
+def _reward_to_go_step(
+    next_value: jax.Array, step: tuple[jax.Array, jax.Array, jax.Array]
+) -> tuple[jax.Array, jax.Array]:
+    """One backward step: `G_t = mask_t * (r_t + gamma * G_{t+1})`."""
+    reward, mask, gamma = step
+    value = mask * (reward + gamma * next_value)
+    return value, value
+
+
+def reward_to_go(rewards: jax.Array, mask: jax.Array, gamma: jax.Array | float) -> jax.Array:
+    """Discounted reward-to-go of each env's first episode, time-major `[T, N]`:
+    `G_t = sum_{k>=t, mask_k=1} gamma^(k-t) r_k` inside the episode (`mask`, from
+    `first_episode_mask`), 0 after it. `gamma` is a scalar (traced)."""
+    dtype = jnp.result_type(rewards.dtype, jnp.float32)
+    gammas = jnp.broadcast_to(jnp.asarray(gamma, dtype), rewards.shape)
+    _, values = jax.lax.scan(
+        _reward_to_go_step,
+        jnp.zeros_like(rewards[0], dtype),
+        (rewards.astype(dtype), mask.astype(dtype), gammas),
+        reverse=True,
+    )
+    return values
+
+
+def leave_one_out_advantages(
+    returns_to_go: jax.Array, group_size: int, normalize: bool, eps: float = 1e-8
+) -> jax.Array:
+    """Per-step leave-one-out group advantages `[T, N]` from reward-to-go `[T, N]` (envs
+    grouped in consecutive blocks of `group_size >= 2`):
+    `A_i(t) = G_i(t) - (1 / (g - 1)) sum_{j != i} G_j(t)`, the other episodes of the group
+    at the same step t (0 where they have ended). With `normalize`, divided by the std over
+    the group of the episodes' discounted returns `G_j(0)` (plus `eps`)."""
+    steps = returns_to_go.shape[0]
+    grouped = returns_to_go.reshape((steps, -1, group_size))
+    others = (jnp.sum(grouped, axis=2, keepdims=True) - grouped) / (group_size - 1)
+    advantages = grouped - others
+    if normalize:
+        advantages = advantages / (jnp.std(grouped[0], axis=1)[None, :, None] + eps)
+    return advantages.reshape(returns_to_go.shape)
+
+
+def sequence_weights(mask: jax.Array) -> jax.Array:
+    """`[T, N]` loss weights of the per-sequence mean (DeepSeekMath's GRPO): step t of env
+    n's first episode weighs `mean_n |o_n| / |o_n|`, 0 after it. Every episode's weights
+    sum to the mean length, so `sum(w x) / sum(w)` over the batch is
+    `(1/N) sum_n (1/|o_n|) sum_t x_n(t)`, and the weights sum to the counted steps, as the
+    0/1 mask of the token mean does."""
+    lengths = jnp.sum(mask, axis=0)
+    return mask * (jnp.mean(lengths) / jnp.maximum(lengths, 1.0))[None, :]

@@ -3,7 +3,9 @@ entropy, KL estimates, the adaptive KL coefficient.
 
 All functions are pure and take flat minibatch arrays `[B]`; `mask` `[B]` (1 = the
 step counts, 0 = it does not: steps after a `group`-mode episode ended) turns every
-mean into a mean over the counted steps.
+mean into a mean over the counted steps. A non-negative weight works the same way
+(`sum(w x) / sum(w)`): `group_aggregation: sequence_mean` passes `1 / |o_i|`-style
+weights (`purejaxppo.gae.sequence_weights`).
 """
 
 from __future__ import annotations

@@ -17,7 +17,14 @@ import jax.numpy as jnp
 
 from purejaxppo.config import HParams
 from purejaxppo.envs import RunningStats, env_action, normalize_observation, scale_reward
-from purejaxppo.gae import compute_gae, first_episode_mask, group_advantages
+from purejaxppo.gae import (
+    compute_gae,
+    first_episode_mask,
+    group_advantages,
+    leave_one_out_advantages,
+    reward_to_go,
+    sequence_weights,
+)
 from purejaxppo.networks import ActorCritic
 
 if TYPE_CHECKING:
@@ -65,8 +72,9 @@ class RolloutCarry(NamedTuple):
 class Batch(NamedTuple):
     """Flat training batch, leaves `[B, ...]` (or `[M, B/M, ...]` once split).
 
-    `mask` (`group` mode) is 1 for steps that count in the loss; `old_dist` (KL
-    objectives) the acting distribution; both None otherwise.
+    `mask` (`group` mode) weighs each step in the loss's masked means: 1 for steps that
+    count and 0 after an episode (`token_mean`), or per-sequence weights (`sequence_mean`);
+    `old_dist` (KL objectives) the acting distribution; both None otherwise.
 
     Recurrent policies keep the batch time-major, leaves `[T, N, ...]` (split over envs
     into `[M, T, N/M, ...]`), with `reset` `[T, N]` and the GRU state at the start of the
@@ -299,22 +307,34 @@ class GroupEpisodes(NamedTuple):
     lengths: jax.Array
 
 
-def make_group_batch(trainer: Trainer, trajectory: Transition) -> tuple[Batch, GroupEpisodes]:
-    """Critic-free batch: every step of env n's first episode gets the group score of its
-    return `R_n`; steps after that episode ended are masked out. Flattened to `[B, ...]`."""
+def make_group_batch(
+    trainer: Trainer, trajectory: Transition, hparams: HParams
+) -> tuple[Batch, GroupEpisodes]:
+    """Critic-free batch, flattened to `[B, ...]`; steps after each env's first episode are
+    masked out. `group_score: outcome`: every step of env n's first episode gets the group
+    score of its return `R_n`; `reward_to_go`: step t gets the leave-one-out advantage of
+    its discounted reward-to-go (`leave_one_out_advantages`, gamma = `hparams.gamma`).
+    `mask` is the 0/1 first-episode mask (`token_mean`) or its per-sequence weights
+    (`sequence_mean`, `sequence_weights`)."""
     cfg = trainer.config
     mask = first_episode_mask(trajectory.done)  # [T, N]
     episode_returns = jnp.sum(mask * trajectory.reward, axis=0)  # [N]
-    scores = group_advantages(episode_returns, cfg.group_size, cfg.group_normalize)
+    if cfg.group_score == "reward_to_go":
+        to_go = reward_to_go(trajectory.reward, mask, hparams.gamma)  # [T, N]
+        advantages = mask * leave_one_out_advantages(to_go, cfg.group_size, cfg.group_normalize)
+    else:
+        scores = group_advantages(episode_returns, cfg.group_size, cfg.group_normalize)
+        advantages = mask * scores[None, :]
+    weights = sequence_weights(mask) if cfg.group_aggregation == "sequence_mean" else mask
     zeros = jnp.zeros_like(trajectory.reward)
     batch = Batch(
         obs=trajectory.obs,
         action=trajectory.action,
         log_prob=trajectory.log_prob,
         value=zeros,
-        advantages=mask * scores[None, :],
+        advantages=advantages,
         returns=zeros,
-        mask=mask,
+        mask=weights,
         old_dist=trajectory.old_dist,
     )
     episodes = GroupEpisodes(episode_returns, jnp.sum(mask, axis=0))

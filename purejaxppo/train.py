@@ -232,7 +232,7 @@ class Trainer:
             key, rollout_key, epoch_key, reset_key = jax.random.split(state.key, 4)
             state = group_reset(self, state, reset_key)
             state, trajectory, _ = self.rollout(state, hparams, rollout_key)
-            batch, group = make_group_batch(self, trajectory)
+            batch, group = make_group_batch(self, trajectory, hparams)
             episode_stats = (jnp.mean(group.returns), jnp.mean(group.lengths))
         else:
             key, rollout_key, epoch_key = jax.random.split(state.key, 3)

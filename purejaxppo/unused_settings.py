@@ -26,6 +26,8 @@ _GROUP = ("advantage", ("group",))
 SWITCHED_FIELDS: Switches = {
     "group_size": _GROUP,
     "group_normalize": _GROUP,
+    "group_score": _GROUP,
+    "group_aggregation": _GROUP,
     "kl_direction": _KL_OBJECTIVES,
 }
 """`PPOConfig` fields read only under some settings."""

@@ -210,7 +210,7 @@ def test_masked_steps_contribute_nothing_to_the_gradient():
     hp = ppo.HParams(ref_kl_coef=0.1)
     state = jax.jit(trainer.init)(jax.random.key(0), hp)
     state, trajectory, _ = trainer.rollout(state, hp, jax.random.key(1))
-    batch, episodes = make_group_batch(trainer, trajectory)
+    batch, episodes = make_group_batch(trainer, trajectory, hp)
     assert 0 < float(batch.mask.mean()) < 1  # CartPole episodes end well before 500 steps
     from purejaxppo.train import Anchors
 
