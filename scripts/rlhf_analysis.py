@@ -48,6 +48,34 @@ def _est(x: np.ndarray) -> str:
     return f"{e.point:.2f} [{e.low:.2f}, {e.high:.2f}]"
 
 
+def member_stats(
+    v: dict[str, np.ndarray], ref: dict[str, np.ndarray], weights: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Per member (seed) of one variant (`v`: `gold`, `length` `[seeds, E]`): raw gold,
+    content length, gold standardised to `weights`, gold at `FIXED_LENGTH`, the gold gain over
+    the reference at equal lengths and the share of its completions at the weighted lengths."""
+    used = np.flatnonzero(weights)
+    rows = []
+    for lengths, gold in zip(v["length"], v["gold"], strict=True):
+        table = analysis.length_table(lengths, gold, MAX_LENGTH)
+        gain = analysis.within_length_difference(
+            lengths, gold, ref["length"], ref["gold"], MAX_LENGTH
+        )
+        rows.append(
+            (
+                gold.mean(),
+                lengths.mean(),
+                analysis.standardised_gold(lengths, gold, weights),
+                table.means[FIXED_LENGTH],
+                gain.value,
+                np.mean(np.isin(lengths, used)),
+            )
+        )
+    cols = np.asarray(rows, float).T
+    keys = ("raw", "length", "matched", "fixed", "gain", "share")
+    return dict(zip(keys, cols, strict=True))
+
+
 def critic(data: Path, out: Path) -> None:
     res = json.loads((data / "critic.json").read_text())
     ref = {k: np.asarray(v) for k, v in res["reference_per_prompt"].items()}
@@ -60,27 +88,7 @@ def critic(data: Path, out: Path) -> None:
     used = [int(n) for n in np.flatnonzero(weights)]
     ref_matched = analysis.standardised_gold(ref["length"], ref["gold"], weights)
     ref_fixed = analysis.length_table(ref["length"], ref["gold"], MAX_LENGTH).means[FIXED_LENGTH]
-    per_member: dict[str, dict[str, np.ndarray]] = {}
-    for name, v in variants.items():
-        rows = []
-        for lengths, gold in zip(v["length"], v["gold"], strict=True):
-            table = analysis.length_table(lengths, gold, MAX_LENGTH)
-            gain = analysis.within_length_difference(
-                lengths, gold, ref["length"], ref["gold"], MAX_LENGTH
-            )
-            rows.append(
-                (
-                    gold.mean(),
-                    lengths.mean(),
-                    analysis.standardised_gold(lengths, gold, weights),
-                    table.means[FIXED_LENGTH],
-                    gain.value,
-                    np.mean(np.isin(lengths, used)),
-                )
-            )
-        cols = np.asarray(rows, float).T
-        keys = ("raw", "length", "matched", "fixed", "gain", "share")
-        per_member[name] = dict(zip(keys, cols, strict=True))
+    per_member = {name: member_stats(v, ref, weights) for name, v in variants.items()}
     lines = [
         "# Gold at equal completion lengths (`scripts/rlhf_analysis.py critic`)",
         "",
