@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/rlhf_analysis.py critic [--data docs/rlhf] [--out docs/rlhf]
     .venv/bin/python scripts/rlhf_analysis.py gao [--data docs/rlhf] [--out docs/rlhf]
+    .venv/bin/python scripts/rlhf_analysis.py g2 [--data docs/rlhf] [--out docs/rlhf]
 
 `critic` (from `critic.json`): the gold of every variant at equal completion lengths — the
 ascending gold can only grow with content length, so a raw gold gap between PPO and GRPO can
@@ -13,6 +14,14 @@ each of them has >= 5 completions), the gold at content length 7 and the gold ga
 reference at equal lengths, as IQMs with 95% stratified-bootstrap intervals over seeds
 (`purejaxppo.run.stats`); and PPO minus each GRPO variant, raw and length-matched (mean
 difference with a bootstrap interval, and the probability of improvement).
+
+`g2` (from `g2.json`): the same reading of the G = 2 head-on comparison, per budget (equal
+prompts, equal completions per iteration): per arm the raw gold, the content length, the gold
+standardised to the shared length distribution (every member of every arm and the
+reference, lengths where each has >= 5 completions) and the gain over the reference at
+equal lengths; PPO minus each G = 2 arm, raw and length-matched, with P(PPO better) at equal
+length; and GRPO minus Dr. GRPO (the std) in each budget. Writes `g2.md` and
+`g2_lengths.json`.
 
 `gao` (from `overopt.json`): Gao et al. (2022)'s RL form `gold - gold_ref = d (alpha - beta
 log d)`, `d = sqrt(KL(pi || pi_ref))` in nats (KL of the final policy on the evaluation
@@ -48,6 +57,34 @@ def _est(x: np.ndarray) -> str:
     return f"{e.point:.2f} [{e.low:.2f}, {e.high:.2f}]"
 
 
+def member_stats(
+    v: dict[str, np.ndarray], ref: dict[str, np.ndarray], weights: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Per member (seed) of one variant (`v`: `gold`, `length` `[seeds, E]`): raw gold,
+    content length, gold standardised to `weights`, gold at `FIXED_LENGTH`, the gold gain over
+    the reference at equal lengths and the share of its completions at the weighted lengths."""
+    used = np.flatnonzero(weights)
+    rows = []
+    for lengths, gold in zip(v["length"], v["gold"], strict=True):
+        table = analysis.length_table(lengths, gold, MAX_LENGTH)
+        gain = analysis.within_length_difference(
+            lengths, gold, ref["length"], ref["gold"], MAX_LENGTH
+        )
+        rows.append(
+            (
+                gold.mean(),
+                lengths.mean(),
+                analysis.standardised_gold(lengths, gold, weights),
+                table.means[FIXED_LENGTH],
+                gain.value,
+                np.mean(np.isin(lengths, used)),
+            )
+        )
+    cols = np.asarray(rows, float).T
+    keys = ("raw", "length", "matched", "fixed", "gain", "share")
+    return dict(zip(keys, cols, strict=True))
+
+
 def critic(data: Path, out: Path) -> None:
     res = json.loads((data / "critic.json").read_text())
     ref = {k: np.asarray(v) for k, v in res["reference_per_prompt"].items()}
@@ -60,27 +97,7 @@ def critic(data: Path, out: Path) -> None:
     used = [int(n) for n in np.flatnonzero(weights)]
     ref_matched = analysis.standardised_gold(ref["length"], ref["gold"], weights)
     ref_fixed = analysis.length_table(ref["length"], ref["gold"], MAX_LENGTH).means[FIXED_LENGTH]
-    per_member: dict[str, dict[str, np.ndarray]] = {}
-    for name, v in variants.items():
-        rows = []
-        for lengths, gold in zip(v["length"], v["gold"], strict=True):
-            table = analysis.length_table(lengths, gold, MAX_LENGTH)
-            gain = analysis.within_length_difference(
-                lengths, gold, ref["length"], ref["gold"], MAX_LENGTH
-            )
-            rows.append(
-                (
-                    gold.mean(),
-                    lengths.mean(),
-                    analysis.standardised_gold(lengths, gold, weights),
-                    table.means[FIXED_LENGTH],
-                    gain.value,
-                    np.mean(np.isin(lengths, used)),
-                )
-            )
-        cols = np.asarray(rows, float).T
-        keys = ("raw", "length", "matched", "fixed", "gain", "share")
-        per_member[name] = dict(zip(keys, cols, strict=True))
+    per_member = {name: member_stats(v, ref, weights) for name, v in variants.items()}
     lines = [
         "# Gold at equal completion lengths (`scripts/rlhf_analysis.py critic`)",
         "",
@@ -144,6 +161,122 @@ def critic(data: Path, out: Path) -> None:
         "ppo_minus": gaps,
     }
     (out / "critic_lengths.json").write_text(json.dumps(_jsonable(summary)) + "\n")
+    print("\n".join(lines))
+
+
+G2_BUDGETS = (("prompts", "equal prompts per iteration"), ("completions", "equal completions"))
+
+
+def g2(data: Path, out: Path) -> None:
+    res = json.loads((data / "g2.json").read_text())
+    ref = {k: np.asarray(v) for k, v in res["reference_per_prompt"].items()}
+    arms = {
+        name: {k: np.asarray(v) for k, v in row["per_prompt"].items()}
+        for name, row in res["arms"].items()
+    }
+    sets = [ref["length"], *[m for v in arms.values() for m in v["length"]]]
+    weights = analysis.common_weights(sets, MAX_LENGTH, MIN_COUNT)
+    used = [int(n) for n in np.flatnonzero(weights)]
+    ref_matched = analysis.standardised_gold(ref["length"], ref["gold"], weights)
+    per_member = {name: member_stats(v, ref, weights) for name, v in arms.items()}
+    ppo = next(n for n, row in res["arms"].items() if row["algorithm"] == "ppo")
+    n_seeds = res["seeds"]
+    lines = [
+        "# G = 2 head-on (`scripts/rlhf_analysis.py g2`)",
+        "",
+        f"From `g2.json`: {n_seeds} seeds per arm, {res['iterations']} iterations, KL target "
+        f"{res['kl_target']}, reward model held-out accuracy {res['reward_model_accuracy']:.3f}; "
+        "gold judged on the same 512 evaluation prompts. IQM over seeds [95% stratified "
+        "bootstrap interval]; differences: mean over seeds [95% bootstrap interval]; P(PPO "
+        "better): probability of improvement over seed pairs [interval].",
+        "",
+        f"Equal length: the gold re-weighted to one shared length distribution, content lengths "
+        f"{used} (every member of every arm and the reference have >= {MIN_COUNT} completions "
+        "there), weights " + ", ".join(f"{n}: {weights[n]:.2f}" for n in used) + ".",
+        "",
+        "| budget | arm | prompts / completions per iteration | raw gold | content length | "
+        "gold at equal length | gain over reference at equal lengths | PPO − arm, raw | "
+        "PPO − arm, at equal length | P(PPO better), at equal length |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| | reference (SFT) | | {ref['gold'].mean():.2f} | {ref['length'].mean():.2f} | "
+        f"{ref_matched:.2f} | 0 | | | |",
+    ]
+    gaps: dict[str, Any] = {}
+    for budget, title in G2_BUDGETS:
+        for name, row in res["arms"].items():
+            if row["budget"] not in (budget, "both"):
+                continue
+            m = per_member[name]
+            cells = [
+                title,
+                name,
+                f"{row['prompts_per_iteration']} / {row['completions_per_iteration']}",
+                _est(m["raw"]),
+                _est(m["length"]),
+                _est(m["matched"]),
+                _est(m["gain"]),
+            ]
+            if name == ppo:
+                cells += ["", "", ""]
+            else:
+                p = per_member[ppo]
+                gap = {k: analysis.mean_difference_ci(p[k], m[k]) for k in ("raw", "matched")}
+                poi = probability_of_improvement(p["matched"], m["matched"])
+                gap["p_improvement"] = tuple(poi)
+                gaps[name] = gap
+                cells += [
+                    f"{gap[k][0]:+.2f} [{gap[k][1]:+.2f}, {gap[k][2]:+.2f}]"
+                    for k in ("raw", "matched")
+                ]
+                cells.append(f"{poi.point:.2f} [{poi.low:.2f}, {poi.high:.2f}]")
+            lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "The std (GRPO minus Dr. GRPO, same budget) and the budget (equal prompts minus equal "
+        "completions, same normalisation):",
+        "",
+        "| comparison | raw gold | gold at equal length | content length |",
+        "|---|---|---|---|",
+    ]
+    contrasts = {}
+    grpo = {
+        (row["budget"], row["group_normalize"]): name
+        for name, row in res["arms"].items()
+        if row["algorithm"] == "grpo"
+    }
+    pairs = [
+        (f"std − no std, {title}", grpo[(b, True)], grpo[(b, False)]) for b, title in G2_BUDGETS
+    ]
+    pairs += [
+        (
+            f"equal prompts − equal completions, {norm}",
+            grpo[("prompts", s)],
+            grpo[("completions", s)],
+        )
+        for s, norm in ((True, "GRPO (std)"), (False, "Dr. GRPO (no std)"))
+    ]
+    for label, a, b in pairs:
+        row = {
+            k: analysis.mean_difference_ci(per_member[a][k], per_member[b][k])
+            for k in ("raw", "matched", "length")
+        }
+        contrasts[label] = row
+        lines.append(
+            f"| {label} | "
+            + " | ".join(f"{row[k][0]:+.2f} [{row[k][1]:+.2f}, {row[k][2]:+.2f}]" for k in row)
+            + " |"
+        )
+    lines += ["", *length_table_lines(ref, arms)]
+    (out / "g2.md").write_text("\n".join(lines) + "\n")
+    summary = {
+        "weights": weights,
+        "lengths_used": used,
+        "reference": {"raw": ref["gold"].mean(), "matched": ref_matched},
+        "per_member": per_member,
+        "ppo_minus": gaps,
+        "contrasts": contrasts,
+    }
+    (out / "g2_lengths.json").write_text(json.dumps(_jsonable(summary)) + "\n")
     print("\n".join(lines))
 
 
@@ -301,14 +434,14 @@ def _jsonable(x: Any) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("analysis", choices=("critic", "gao"))
+    p.add_argument("analysis", choices=("critic", "gao", "g2"))
     p.add_argument("--data", default=str(ROOT / "docs" / "rlhf"), help="folder of the JSON")
     p.add_argument("--out", default=None, help="where to write (default: --data)")
     args = p.parse_args(argv)
     data = Path(args.data)
     out = Path(args.out) if args.out else data
     out.mkdir(parents=True, exist_ok=True)
-    (critic if args.analysis == "critic" else gao)(data, out)
+    {"critic": critic, "gao": gao, "g2": g2}[args.analysis](data, out)
     return 0
 
 

@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/rlhf_experiments.py overopt [--out docs/rlhf] [--seeds 3]
     .venv/bin/python scripts/rlhf_experiments.py critic [--out docs/rlhf] [--seeds 8]
+    .venv/bin/python scripts/rlhf_experiments.py g2 [--out docs/rlhf] [--seeds 10]
 
 Both start from configs/rlhf/ppo.yaml (the shipped run's language, models, SFT and reward
 settings) and share one reference policy and one reward model per reward-model setting (the
@@ -23,6 +24,16 @@ vs the reference, KL, tokens, compile and run wall time; mean and 95% t-interval
 and `critic.png` (gold reward over iterations). `critic.json` also keeps each member's gold
 and content length per evaluation prompt: `scripts/rlhf_analysis.py critic` reads them at
 equal completion lengths.
+
+`g2` (the note's case head-on: "only a chosen and a rejected sample"): PPO with its critic
+against GRPO and Dr. GRPO (no std) at G = 2, at two budgets per iteration — equal prompts
+(64 prompts each: G = 2 samples 128 completions to PPO's 64) and equal completions (64
+completions each: G = 2 sees 32 prompts). The PPO arm (64 prompts, 64 completions) is the
+same run in both budgets. Same KL target, learning rate, iterations, epochs and minibatches
+(so the same number of Adam steps; G = 2 at equal prompts has minibatches twice as large).
+Writes `g2.json` (per arm: its budget, prompts and completions per iteration, per-seed
+evaluation and per-prompt gold and content length); `scripts/rlhf_analysis.py g2` reads it
+at equal lengths. docs/rlhf.md's table is `g2 --seeds 20` (about 16 min on 2 shared cores).
 """
 
 from __future__ import annotations
@@ -56,6 +67,15 @@ CRITIC_VARIANTS = (  # (name, algorithm, group_size, group_normalize)
     ("GRPO G=8", "grpo", 8, True),
     ("GRPO G=16", "grpo", 16, True),
     ("Dr. GRPO G=4 (no std)", "grpo", 4, False),
+)
+
+PPO_NAME = "PPO + GAE (token-level critic)"
+G2_ARMS = (  # (name, budget, algorithm, group_size, group_normalize, completions per iteration)
+    (PPO_NAME, "both", "ppo", 1, True, 64),
+    ("GRPO G=2, equal prompts", "prompts", "grpo", 2, True, 128),
+    ("Dr. GRPO G=2 (no std), equal prompts", "prompts", "grpo", 2, False, 128),
+    ("GRPO G=2, equal completions", "completions", "grpo", 2, True, 64),
+    ("Dr. GRPO G=2 (no std), equal completions", "completions", "grpo", 2, False, 64),
 )
 
 
@@ -252,6 +272,78 @@ def critic(args: argparse.Namespace, base: RLHFConfig) -> None:
     plot_critic(results, out / "critic.png")
 
 
+def g2_configs(
+    base: RLHFConfig, seeds: int, iterations: int, kl_target: float
+) -> list[tuple[str, str, RLHFConfig]]:
+    """`(name, budget, config)` of every arm of `g2`: only the algorithm, the group size,
+    the std normalisation and the completions per iteration differ."""
+    population = dataclasses.replace(base.population, seeds=seeds, grid=())
+    hparams = base.hparams.replace(kl_target=kl_target)
+    arms = []
+    for name, budget, algorithm, group, normalize, completions in G2_ARMS:
+        rl = dataclasses.replace(
+            base.rl,
+            algorithm=algorithm,
+            group_size=group,
+            group_normalize=normalize,
+            completions_per_iteration=completions,
+            iterations=iterations,
+        )
+        cfg = dataclasses.replace(base, rl=rl, population=population, hparams=hparams)
+        arms.append((name, budget, cfg))
+    return arms
+
+
+def g2(args: argparse.Namespace, base: RLHFConfig) -> None:
+    arms = g2_configs(base, args.seeds, args.iterations, args.kl_target)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    prepared = prepare(arms[0][2])
+    acc = float(prepared.reward_model_accuracy)
+    print(f"reward model held-out accuracy {acc:.3f}", flush=True)
+    results: dict[str, Any] = {
+        "seeds": args.seeds,
+        "iterations": args.iterations,
+        "kl_target": args.kl_target,
+        "reward_model_accuracy": acc,
+        "arms": {},
+    }
+    for name, budget, cfg in arms:
+        res = run_population(cfg, prepared)
+        ev, m = res["eval"], res["metrics"]
+        row: dict[str, Any] = {
+            "budget": budget,
+            "algorithm": cfg.rl.algorithm,
+            "group_size": cfg.rl.group_size,
+            "group_normalize": cfg.rl.group_normalize,
+            "prompts_per_iteration": cfg.rl.prompts_per_iteration,
+            "completions_per_iteration": cfg.rl.completions_per_iteration,
+            "tokens": float(m["tokens"].sum(axis=1).mean()),
+            "compile_s": res["compile_s"],
+            "run_s": res["run_s"],
+            "gold_reference": float(ev["gold_reward_reference"][0]),
+            "gold_curve": m["gold_reward"].mean(axis=0),
+            "per_seed": {
+                k: ev[k]
+                for k in ("gold_reward", "win_rate_vs_reference", "kl_to_reference", "proxy_reward")
+            },
+            "per_prompt": {"gold": ev["gold_per_prompt"], "length": ev["content_length"]},
+        }
+        results["reference_per_prompt"] = {
+            "gold": ev["gold_per_prompt_reference"][0],
+            "length": ev["content_length_reference"][0],
+        }
+        results["arms"][name] = row
+        print(
+            f"{name:<42} gold {ev['gold_reward'].mean():.2f} KL "
+            f"{ev['kl_to_reference'].mean():.2f} length {ev['content_length'].mean():.2f} "
+            f"compile {res['compile_s']:.0f} s run {res['run_s']:.0f} s",
+            flush=True,
+        )
+        # after every arm, so an interrupted run keeps the arms it finished
+        (out / "g2.json").write_text(json.dumps(_jsonable(results)) + "\n")
+
+
 def critic_table(results: dict[str, Any]) -> str:
     n = results["seeds"]
     lines = [
@@ -297,21 +389,21 @@ def plot_critic(results: dict[str, Any], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("experiment", choices=("overopt", "critic"))
+    p.add_argument("experiment", choices=("overopt", "critic", "g2"))
     p.add_argument("--out", default=str(ROOT / "docs" / "rlhf"))
     p.add_argument(
-        "--seeds", type=int, default=None, help="seeds per setting (overopt 3, critic 8)"
+        "--seeds", type=int, default=None, help="seeds per setting (overopt 3, critic 8, g2 10)"
     )
     p.add_argument(
         "--iterations",
         type=int,
         default=None,
-        help="RL iterations (default: overopt 250, critic 150)",
+        help="RL iterations (default: overopt 250, critic and g2 150)",
     )
     p.add_argument("--pairs-strong", type=int, default=1000)
     p.add_argument("--pairs-weak", type=int, default=150)
     p.add_argument(
-        "--kl-target", type=float, default=4.0, help="critic: the KL target of every variant"
+        "--kl-target", type=float, default=4.0, help="critic, g2: the KL target of every variant"
     )
     args = p.parse_args(argv)
     if any(v is not None and v < 1 for v in (args.seeds, args.iterations)):
@@ -321,9 +413,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.experiment == "overopt":
         args.seeds, args.iterations = args.seeds or 3, args.iterations or 250
         overopt(args, base)
-    else:
+    elif args.experiment == "critic":
         args.seeds, args.iterations = args.seeds or 8, args.iterations or 150
         critic(args, base)
+    else:
+        args.seeds, args.iterations = args.seeds or 10, args.iterations or 150
+        g2(args, base)
     return 0
 
 

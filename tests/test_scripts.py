@@ -1,10 +1,12 @@
 """Scripts: `time_purejaxrl.py` (input errors, the gymnax 1.x adapter; no PureJaxRL needed),
 `arithmetic_floor.py` (a tiny run)
-and `kl_direction.py` and `grpo_entropy.py` (input errors)."""
+`kl_direction.py` and `grpo_entropy.py` (input errors), and `rlhf_experiments.py g2` /
+`rlhf_analysis.py g2` (the arms, and the analysis on made-up data; no training)."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -178,3 +180,91 @@ def test_floor_update_keeps_the_parameter_tree_and_moves_every_leaf():
     assert jax.tree.structure(new) == jax.tree.structure(state.params)
     moved = jax.tree.map(lambda a, b: bool(np.any(a != b)), new, state.params)
     assert all(jax.tree.leaves(moved))
+
+
+def test_rlhf_g2_builds_its_arms_at_equal_prompts_and_equal_completions():
+    """`rlhf_experiments.py g2` without training: PPO samples 64 prompts x 1; G = 2 at equal
+    prompts samples the same 64 prompts twice (128 completions), at equal completions 32
+    prompts twice (64); with and without the std; everything else the same."""
+    rlhf = _load_script("rlhf_experiments")
+    base = rlhf.load_rlhf_config(rlhf.BASE)
+    arms = rlhf.g2_configs(base, seeds=10, iterations=150, kl_target=4.0)
+    got = {
+        name: (
+            budget,
+            cfg.rl.algorithm,
+            cfg.rl.group_size,
+            cfg.rl.group_normalize,
+            cfg.rl.prompts_per_iteration,
+            cfg.rl.completions_per_iteration,
+        )
+        for name, budget, cfg in arms
+    }
+    ppo = got.pop(rlhf.PPO_NAME)
+    assert ppo == ("both", "ppo", 1, True, 64, 64)
+    assert sorted(got.values()) == [
+        ("completions", "grpo", 2, False, 32, 64),
+        ("completions", "grpo", 2, True, 32, 64),
+        ("prompts", "grpo", 2, False, 64, 128),
+        ("prompts", "grpo", 2, True, 64, 128),
+    ]
+    for budget, *_, prompts, completions in got.values():
+        assert prompts == ppo[4] if budget == "prompts" else completions == ppo[5]
+    same = {
+        (
+            cfg.rl.iterations,
+            cfg.rl.epochs,
+            cfg.rl.minibatches,
+            cfg.rl.adaptive_kl,
+            cfg.population.seeds,
+            cfg.population.grid,
+            cfg.hparams,
+            cfg.reward,
+            cfg.sft,
+            cfg.seed,
+        )
+        for _, _, cfg in arms
+    }
+    assert len(same) == 1
+    (iterations, _, _, _, seeds, grid, hparams, *_) = same.pop()
+    assert (iterations, seeds, grid, hparams.kl_target) == (150, 10, (), 4.0)
+
+
+def test_rlhf_analysis_g2_reads_both_budgets(tmp_path):
+    """`rlhf_analysis.py g2` on a made-up g2.json: one row per arm and budget (PPO in both),
+    PPO's gaps and the std / budget contrasts, without training."""
+    rlhf, ana = _load_script("rlhf_experiments"), _load_script("rlhf_analysis")
+    rng = np.random.default_rng(0)
+
+    def prompts(seeds):
+        length = rng.integers(0, 9, (seeds, 64))
+        return {"gold": np.maximum(length - 1, 0) * rng.random((seeds, 64)), "length": length}
+
+    arms = {}
+    for name, budget, algorithm, group, normalize, completions in rlhf.G2_ARMS:
+        arms[name] = {
+            "budget": budget,
+            "algorithm": algorithm,
+            "group_size": group,
+            "group_normalize": normalize,
+            "prompts_per_iteration": completions // group,
+            "completions_per_iteration": completions,
+            "per_prompt": {k: v.tolist() for k, v in prompts(3).items()},
+        }
+    ref = {k: v[0].tolist() for k, v in prompts(1).items()}
+    data = {
+        "seeds": 3,
+        "iterations": 2,
+        "kl_target": 4.0,
+        "reward_model_accuracy": 0.8,
+        "reference_per_prompt": ref,
+        "arms": arms,
+    }
+    (tmp_path / "g2.json").write_text(json.dumps(data))
+    assert ana.main(["g2", "--data", str(tmp_path)]) == 0
+    table = (tmp_path / "g2.md").read_text()
+    assert table.count(f"| {rlhf.PPO_NAME} | 64 / 64 |") == 2
+    assert "| equal prompts per iteration | GRPO G=2, equal prompts | 64 / 128 |" in table
+    assert "| equal completions | Dr. GRPO G=2 (no std), equal completions | 32 / 64 |" in table
+    summary = json.loads((tmp_path / "g2_lengths.json").read_text())
+    assert len(summary["ppo_minus"]) == 4 and len(summary["contrasts"]) == 4
