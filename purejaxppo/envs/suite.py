@@ -122,6 +122,8 @@ class SuiteEnv:
         """A fresh episode: obs float32 `[*obs_shape]` and the state at step 0."""
         del params
         obs, inner = self._reset_inner(key)
+        # Every leaf an array (craftax's reset leaves some Python bools): a fixed carry type.
+        inner = jax.tree.map(jnp.asarray, inner)
         return obs.astype(jnp.float32), SuiteEnvState(inner, jnp.zeros((), jnp.int32))
 
     def step(
