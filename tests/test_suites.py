@@ -260,3 +260,23 @@ def test_a_few_updates(suite):
     out = jax.jit(ppo.make_train(cfg, env, params))(jax.random.key(0), ppo.HParams())
     losses = np.asarray(out.metrics["total_loss"])
     assert losses.shape == (3,) and np.all(np.isfinite(losses))
+
+
+def test_envs_command_lists_each_suite(monkeypatch):
+    """`purejaxppo envs`: one line per suite, from the package metadata (nothing imported)."""
+    from importlib import metadata
+
+    from purejaxppo.run import envs_table
+
+    def version(dist: str) -> str:
+        if dist == "navix":
+            return "0.7.4"
+        raise metadata.PackageNotFoundError(dist)
+
+    monkeypatch.setattr(envs_table.metadata, "version", version)
+    assert envs_table.suite_lines() == [
+        "navix/NAME: navix 0.7.4 installed (e.g. navix/Navix-Empty-8x8-v0)",
+        "xminigrid/NAME needs the xminigrid extra: pip install -e '.[xminigrid]'",
+        "craftax/NAME needs the craftax extra: pip install -e '.[craftax]'",
+        "jumanji/NAME: not supported yet (structured observations, action masks)",
+    ]
