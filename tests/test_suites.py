@@ -9,6 +9,7 @@ not installed (`make test-envs` installs the extras and runs this file).
 
 from __future__ import annotations
 
+import functools
 import sys
 from typing import Any
 
@@ -141,11 +142,19 @@ def test_import_purejaxppo_loads_no_suite():
 
 
 # --------------------------------------------------------------------------- each adapter
+@functools.cache
+def _built(name: str) -> tuple[Any, Any, Any, Any]:
+    """`(env, params, jitted reset, jitted step)`, built and jitted once per test session
+    (a Craftax step compiles for ~35 s)."""
+    env, params = ppo.make_env(name)
+    return env, params, jax.jit(env.reset), jax.jit(env.step)
+
+
 @pytest.fixture(scope="module", params=SUITES)
 def suite(request):
     name, module, obs_shape, actions = request.param
     pytest.importorskip(module)
-    env, params = ppo.make_env(name)
+    env, params, _, _ = _built(name)
     return name, env, params, obs_shape, actions
 
 
@@ -154,9 +163,10 @@ def test_spaces_and_signature(suite):
     info = space_info(env, params, name)
     assert info.obs_shape == obs_shape and info.action_dim == actions and not info.continuous
     check_env_signature(env, params, info, f"env_name: {name}")
-    obs, state = jax.jit(env.reset)(jax.random.key(0), params)
+    _, _, reset, step = _built(name)
+    obs, state = reset(jax.random.key(0), params)
     assert obs.shape == obs_shape and obs.dtype == jnp.float32
-    obs, _, reward, terminated, truncated, info = jax.jit(env.step)(
+    obs, _, reward, terminated, truncated, info = step(
         jax.random.key(1), state, jnp.asarray(0), params
     )
     assert obs.shape == obs_shape and reward.shape == () and terminated.dtype == jnp.bool_
@@ -230,10 +240,9 @@ def test_termination_and_truncation(name, module):
 @pytest.mark.slow
 def test_craftax_death_is_a_termination_and_the_time_limit_a_truncation():
     pytest.importorskip("craftax.craftax_env")
-    env, params = ppo.make_env(CRAFTAX[0])
-    params = params.replace(max_steps_in_episode=3)
-    step = jax.jit(env.step)
-    _, state = jax.jit(env.reset)(jax.random.key(0), params)
+    _, params, reset, step = _built(CRAFTAX[0])
+    params = params.replace(max_steps_in_episode=3)  # a traced leaf: no new compile
+    _, state = reset(jax.random.key(0), params)
     noop = jnp.asarray(0)
     results = []
     for i in range(3):
@@ -241,7 +250,8 @@ def test_craftax_death_is_a_termination_and_the_time_limit_a_truncation():
         results.append((bool(terminated), bool(truncated)))
     assert results == [(False, False), (False, False), (False, True)]
     assert int(state.time) == 0 and not np.array_equal(obs, info["final_observation"])
-    dying = state.replace(inner=state.inner.replace(player_health=jnp.asarray(0.0)))
+    health = jnp.zeros_like(state.inner.player_health)  # same dtype: no new compile
+    dying = state.replace(inner=state.inner.replace(player_health=health))
     _, after, _, terminated, truncated, _ = step(jax.random.key(9), dying, noop, params)
     assert bool(terminated) and not bool(truncated) and int(after.time) == 0
 
