@@ -64,9 +64,11 @@ class SuiteParams:
 
 @struct.dataclass
 class SuiteEnvState:
-    """`inner`: the library's own state; `time`: int32 `[]`, steps taken in this episode."""
+    """`leaves`: the arrays of the library's own state in tree order, its PRNG keys as their
+    raw `uint32` data (orbax, and so the run's checkpoints, refuse typed keys); `time`: int32
+    `[]`, steps taken in this episode. `SuiteEnv.inner(state)` gives the library's state."""
 
-    inner: Any
+    leaves: tuple[jax.Array, ...]
     time: jax.Array
 
 
@@ -89,6 +91,8 @@ class SuiteEnv:
         self.num_actions = int(num_actions)
         self.max_steps = int(max_steps)  # the library's own limit: the default time limit
         self.obs_bounds = obs_bounds
+        self._treedef: Any = None  # the library state's tree, known after the first reset
+        self._key_impls: dict[int, Any] = {}  # leaf index -> PRNG impl of its typed key
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
@@ -118,13 +122,41 @@ class SuiteEnv:
     ) -> tuple[jax.Array, Any, jax.Array, jax.Array]:
         raise NotImplementedError
 
+    def _pack(self, inner: Any, time: jax.Array) -> SuiteEnvState:
+        """`inner` as arrays (craftax's reset leaves some Python bools), typed keys as data."""
+        leaves, treedef = jax.tree.flatten(inner)
+        if self._treedef is None:
+            self._treedef = treedef
+            self._key_impls = {
+                i: jax.random.key_impl(x)
+                for i, x in enumerate(leaves)
+                if jnp.issubdtype(jnp.asarray(x).dtype, jax.dtypes.prng_key)
+            }
+        packed = tuple(
+            jax.random.key_data(x) if i in self._key_impls else jnp.asarray(x)
+            for i, x in enumerate(leaves)
+        )
+        return SuiteEnvState(packed, time)
+
+    def inner(self, state: SuiteEnvState) -> Any:
+        """The library's own state inside `state`, its keys typed again."""
+        if self._treedef is None:  # the layout is learnt from a reset: trace one
+            jax.eval_shape(self.reset, jax.random.key(0), self.default_params)
+        leaves = [
+            jax.random.wrap_key_data(x, impl=self._key_impls[i]) if i in self._key_impls else x
+            for i, x in enumerate(state.leaves)
+        ]
+        return jax.tree.unflatten(self._treedef, leaves)
+
+    def replace_inner(self, state: SuiteEnvState, inner: Any) -> SuiteEnvState:
+        """`state` holding the library's state `inner` instead (same tree and types)."""
+        return self._pack(inner, state.time)
+
     def reset(self, key: jax.Array, params: SuiteParams) -> tuple[jax.Array, SuiteEnvState]:
         """A fresh episode: obs float32 `[*obs_shape]` and the state at step 0."""
         del params
         obs, inner = self._reset_inner(key)
-        # Every leaf an array (craftax's reset leaves some Python bools): a fixed carry type.
-        inner = jax.tree.map(jnp.asarray, inner)
-        return obs.astype(jnp.float32), SuiteEnvState(inner, jnp.zeros((), jnp.int32))
+        return obs.astype(jnp.float32), self._pack(inner, jnp.zeros((), jnp.int32))
 
     def step(
         self, key: jax.Array, state: SuiteEnvState, action: jax.Array, params: SuiteParams
@@ -133,7 +165,7 @@ class SuiteEnv:
         terminated, truncated (all `[]`) and info holding `final_observation` (the obs
         before the reset)."""
         step_key, reset_key = jax.random.split(key)
-        obs, inner, reward, terminated = self._step_inner(step_key, state.inner, action)
+        obs, inner, reward, terminated = self._step_inner(step_key, self.inner(state), action)
         time = state.time + 1
         terminated = jnp.asarray(terminated, jnp.bool_)
         at_limit = time >= params.max_steps_in_episode
@@ -145,7 +177,7 @@ class SuiteEnv:
         next_state = jax.tree.map(
             lambda fresh, old: jnp.where(done, fresh, old).astype(fresh.dtype),
             reset_state,
-            SuiteEnvState(inner, time),
+            self._pack(inner, time),
         )
         obs = jnp.where(done, reset_obs, final_obs)
         reward = jnp.asarray(reward, jnp.float32)
