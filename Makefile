@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: train test lint format bench clean
+.PHONY: train test test-envs lint format bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ test: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	JAX_PLATFORMS=cpu $(BIN)/python -m pytest -q
+
+# The suites with an adapter (docs/envs.md); kept out of `make test`: together they pull
+# ~400 MB and Craftax's tests spend a minute compiling.
+test-envs: $(VENV)/.installed-test
+	$(BIN)/python -m pip install --quiet -e '.[test,navix,xminigrid,craftax]'
+	JAX_PLATFORMS=cpu $(BIN)/python -m pytest -q tests/test_suites.py
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

@@ -7,11 +7,14 @@ with `info["final_observation"]`, plus `observation_space(params)` and
 `action_space(params)` (Discrete or Box).
 
 Adapters to other JAX env libraries live beside this module and are imported only when
-their names are used: `brax/<name>` builds a Brax env (`purejaxppo.envs.brax`).
+their names are used: `brax/<name>` builds a Brax env (`purejaxppo.envs.brax`),
+`navix/<name>`, `xminigrid/<name>` and `craftax/<name>` the env of that suite
+(`purejaxppo.envs.navix`, ...; docs/envs.md). `jumanji/<name>` is refused with the reason.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -21,6 +24,36 @@ import jax.numpy as jnp
 from flax import struct
 
 from purejaxppo.envs.brax import is_brax_name  # brax itself is imported lazily
+
+# `prefix/<name>` -> the adapter module `purejaxppo.envs.<module>`, imported only when a name
+# with that prefix is used; it has `check_<module>_name` and `make_<module>_env`.
+SUITES = {"navix/": "navix", "xminigrid/": "xminigrid", "craftax/": "craftax"}
+# Suites whose envs the trainer cannot take yet, and why (docs/envs.md).
+UNSUPPORTED_SUITES = {
+    "jumanji/": "jumanji's observations are structured (a pytree with an action mask), which "
+    "the trainer does not take yet (docs/envs.md)",
+}
+
+
+def _suite(env_name: Any) -> str | None:
+    """The adapter module's name for a `prefix/<name>` of `SUITES`, else None; a name of
+    `UNSUPPORTED_SUITES` raises a one-line `ValueError`."""
+    if not isinstance(env_name, str):
+        return None
+    for prefix, why in UNSUPPORTED_SUITES.items():
+        if env_name.startswith(prefix):
+            raise ValueError(f"env_name: {env_name} is not supported: {why}")
+    for prefix, module in SUITES.items():
+        if env_name.startswith(prefix):
+            return module
+    return None
+
+
+def _suite_function(module: str, kind: str) -> Any:
+    """`check_<module>_name` (kind "check") or `make_<module>_env` (kind "make")."""
+    adapter = importlib.import_module(f"purejaxppo.envs.{module}")
+    return getattr(adapter, f"check_{module}_name" if kind == "check" else f"make_{module}_env")
+
 
 MNIST_FILES = (
     "train-images-idx3-ubyte.gz",
@@ -86,13 +119,18 @@ def check_env_name(env_name: Any) -> None:
 
         check_brax_name(env_name)
         return
+    suite = _suite(env_name)
+    if suite is not None:
+        _suite_function(suite, "check")(env_name)
+        return
     known = known_env_names()
     if not isinstance(env_name, str) or env_name not in known:
         close = difflib.get_close_matches(str(env_name), known, n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ValueError(
             f"env_name: unknown environment {env_name!r}{hint} (`purejaxppo envs` lists them; "
-            "a Brax env is brax/NAME; a custom env is an import string module:ClassOrFactory)"
+            "a Brax env is brax/NAME, likewise navix/, xminigrid/, craftax/; "
+            "a custom env is an import string module:ClassOrFactory)"
         )
 
 
@@ -131,8 +169,9 @@ def _import_env(spec: str) -> tuple[Any, Any]:
 
 def make_env(env_name: str) -> tuple[Any, Any]:
     """Build `(env, env_params)` for a gymnax id, a purejaxppo probe env, a Brax env
-    `brax/<name>` (needs the brax extra), or an import string `module:ClassOrFactory`
-    naming a custom gymnax-1.x env."""
+    `brax/<name>` (needs the brax extra), an env of another suite (`navix/<name>`,
+    `xminigrid/<name>`, `craftax/<name>`: each needs its extra), or an import string
+    `module:ClassOrFactory` naming a custom gymnax-1.x env."""
     import gymnax
 
     from purejaxppo.probe_envs import PROBE_ENVS
@@ -144,6 +183,9 @@ def make_env(env_name: str) -> tuple[Any, Any]:
         from purejaxppo.envs.brax import make_brax_env
 
         return make_brax_env(env_name)
+    suite = _suite(env_name)
+    if suite is not None:
+        return _suite_function(suite, "make")(env_name)
     if env_name in PROBE_ENVS:
         env = PROBE_ENVS[env_name]()
         return env, env.default_params

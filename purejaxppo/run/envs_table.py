@@ -7,7 +7,9 @@ each env (cheap). A Brax env's spaces are only known once the env is built throu
 the JAX compilation cache (`purejaxppo.run.jaxcache`; `~/.cache/purejaxppo/` by default),
 keyed by the brax, mujoco and mujoco-mjx versions, the backend and the env's class, so only
 the first listing after installing or upgrading brax builds them, after one line on stderr
-saying so. The cache only feeds this table; training always builds its env.
+saying so. The cache only feeds this table; training always builds its env. The other
+suites (navix, xminigrid, craftax) get one line each under the table, from the installed
+packages' metadata (nothing imported).
 
     python -m purejaxppo.run.envs_table docs/cli.md    # regenerate the table in the doc
 """
@@ -233,6 +235,31 @@ def _lines(
     return [family_line(gymnax, "gymnax", show(where)), brax_line]
 
 
+# --------------------------------------------------------------------------- other suites
+# `(prefix, distribution, an env it has)` of the suites with an adapter (docs/envs.md).
+SUITES = (
+    ("navix", "navix", "Navix-Empty-8x8-v0"),
+    ("xminigrid", "xminigrid", "MiniGrid-Empty-8x8"),
+    ("craftax", "craftax", "Craftax-Symbolic-v1"),
+)
+
+
+def suite_lines() -> list[str]:
+    """One line per suite of `SUITES` (installed: its version and an example name; else how
+    to install it), then jumanji's. Read from the installed packages' metadata: nothing is
+    imported or built, so the listing stays fast."""
+    lines = []
+    for prefix, dist, example in SUITES:
+        try:
+            version = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            lines.append(f"{prefix}/NAME needs the {prefix} extra: pip install -e '.[{prefix}]'")
+            continue
+        lines.append(f"{prefix}/NAME: {dist} {version} installed (e.g. {prefix}/{example})")
+    lines.append("jumanji/NAME: not supported yet (structured observations, action masks)")
+    return lines
+
+
 # --------------------------------------------------------------------------- rendering
 def text_table(rows: Sequence[Row]) -> list[str]:
     """The rows under `HEADERS`, columns padded to their widest cell."""
@@ -249,6 +276,7 @@ def print_envs(config_dir: Path, out: TextIO | None = None) -> None:
     brax, family = brax_rows(config_dir)
     print("\n".join(text_table([*rows, *brax])), file=out)
     print("\n" + "\n".join(_lines(rows, brax, family, config_dir, str)), file=out)
+    print("\nOther suites (docs/envs.md):\n" + "\n".join(suite_lines()), file=out)
 
 
 def markdown_rows(root: Path, build: bool = True) -> tuple[list[Row], list[str]]:
