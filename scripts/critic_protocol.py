@@ -3,6 +3,7 @@
     .venv/bin/python scripts/critic_protocol.py [--out docs/critic-vs-group/protocol]
         [--envs CartPole-v1] [--budget 200000] [--tune-seeds 4] [--eval-seeds 12]
         [--learning-rates 1e-4,3e-4,1e-3] [--ent-coefs 0,0.01] [--arms ...]
+        [--epochs 4,8] [--minibatches 4]
 
 One fixed recipe for every arm: the env's shipped config (configs/<env>.yaml), the `clip`
 objective, no KL term anywhere (`ref_kl_coef` 0, no KL objective), gamma 0.99. The arms
@@ -33,11 +34,17 @@ Two budgets, each at `--budget` simulated env steps per seed:
 Tuning: per arm and budget, every (learning rate, ent_coef) pair of the grid on
 `--tune-seeds` seeds (0, 1, ...), all members in one `purejaxppo.sweep.train_population`
 program; the pair with the highest IQM of final returns wins (ties: the first in grid
-order). Evaluation: the winner on `--eval-seeds` fresh seeds (1000, 1001, ...). Final
-return per seed: `purejaxppo.run.rundir.final_return` (mean over the last 5% of updates).
-Reported: IQM with a 95% stratified bootstrap CI (`purejaxppo.run.stats.iqm_ci`) and
-P(PPO arm > group arm) with its CI (`probability_of_improvement`). Writes `results.json`
-and `table.md` into `--out`. Bad input exits 2 with one line.
+order). `--epochs` / `--minibatches` (default: the shipped values) add a static grid: every
+(epochs, minibatches) combination is its own compiled program, tuned on the same traced grid,
+and the arm's winner is the best (epochs, minibatches, lr, ent_coef) over all of them (ties:
+the first combination). The winner's epochs and minibatches set its reported gradient steps,
+so under a static grid the `grad_steps` budget equalises env steps, geometry and updates,
+and the gradient steps of the winners are reported rather than equal. Evaluation: the
+winner on `--eval-seeds` fresh seeds (1000, 1001, ...). Final return per seed:
+`purejaxppo.run.rundir.final_return` (mean over the last 5% of updates). Reported: IQM
+with a 95% stratified bootstrap CI (`purejaxppo.run.stats.iqm_ci`) and P(PPO arm > group
+arm) with its CI (`probability_of_improvement`). Writes `results.json` and `table.md` into
+`--out`. Bad input exits 2 with one line.
 """
 
 from __future__ import annotations
@@ -103,6 +110,19 @@ def _names(text: str, allowed: Sequence[str], name: str) -> list[str]:
     return names
 
 
+def _ints(text: str, name: str) -> tuple[int, ...] | None:
+    """Comma-separated positive integers, or None for an empty string (the shipped value)."""
+    if not text.strip():
+        return None
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise InputError(f"{name}: expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1 or len(set(values)) != len(values):
+        raise InputError(f"{name}: expected distinct positive integers, got {text!r}")
+    return values
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = _Parser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "critic-vs-group" / "protocol")
@@ -114,12 +134,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--learning-rates", default="1e-4,3e-4,1e-3")
     parser.add_argument("--ent-coefs", default="0,0.01")
     parser.add_argument("--aggregation", default="token_mean")
+    parser.add_argument("--epochs", default="", help="static grid; default: the shipped value")
+    parser.add_argument("--minibatches", default="", help="static grid; default: shipped")
     parser.add_argument("--bootstrap-reps", type=int, default=2000)
     args = parser.parse_args(argv)
     args.envs = _names(args.envs, ENVS, "--envs")
     args.arms = _names(args.arms, ARMS, "--arms")
     args.learning_rates = _floats(args.learning_rates, "--learning-rates")
     args.ent_coefs = _floats(args.ent_coefs, "--ent-coefs")
+    args.epochs = _ints(args.epochs, "--epochs")
+    args.minibatches = _ints(args.minibatches, "--minibatches")
     for name in ("budget", "tune_seeds", "eval_seeds", "bootstrap_reps"):
         if getattr(args, name) < 1:
             raise InputError(f"--{name.replace('_', '-')}: expected an integer >= 1")
@@ -129,6 +153,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         )
     if args.out.exists() and not args.out.is_dir():
         raise InputError(f"--out: {args.out} exists and is not a folder")
+    for env in args.envs:  # a minibatch count that does not divide a batch fails here, not later
+        for program in make_programs(env, args.arms, args.budget, args.aggregation):
+            static_variants(program, args.epochs, args.minibatches)
     return args
 
 
@@ -183,6 +210,25 @@ def make_programs(env: str, arms: Sequence[str], budget: int, aggregation: str) 
     return programs
 
 
+def static_variants(
+    program: Program, epochs: Sequence[int] | None, minibatches: Sequence[int] | None
+) -> list[Program]:
+    """`program` at every (update_epochs, num_minibatches) of the static grid, one compile
+    each; None keeps the program's own value. Raises InputError for a minibatch count that
+    does not divide the program's batch."""
+    cfg = program.cfg
+    variants = []
+    for e in epochs or (cfg.update_epochs,):
+        for m in minibatches or (cfg.num_minibatches,):
+            try:
+                variant = cfg.replace(update_epochs=e, num_minibatches=m)
+            except ValueError as err:
+                flag = "--minibatches" if "num_minibatches" in str(err) else "--epochs"
+                raise InputError(f"{flag}: {err} (arm {program.arm})") from None
+            variants.append(dataclasses.replace(program, cfg=variant))
+    return variants
+
+
 def train_members(program: Program, grid: Sequence[Any], seeds: Sequence[int]) -> np.ndarray:
     """Final returns `[len(grid), len(seeds)]`: every hparams of `grid` on every seed, all
     members in one `train_population` program."""
@@ -206,23 +252,23 @@ def train_members(program: Program, grid: Sequence[Any], seeds: Sequence[int]) -
 def run_program(
     program: Program, args: argparse.Namespace, log: Callable[[str], None]
 ) -> dict[str, Any]:
-    """Tune `program` on the grid, then evaluate the winner on fresh seeds."""
-    from purejaxppo.run.stats import iqm
-
+    """Tune `program` on the grid (traced lr x ent_coef inside each static
+    epochs x minibatches variant), then evaluate the winner on fresh seeds."""
     pairs = [(lr, ent) for lr in args.learning_rates for ent in args.ent_coefs]
     grid = [program.hparams.replace(learning_rate=lr, ent_coef=ent) for lr, ent in pairs]
     start = time.perf_counter()
-    tune = train_members(program, grid, range(TUNE_SEED0, TUNE_SEED0 + args.tune_seeds))
-    tune_s = time.perf_counter() - start
-    scores = [
-        iqm(np.nan_to_num(row, nan=-np.inf)) if np.isfinite(row).any() else -np.inf for row in tune
+    tuned = [
+        (variant, *tune_variant(variant, grid, args.tune_seeds))
+        for variant in static_variants(program, args.epochs, args.minibatches)
     ]
+    tune_s = time.perf_counter() - start
+    winner, scores, _ = max(tuned, key=lambda t: max(t[1]))  # first variant wins ties
     best = int(np.argmax(scores))
     start = time.perf_counter()
     seeds = range(EVAL_SEED0, EVAL_SEED0 + args.eval_seeds)
-    finals = train_members(program, [grid[best]], seeds)[0]
+    finals = train_members(winner, [grid[best]], seeds)[0]
     eval_s = time.perf_counter() - start
-    cfg = program.cfg
+    cfg = winner.cfg
     row = {
         "arm": program.arm,
         "label": LABELS[program.arm],
@@ -239,19 +285,47 @@ def run_program(
         "group_score": cfg.group_score if cfg.advantage == "group" else None,
         "group_aggregation": cfg.group_aggregation if cfg.advantage == "group" else None,
         "grid": [
-            {"learning_rate": lr, "ent_coef": ent, "tune_iqm": s, "tune_finals": list(r)}
-            for (lr, ent), s, r in zip(pairs, scores, tune.tolist(), strict=True)
+            {
+                "update_epochs": v.cfg.update_epochs,
+                "num_minibatches": v.cfg.num_minibatches,
+                "learning_rate": lr,
+                "ent_coef": ent,
+                "tune_iqm": s,
+                "tune_finals": list(r),
+            }
+            for v, v_scores, v_tune in tuned
+            for (lr, ent), s, r in zip(pairs, v_scores, v_tune.tolist(), strict=True)
         ],
-        "best": {"learning_rate": pairs[best][0], "ent_coef": pairs[best][1]},
+        "best": {
+            "learning_rate": pairs[best][0],
+            "ent_coef": pairs[best][1],
+            "update_epochs": cfg.update_epochs,
+            "num_minibatches": cfg.num_minibatches,
+        },
         "finals": finals.tolist(),
         "tune_s": tune_s,
         "eval_s": eval_s,
     }
     log(
         f"{program.arm} {'+'.join(program.budgets)}: best lr {pairs[best][0]:g} ent "
-        f"{pairs[best][1]:g} (tune {tune_s:.0f} s), eval IQM {_iqm_text(finals)} ({eval_s:.0f} s)"
+        f"{pairs[best][1]:g} epochs {cfg.update_epochs} minibatches {cfg.num_minibatches} "
+        f"(tune {tune_s:.0f} s), eval IQM {_iqm_text(finals)} ({eval_s:.0f} s)"
     )
     return row
+
+
+def tune_variant(
+    variant: Program, grid: Sequence[Any], tune_seeds: int
+) -> tuple[list[float], np.ndarray]:
+    """Tuning IQM per grid point (-inf where every seed diverged) and the finals
+    `[len(grid), tune_seeds]` of one static variant."""
+    from purejaxppo.run.stats import iqm
+
+    tune = train_members(variant, grid, range(TUNE_SEED0, TUNE_SEED0 + tune_seeds))
+    scores = [
+        iqm(np.nan_to_num(row, nan=-np.inf)) if np.isfinite(row).any() else -np.inf for row in tune
+    ]
+    return scores, tune
 
 
 def _iqm_text(finals: np.ndarray) -> str:
@@ -380,6 +454,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "learning_rates": list(args.learning_rates),
         "ent_coefs": list(args.ent_coefs),
         "aggregation": args.aggregation,
+        "epochs": list(args.epochs) if args.epochs else "shipped",
+        "minibatches": list(args.minibatches) if args.minibatches else "shipped",
         "envs": {},
     }
     log(f"machine: {results['machine']}")
