@@ -9,6 +9,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "critic_protocol.py"
@@ -55,25 +56,45 @@ def test_static_grid_one_program_per_epochs_minibatches(script):
         script.static_variants(program, None, (7,))  # 7 does not divide 512
 
 
+def test_static_grid_winner_is_the_best_combination(script, monkeypatch):
+    """run_program tunes lr x ent_coef inside every epochs x minibatches program and
+    evaluates the best of all; training is replaced by a score of (epochs, lr)."""
+    calls = []
+
+    def fake_train(program, grid, seeds):
+        calls.append((program.cfg.update_epochs, program.cfg.num_minibatches, len(grid)))
+        score = [program.cfg.update_epochs * 100 - abs(float(h.learning_rate) - 1e-3) * 1e4
+                 for h in grid]  # fmt: skip
+        return np.repeat(np.asarray(score)[:, None], len(list(seeds)), axis=1)
+
+    monkeypatch.setattr(script, "train_members", fake_train)
+    (program,) = script.make_programs("CartPole-v1", ["ppo_gae95"], 200_000, "token_mean")[:1]
+    grid = ["--learning-rates", "3e-4,1e-3,3e-3", "--ent-coefs", "0"]
+    args = script.parse_args([*grid, "--epochs", "4,8", "--minibatches", "4", "--eval-seeds", "3"])
+    row = script.run_program(program, args, lambda line: None)
+    assert calls == [(4, 4, 3), (8, 4, 3), (8, 4, 1)]  # one program per combination, then eval
+    assert row["best"] == {
+        "learning_rate": 1e-3, "ent_coef": 0.0, "update_epochs": 8, "num_minibatches": 4
+    }  # fmt: skip
+    assert row["update_epochs"] == 8 and row["gradient_steps"] == 390 * 8 * 4
+    assert [(g["update_epochs"], g["learning_rate"]) for g in row["grid"]][2:4] == [
+        (4, 3e-3),
+        (8, 3e-4),
+    ]
+    assert row["finals"] == [800.0] * 3
+
+
 def test_tiny_catch_run_writes_both_budgets(script, tmp_path):
     out = tmp_path / "out"
     argv = ["--envs", "Catch-bsuite", "--arms", "group_loo_rtg", "--budget", "300",
             "--tune-seeds", "1", "--eval-seeds", "2", "--learning-rates", "3e-4,1e-3",
-            "--ent-coefs", "0", "--bootstrap-reps", "50", "--epochs", "1,2",
-            "--out", str(out)]  # fmt: skip
+            "--ent-coefs", "0", "--bootstrap-reps", "50", "--out", str(out)]  # fmt: skip
     assert script.main(argv) == 0
     results = json.loads((out / "results.json").read_text())
     (row,) = results["envs"]["Catch-bsuite"]["rows"]
     assert row["budgets"] == ["env_steps", "grad_steps"] and len(row["finals"]) == 2
-    assert len(row["grid"]) == 4 and row["num_steps"] == 9 and row["num_updates"] == 2
-    assert [g["update_epochs"] for g in row["grid"]] == [1, 1, 2, 2]
-    best = max(row["grid"], key=lambda g: g["tune_iqm"])  # the first of equals, as the script
-    assert (row["best"]["update_epochs"], row["best"]["learning_rate"]) == (
-        best["update_epochs"],
-        best["learning_rate"],
-    )
-    assert row["update_epochs"] == best["update_epochs"]
-    assert row["gradient_steps"] == 2 * best["update_epochs"] * row["num_minibatches"]
+    assert len(row["grid"]) == 2 and row["num_steps"] == 9 and row["num_updates"] == 2
+    assert row["grid"][0]["update_epochs"] == row["best"]["update_epochs"] == row["update_epochs"]
     table = (out / "table.md").read_text()
     assert "### Catch-bsuite, env steps" in table and "### Catch-bsuite, grad steps" in table
 
