@@ -8,6 +8,8 @@ as a plain NumPy loop over the rounds does; the default `update` mode is unchang
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -75,6 +77,7 @@ SYNC = {
 GAMMA = 0.9
 
 
+@functools.cache
 def _rollout(score: str, normalize: bool = True, aggregation: str = "token_mean"):
     cfg = ppo.PPOConfig(
         **SYNC, group_score=score, group_normalize=normalize, group_aggregation=aggregation
@@ -150,7 +153,7 @@ def _reference(flags, score: str, normalize: bool, eps: float = 1e-8):
 
 
 def test_rounds_are_aligned_and_waiting_and_unfinished_steps_weigh_zero():
-    flags, _, mask, _ = _rollout("reward_to_go")
+    flags, _, mask, _ = _rollout("reward_to_go", True)
     active, done, round_end = flags["active"], flags["done"], flags["round_end"]
     size = SYNC["group_size"]
     grouped_end = round_end.reshape((SYNC["num_steps"], -1, size))
