@@ -25,6 +25,7 @@ KL_DIRECTIONS = ("new_old", "old_new")
 ADVANTAGES = ("gae", "group")
 GROUP_SCORES = ("outcome", "reward_to_go")
 GROUP_AGGREGATIONS = ("token_mean", "sequence_mean")
+GROUP_RESETS = ("update", "longest")
 TORSOS = ("mlp", "cnn")
 MAX_BATCH = 1 << 28  # transitions per batch: the minibatch shuffle packs an index into a uint32
 MAX_UPDATES = (1 << 31) - 1  # updates per run: the update counter is an int32
@@ -118,6 +119,14 @@ class PPOConfig:
         weighs by its length; `sequence_mean` (DeepSeekMath's GRPO): each step weighted
         by `1 / |o_i|` of its episode, `sum(w x) / sum(w)`, which over the whole batch is
         `(1/N) sum_i (1/|o_i|) sum_t x_i(t)`.
+      group_reset: `update` (every group resets from one shared key at the start of each
+        update and each env plays only its first episode; later steps are masked) or
+        `longest` (rounds synced to the group's longest episode: an env whose episode
+        ends waits, masked and not stepped, until every env of its group has ended; then
+        the group resets together from one shared key and plays a new round in the same
+        `num_steps` buffer; a round still running at the buffer's end is masked, and
+        every group restarts at the next update). Scores are per round (`rollout.py`,
+        `make_sync_group_batch`). `longest` refuses `normalize_observations`.
       torso: `mlp` (flattened observations through `hidden_sizes`) or `cnn` (for
         `[H, W, C]` image observations such as MinAtar's: a 3x3 convolution with 16
         channels and ReLU, flattened, then the `hidden_sizes` MLP), one per actor and critic.
@@ -147,6 +156,7 @@ class PPOConfig:
     group_normalize: bool = True
     group_score: str = "outcome"
     group_aggregation: str = "token_mean"
+    group_reset: str = "update"
     torso: str = "mlp"
     gru_size: int = 0
 
@@ -184,6 +194,7 @@ class PPOConfig:
             ("advantage", ADVANTAGES),
             ("group_score", GROUP_SCORES),
             ("group_aggregation", GROUP_AGGREGATIONS),
+            ("group_reset", GROUP_RESETS),
             ("torso", TORSOS),
         ):
             if getattr(self, name) not in allowed:
@@ -220,6 +231,12 @@ class PPOConfig:
             raise ValueError(
                 f"num_minibatches: with gru_size > 0 minibatches are whole per-env sequences, so "
                 f"num_minibatches ({self.num_minibatches}) must divide num_envs ({self.num_envs})"
+            )
+        longest = self.advantage == "group" and self.group_reset == "longest"
+        if longest and self.normalize_observations:
+            raise ValueError(
+                "normalize_observations: not with group_reset longest (the waiting envs' "
+                "observations would enter the running statistics); set it to false"
             )
         if self.gru_size and self.advantage == "group":
             raise ValueError(

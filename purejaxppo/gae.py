@@ -3,6 +3,8 @@ critic-free group-relative scores of GRPO (time-major `[T, N]`)."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 
@@ -85,7 +87,8 @@ def _reward_to_go_step(
 def reward_to_go(rewards: jax.Array, mask: jax.Array, gamma: jax.Array | float) -> jax.Array:
     """Discounted reward-to-go of each env's first episode, time-major `[T, N]`:
     `G_t = sum_{k>=t, mask_k=1} gamma^(k-t) r_k` inside the episode (`mask`, from
-    `first_episode_mask`), 0 after it. `gamma` is a scalar (traced)."""
+    `first_episode_mask`), 0 after it. `gamma` is a scalar (traced), or a per-step
+    discount `[T, N]` (`gamma * (1 - done)` cuts the sum at every episode end)."""
     dtype = jnp.result_type(rewards.dtype, jnp.float32)
     gammas = jnp.broadcast_to(jnp.asarray(gamma, dtype), rewards.shape)
     _, values = jax.lax.scan(
@@ -122,3 +125,90 @@ def sequence_weights(mask: jax.Array) -> jax.Array:
     0/1 mask of the token mean does."""
     lengths = jnp.sum(mask, axis=0)
     return mask * (jnp.mean(lengths) / jnp.maximum(lengths, 1.0))[None, :]
+
+
+class Rounds(NamedTuple):
+    """Where the synced rounds of `group_reset: longest` lie in a rollout, `[T, N]` each.
+
+    `start` is the index of the step that starts the round holding step t (all envs of a
+    group share it); `complete` is True where that round ends inside the rollout (an
+    unfinished round cannot be scored)."""
+
+    start: jax.Array
+    complete: jax.Array
+
+
+def find_rounds(round_end: jax.Array) -> Rounds:
+    """Rounds from `round_end` `[T, N]` (True at the step where the env's group finished
+    its round: the last of its envs ended its episode). A round starts at step 0 and after
+    every round end."""
+    steps = round_end.shape[0]
+    starts = jnp.concatenate([jnp.ones_like(round_end[:1]), round_end[:-1]], axis=0)
+    index = jnp.where(starts, jnp.arange(steps, dtype=jnp.int32)[:, None], 0)
+    start = jax.lax.cummax(index, axis=0)
+    complete = jax.lax.cummax(round_end.astype(jnp.int32), axis=0, reverse=True) > 0
+    return Rounds(start, complete)
+
+
+def at_round_start(values: jax.Array, rounds: Rounds) -> jax.Array:
+    """`values` `[T, N]` read at the start step of each step's round: `[T, N]`."""
+    return jnp.take_along_axis(values, rounds.start, axis=0)
+
+
+def round_advantages(
+    rewards: jax.Array,
+    active: jax.Array,
+    done: jax.Array,
+    rounds: Rounds,
+    gamma: jax.Array | float,
+    group_size: int,
+    normalize: bool,
+    score: str,
+    eps: float = 1e-8,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Group scores of synced rounds (`group_reset: longest`), time-major `[T, N]`.
+
+    Every env plays one episode per round; `active` `[T, N]` is 1 on its steps and 0 while
+    it waits for the rest of its group, `done` `[T, N]` marks its last step (terminated or
+    truncated). Per round: `score == "reward_to_go"`: `G_i(t)` (discounted, 0 on waiting
+    steps) minus the mean of the other envs' `G_j(t)` at the same step, divided (with
+    `normalize`) by the group's std of `G_j` at the round's start; `score == "outcome"`:
+    every step of episode i gets `(R_i - mean R) / std R` over the round's undiscounted
+    returns. A round whose std is 0 is not divided (by `eps` it would blow rounding noise
+    up to huge scores): its outcome scores are 0 (all returns equal) and its reward-to-go
+    advantages stay unnormalised. Returns `(advantages, episode_returns,
+    episode_lengths)`, the last two the undiscounted return and length of the episode
+    holding each step (read at the round's start). Waiting steps and the steps of an
+    unfinished round are not zeroed here; the caller masks them."""
+    active = active.astype(jnp.float32)
+    cut = 1.0 - done.astype(jnp.float32)
+    undiscounted = reward_to_go(rewards, active, cut)
+    returns = at_round_start(undiscounted, rounds)
+    lengths = at_round_start(reward_to_go(active, active, cut), rounds)
+    steps = rewards.shape[0]
+    if score == "reward_to_go":
+        to_go = reward_to_go(rewards, active, gamma * cut)
+        advantages = leave_one_out_advantages(to_go, group_size, normalize=False)
+        spread = jnp.std(to_go.reshape((steps, -1, group_size)), axis=2)
+    else:
+        grouped = returns.reshape((steps, -1, group_size))
+        advantages = grouped - jnp.mean(grouped, axis=2, keepdims=True)
+        advantages = advantages.reshape(returns.shape)
+        spread = jnp.std(grouped, axis=2)
+    if normalize:
+        spread = at_round_start(jnp.repeat(spread, group_size, axis=1), rounds)  # [T, N]
+        advantages = jnp.where(spread > 0, advantages / (spread + eps), advantages)
+        if score == "outcome":
+            advantages = jnp.where(spread > 0, advantages, 0.0)
+    return advantages, returns, lengths
+
+
+def episode_weights(mask: jax.Array, lengths: jax.Array) -> jax.Array:
+    """`[T, N]` per-sequence loss weights when envs play several episodes: step t of a
+    counted episode of length `lengths[t, n]` weighs `mean |o| / |o|` (mean over the
+    counted episodes, `mask` `[T, N]` 0/1), 0 elsewhere; as in `sequence_weights`, every
+    episode's weights sum to the mean length and all weights to the counted steps."""
+    per_step = mask / jnp.maximum(lengths, 1.0)
+    episodes = jnp.sum(per_step)
+    mean_length = jnp.sum(mask) / jnp.maximum(episodes, 1e-12)
+    return per_step * mean_length

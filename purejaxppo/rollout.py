@@ -4,7 +4,10 @@
 trajectory `[T, N, ...]`. `make_batch` turns it into a flat batch `[B, ...]`
 (B = T * N): GAE advantages from the critic, or, in `group` mode, the
 group-relative scores of each env's first episode with the later steps masked
-out. `group_reset` starts every env of a group from one shared reset.
+out. `group_reset` starts every env of a group from one shared reset. With
+`group_reset: longest`, `sync_rollout` plays synced rounds instead (an env that ended
+waits for its group, then the group resets together) and `make_sync_group_batch` scores
+every complete round.
 """
 
 from __future__ import annotations
@@ -19,10 +22,13 @@ from purejaxppo.config import HParams
 from purejaxppo.envs import RunningStats, env_action, normalize_observation, scale_reward
 from purejaxppo.gae import (
     compute_gae,
+    episode_weights,
+    find_rounds,
     first_episode_mask,
     group_advantages,
     leave_one_out_advantages,
     reward_to_go,
+    round_advantages,
     sequence_weights,
 )
 from purejaxppo.networks import ActorCritic
@@ -184,13 +190,20 @@ def rollout(
     return carry.state, trajectory, carry.episodes
 
 
+def shared_reset(trainer: Trainer, key: jax.Array) -> tuple[jax.Array, Any]:
+    """Reset observations `[N, ...]` and env states (leaves `[N, ...]`), the `group_size`
+    envs of a group from one shared key (common random numbers: the same start state)."""
+    cfg = trainer.config
+    group_keys = jax.random.split(key, cfg.num_envs // cfg.group_size)
+    keys = group_keys[jnp.arange(cfg.num_envs) // cfg.group_size]
+    return jax.vmap(trainer.env.reset, (0, None))(keys, trainer.env_params)
+
+
 def group_reset(trainer: Trainer, state: TrainState, key: jax.Array) -> TrainState:
     """Reset every env, the `group_size` envs of a group from one shared key (common random
     numbers: they start from the same state), and clear the running episode sums."""
     cfg = trainer.config
-    group_keys = jax.random.split(key, cfg.num_envs // cfg.group_size)
-    keys = group_keys[jnp.arange(cfg.num_envs) // cfg.group_size]
-    obs, env_state = jax.vmap(trainer.env.reset, (0, None))(keys, trainer.env_params)
+    obs, env_state = shared_reset(trainer, key)
     obs_stats = state.obs_stats.update(obs) if cfg.normalize_observations else state.obs_stats
     zeros = jnp.zeros((cfg.num_envs,), jnp.float32)
     return state.replace(
@@ -201,6 +214,86 @@ def group_reset(trainer: Trainer, state: TrainState, key: jax.Array) -> TrainSta
         episode_return=zeros,
         episode_length=jnp.zeros((cfg.num_envs,), jnp.int32),
     )
+
+
+class SyncCarry(NamedTuple):
+    """Carry of the synced rollout scan (`group_reset: longest`): the rollout carry and
+    `waiting` `[N]` bool, True for envs whose episode of the current round has ended."""
+
+    rollout: RolloutCarry
+    waiting: jax.Array
+
+
+class SyncStep(NamedTuple):
+    """Per-step output of the synced rollout (stacked to `[T, N, ...]`): the transition
+    (its `done` / `terminated` only on active steps), `active` (the env played a step of
+    its round, False while it waits) and `round_end` (its group finished the round here)."""
+
+    transition: Transition
+    active: jax.Array
+    round_end: jax.Array
+
+
+def _select(where: jax.Array, new: Any, old: Any) -> Any:
+    """Per env: leaves `[N, ...]` of `new` where `where` `[N]` is True, else of `old`."""
+
+    def pick(a: jax.Array, b: jax.Array) -> jax.Array:
+        return jnp.where(where.reshape(where.shape + (1,) * (a.ndim - 1)), a, b)
+
+    return jax.tree.map(pick, new, old)
+
+
+def sync_env_step(
+    trainer: Trainer, hparams: HParams, carry: SyncCarry, key: jax.Array
+) -> tuple[SyncCarry, SyncStep]:
+    """One step of the synced rollout: every env steps (`env_step`), but a waiting env keeps
+    its old state (it is not moved into a new episode); once all envs of a group have
+    ended their episode, the group resets together from one shared key."""
+    cfg = trainer.config
+    step_key, reset_key = jax.random.split(key)
+    before = carry.rollout.state
+    stepped, transition = env_step(trainer, hparams, carry.rollout, step_key)
+    active = jnp.logical_not(carry.waiting)
+    done = jnp.logical_and(transition.done, active)
+    waiting = jnp.logical_or(carry.waiting, done)
+    group_done = jnp.all(waiting.reshape((-1, cfg.group_size)), axis=1)
+    round_end = jnp.repeat(group_done, cfg.group_size)  # [N]
+    state = stepped.state
+    frozen = _select(
+        carry.waiting,
+        (before.env_state, before.obs, before.episode_return, before.episode_length),
+        (state.env_state, state.obs, state.episode_return, state.episode_length),
+    )
+    reset_obs, reset_env_state = shared_reset(trainer, reset_key)
+    zeros = jnp.zeros_like(state.episode_return)
+    env_state, obs, episode_return, episode_length = _select(
+        round_end,
+        (reset_env_state, reset_obs, zeros, jnp.zeros_like(state.episode_length)),
+        frozen,
+    )
+    state = state.replace(
+        env_state=env_state, obs=obs, episode_return=episode_return, episode_length=episode_length
+    )
+    transition = transition._replace(
+        done=done, terminated=jnp.logical_and(transition.terminated, active)
+    )
+    carry = SyncCarry(RolloutCarry(state, stepped.episodes), jnp.logical_and(waiting, ~round_end))
+    return carry, SyncStep(transition, active, round_end)
+
+
+def sync_rollout(
+    trainer: Trainer, state: TrainState, hparams: HParams, key: jax.Array
+) -> tuple[TrainState, SyncStep]:
+    """`num_steps` synced steps (`group_reset: longest`) from a fresh group reset: the
+    trajectory `[T, N, ...]` with its `active` and `round_end` flags `[T, N]`."""
+    zero = jnp.zeros((), jnp.float32)
+    episodes = EpisodeSums(zero, zero, jnp.zeros((), jnp.int32))
+    waiting = jnp.zeros((trainer.config.num_envs,), jnp.bool_)
+    carry = SyncCarry(RolloutCarry(state, episodes), waiting)
+    keys = jax.random.split(key, trainer.config.num_steps)
+    body = functools.partial(sync_env_step, trainer, hparams)
+    carry, steps = jax.lax.scan(body, carry, keys)
+    return carry.rollout.state, steps
 
 
 def _flatten(trainer: Trainer, batch: Batch) -> Batch:
@@ -338,4 +431,50 @@ def make_group_batch(
         old_dist=trajectory.old_dist,
     )
     episodes = GroupEpisodes(episode_returns, jnp.sum(mask, axis=0))
+    return _flatten(trainer, batch), episodes
+
+
+def make_sync_group_batch(
+    trainer: Trainer, steps: SyncStep, hparams: HParams
+) -> tuple[Batch, GroupEpisodes]:
+    """Critic-free batch of a synced rollout (`group_reset: longest`), flattened to
+    `[B, ...]`: the scores of every complete round (`round_advantages`, `group_score` and
+    `group_normalize` as in `make_group_batch`); waiting steps and the steps of a round
+    still running at the buffer's end weigh 0. `GroupEpisodes` holds scalars here: the
+    mean return and length of the counted episodes (NaN if none)."""
+    cfg = trainer.config
+    trajectory = steps.transition
+    rounds = find_rounds(steps.round_end)
+    advantages, returns, lengths = round_advantages(
+        trajectory.reward,
+        steps.active,
+        trajectory.done,
+        rounds,
+        hparams.gamma,
+        cfg.group_size,
+        cfg.group_normalize,
+        cfg.group_score,
+    )
+    mask = jnp.logical_and(steps.active, rounds.complete).astype(jnp.float32)  # [T, N]
+    advantages = mask * advantages
+    per_sequence = cfg.group_aggregation == "sequence_mean"
+    weights = episode_weights(mask, lengths) if per_sequence else mask
+    zeros = jnp.zeros_like(trajectory.reward)
+    batch = Batch(
+        obs=trajectory.obs,
+        action=trajectory.action,
+        log_prob=trajectory.log_prob,
+        value=zeros,
+        advantages=advantages,
+        returns=zeros,
+        mask=weights,
+        old_dist=trajectory.old_dist,
+    )
+    starts = rounds.start == jnp.arange(mask.shape[0], dtype=jnp.int32)[:, None]  # [T, N]
+    counted = jnp.logical_and(starts, rounds.complete).astype(jnp.float32)
+    count = jnp.sum(counted)
+    episodes = GroupEpisodes(
+        jnp.where(count > 0, jnp.sum(counted * returns) / count, jnp.nan),
+        jnp.where(count > 0, jnp.sum(counted * lengths) / count, jnp.nan),
+    )
     return _flatten(trainer, batch), episodes

@@ -53,8 +53,10 @@ from purejaxppo.rollout import (
     make_batch,
     make_group_batch,
     make_recurrent_batch,
+    make_sync_group_batch,
     replay,
     rollout,
+    sync_rollout,
 )
 from purejaxppo.schedule import HParamSchedule, fold_key_at, resolve_hparams
 from purejaxppo.state import METRIC_NAMES, TrainOutput, TrainState
@@ -231,8 +233,12 @@ class Trainer:
         if cfg.advantage == "group":
             key, rollout_key, epoch_key, reset_key = jax.random.split(state.key, 4)
             state = group_reset(self, state, reset_key)
-            state, trajectory, _ = self.rollout(state, hparams, rollout_key)
-            batch, group = make_group_batch(self, trajectory, hparams)
+            if cfg.group_reset == "longest":
+                state, steps = sync_rollout(self, state, hparams, rollout_key)
+                batch, group = make_sync_group_batch(self, steps, hparams)
+            else:
+                state, trajectory, _ = self.rollout(state, hparams, rollout_key)
+                batch, group = make_group_batch(self, trajectory, hparams)
             episode_stats = (jnp.mean(group.returns), jnp.mean(group.lengths))
         else:
             key, rollout_key, epoch_key = jax.random.split(state.key, 3)

@@ -28,6 +28,7 @@ SWITCHED_FIELDS: Switches = {
     "group_normalize": _GROUP,
     "group_score": _GROUP,
     "group_aggregation": _GROUP,
+    "group_reset": _GROUP,
     "kl_direction": _KL_OBJECTIVES,
 }
 """`PPOConfig` fields read only under some settings."""

@@ -16,6 +16,9 @@ differ only in where the advantage comes from:
   at the same step), divided by the group's std of `G_j(0)`;
 - `group_outcome`: critic-free, the current GRPO-style score: every step of episode i gets
   `(R_i - mean R) / std R` of the undiscounted returns.
+- `group_loo_rtg_sync` / `group_outcome_sync` (opt-in, not in the default `--arms`): the
+  same scores with `group_reset: longest`: rounds synced to the group's longest episode,
+  scored per round, several rounds per update.
 
 Group arms: 16 envs in groups of 8 (`group_size` 8) sharing one reset per update,
 `num_steps` = the time limit (each env plays one whole episode, later steps are masked),
@@ -75,7 +78,10 @@ LABELS = {
     "ppo_gae1": "PPO + GAE λ=1",
     "group_loo_rtg": "group, leave-one-out reward-to-go",
     "group_outcome": "group, outcome only (GRPO-style)",
+    "group_loo_rtg_sync": "group, leave-one-out reward-to-go, synced rounds",
+    "group_outcome_sync": "group, outcome only, synced rounds",
 }
+SYNC_ARMS = ("group_loo_rtg_sync", "group_outcome_sync")  # opt-in: `group_reset: longest`
 BUDGETS = ("env_steps", "grad_steps")
 GROUP_NUM_ENVS = 16
 GROUP_SIZE = 8
@@ -139,7 +145,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--bootstrap-reps", type=int, default=2000)
     args = parser.parse_args(argv)
     args.envs = _names(args.envs, ENVS, "--envs")
-    args.arms = _names(args.arms, ARMS, "--arms")
+    args.arms = _names(args.arms, (*ARMS, *SYNC_ARMS), "--arms")
     args.learning_rates = _floats(args.learning_rates, "--learning-rates")
     args.ent_coefs = _floats(args.ent_coefs, "--ent-coefs")
     args.epochs = _ints(args.epochs, "--epochs")
@@ -202,8 +208,9 @@ def make_programs(env: str, arms: Sequence[str], budget: int, aggregation: str) 
                 advantage="group",
                 group_size=GROUP_SIZE,
                 group_normalize=True,
-                group_score="reward_to_go" if arm == "group_loo_rtg" else "outcome",
+                group_score="reward_to_go" if arm.startswith("group_loo_rtg") else "outcome",
                 group_aggregation=aggregation,
+                group_reset="longest" if arm in SYNC_ARMS else "update",
                 normalize_rewards=False,
             )
             programs.append(Program(arm, BUDGETS, cfg, hp, env_params))
