@@ -26,7 +26,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add the `rlhf` subcommand to the `purejaxppo` parser's subparsers (sets `func`)."""
     p = subparsers.add_parser(
         "rlhf",
-        help="RLHF in miniature: SFT, a reward model, then PPO or GRPO against it",
+        help="RLHF in miniature: SFT, a reward model, then PPO or GRPO against it (or DPO)",
         description=__doc__.split("\n\n")[0],
     )
     p.add_argument("config", help="RLHF.yaml, e.g. configs/rlhf/ppo.yaml (see docs/rlhf.md)")

@@ -105,11 +105,13 @@ class RLConfig:
         _positive(self, "iterations", "completions_per_iteration", "group_size", "epochs")
         _positive(self, "minibatches", "eval_prompts")
         n = self.completions_per_iteration
-        if self.algorithm in ("ppo", "dpo") and self.group_size != 1:
+        if self.algorithm == "ppo" and self.group_size != 1:
             raise ValueError(
-                f"group_size: {self.algorithm.upper()} has no groups; expected 1, "
+                f"group_size: PPO samples one completion per prompt; expected 1, "
                 f"got {self.group_size}"
             )
+        if self.algorithm == "dpo" and self.group_size != 1:
+            raise ValueError(f"group_size: DPO has no groups; expected 1, got {self.group_size}")
         if self.algorithm == "grpo" and self.group_size < 2:
             raise ValueError(f"group_size: GRPO needs groups of >= 2, got {self.group_size}")
         if n % self.group_size:
