@@ -75,6 +75,24 @@ class DPOPairs(NamedTuple):
     valid: jax.Array  # [N] float32: 0 for a gold tie (weight 0)
 
 
+class DPOModels(NamedTuple):
+    """The two model functions DPO calls (static): the policy LM, and the reward model for
+    the monitoring metrics only."""
+
+    logits_fn: LogitsFn
+    score_fn: ScoreFn
+
+
+class Monitor(NamedTuple):
+    """Means over one pass's monitoring samples (metrics only)."""
+
+    proxy_reward: jax.Array
+    gold_reward: jax.Array
+    kl: jax.Array  # sequence KL(pi || pi_ref), k1 on the samples
+    length: jax.Array  # completion tokens, `end` included
+    entropy: jax.Array  # mean -log pi per sampled token
+
+
 def sequence_log_probs(
     logits_fn: LogitsFn, params: Params, lang: LanguageConfig, sequences: jax.Array
 ) -> jax.Array:
@@ -153,12 +171,12 @@ def _monitor(
     key: jax.Array,
     policy: Params,
     frozen: Frozen,
-    models: tuple[LogitsFn, ScoreFn],
+    models: DPOModels,
     cfg: RLHFConfig,
-) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]:
-    """Metrics-only samples of the current policy: mean `(score, gold, kl, length,
-    per-token entropy estimate)` over `completions_per_iteration` fresh prompts."""
-    logits_fn, score_fn = models
+) -> Monitor:
+    """Metrics-only samples of the current policy on `completions_per_iteration` fresh
+    prompts."""
+    logits_fn, score_fn = models.logits_fn, models.score_fn
     lang = cfg.language
     k_prompt, k_sample = jax.random.split(key)
     prompts = sample_prompts(k_prompt, lang, cfg.rl.completions_per_iteration)
@@ -167,12 +185,12 @@ def _monitor(
     seqs, mask = sample.sequences, sample.mask
     score = score_fn(frozen.reward, seqs, sequence_mask(lang, seqs))
     tokens = jnp.maximum(jnp.sum(mask), 1.0)
-    return (
-        jnp.mean(score),
-        jnp.mean(gold_score_sequences(lang, seqs)),
-        jnp.mean(sequence_kl(sample.log_probs, ref_lp, mask)),
-        jnp.mean(jnp.sum(mask, axis=1)),
-        -jnp.sum(sample.log_probs * mask) / tokens,
+    return Monitor(
+        proxy_reward=jnp.mean(score),
+        gold_reward=jnp.mean(gold_score_sequences(lang, seqs)),
+        kl=jnp.mean(sequence_kl(sample.log_probs, ref_lp, mask)),
+        length=jnp.mean(jnp.sum(mask, axis=1)),
+        entropy=-jnp.sum(sample.log_probs * mask) / tokens,
     )
 
 
@@ -182,7 +200,7 @@ def _iteration(
     hp: RLHFHParams,
     pairs: DPOPairs,
     frozen: Frozen,
-    models: tuple[LogitsFn, ScoreFn],
+    models: DPOModels,
     cfg: RLHFConfig,
 ) -> tuple[RLState, RLMetrics]:
     """One shuffled pass over the pairs (`rl.minibatches` steps), then the monitoring
@@ -194,25 +212,23 @@ def _iteration(
     minibatches = jax.tree.map(
         lambda x: x[order].reshape((cfg.rl.minibatches, size, *x.shape[1:])), pairs
     )
-    body = functools.partial(_minibatch_step, hp=hp, logits_fn=models[0], lang=cfg.language)
+    body = functools.partial(_minibatch_step, hp=hp, logits_fn=models.logits_fn, lang=cfg.language)
     state, stats = jax.lax.scan(body, state, minibatches)
     stats = jnp.mean(stats, axis=0)  # [3]
-    proxy, gold, kl, length, entropy = _monitor(
-        k_monitor, state.learner.policy, frozen, models, cfg
-    )
+    monitor = _monitor(k_monitor, state.learner.policy, frozen, models, cfg)
     zero = jnp.zeros(())
     metrics = RLMetrics(
-        proxy_reward=proxy,
-        gold_reward=gold,
-        kl=kl,
+        proxy_reward=monitor.proxy_reward,
+        gold_reward=monitor.gold_reward,
+        kl=monitor.kl,
         kl_coef=state.kl.beta,
-        length=length,
+        length=monitor.length,
         tokens=zero,  # DPO samples nothing to train on
         policy_loss=stats[0],
         value_loss=zero,
-        entropy=entropy,
-        approx_kl=stats[1],  # DPO: the mean implicit reward margin (see RLHF docs)
-        clip_fraction=stats[2],  # DPO: the share of pairs the implicit reward orders right
+        entropy=monitor.entropy,
+        approx_kl=stats[1],  # DPO: the mean implicit reward margin (docs/rlhf.md, run folder)
+        clip_fraction=stats[2],  # DPO: the share of pairs with a positive margin
     )
     return state, metrics
 
@@ -223,7 +239,7 @@ def make_dpo_train(
     """Build the pure `dpo_train(key, hparams, frozen) -> RLOutput` (metrics
     `[iterations]`). `frozen.pairs` must hold the training `PreferenceData` (`[N]` pairs);
     the policy starts as `frozen.reference`."""
-    models = (lm.apply, rm.apply)
+    models = DPOModels(lm.apply, rm.apply)
 
     def dpo_train(key: jax.Array, hparams: RLHFHParams, frozen: Frozen) -> RLOutput:
         hparams = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), hparams)
