@@ -3,6 +3,7 @@
     .venv/bin/python scripts/rlhf_analysis.py critic [--data docs/rlhf] [--out docs/rlhf]
     .venv/bin/python scripts/rlhf_analysis.py gao [--data docs/rlhf] [--out docs/rlhf]
     .venv/bin/python scripts/rlhf_analysis.py g2 [--data docs/rlhf] [--out docs/rlhf]
+    .venv/bin/python scripts/rlhf_analysis.py dpo [--data docs/rlhf] [--out docs/rlhf]
 
 `critic` (from `critic.json`): the gold of every variant at equal completion lengths — the
 ascending gold can only grow with content length, so a raw gold gap between PPO and GRPO can
@@ -22,6 +23,12 @@ reference, lengths where each has >= 5 completions) and the gain over the refere
 equal lengths; PPO minus each G = 2 arm, raw and length-matched, with P(PPO better) at equal
 length; and GRPO minus Dr. GRPO (the std) in each budget. Writes `g2.md` and
 `g2_lengths.json`.
+
+`dpo` (from `dpo.json`): the same reading of DPO against PPO (same reference, same pairs):
+the beta tuning rows, then per arm the raw gold, KL, content length, the gold standardised to
+the shared length distribution, the gold at content length 7 and the gain over the reference
+at equal lengths; PPO minus DPO, raw and at equal length, with P(PPO better). Writes `dpo.md`
+and `dpo_lengths.json`.
 
 `gao` (from `overopt.json`): Gao et al. (2022)'s RL form `gold - gold_ref = d (alpha - beta
 log d)`, `d = sqrt(KL(pi || pi_ref))` in nats (KL of the final policy on the evaluation
@@ -418,6 +425,111 @@ def plot_gao(fits: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def _diff(d: tuple[float, float, float]) -> str:
+    return f"{d[0]:+.2f} [{d[1]:+.2f}, {d[2]:+.2f}]"
+
+
+def dpo(data: Path, out: Path) -> None:
+    res = json.loads((data / "dpo.json").read_text())
+    ref = {k: np.asarray(v) for k, v in res["reference_per_prompt"].items()}
+    arms = {
+        name: {k: np.asarray(v) for k, v in row["per_prompt"].items()}
+        for name, row in res["arms"].items()
+    }
+    sets = [ref["length"], *[m for v in arms.values() for m in v["length"]]]
+    weights = analysis.common_weights(sets, MAX_LENGTH, MIN_COUNT)
+    used = [int(n) for n in np.flatnonzero(weights)]
+    ref_matched = analysis.standardised_gold(ref["length"], ref["gold"], weights)
+    per_member = {name: member_stats(v, ref, weights) for name, v in arms.items()}
+    for name, row in res["arms"].items():
+        per_member[name]["kl"] = np.asarray(row["per_seed"]["kl_to_reference"], float)
+        per_member[name]["proxy"] = np.asarray(row["per_seed"]["proxy_reward"], float)
+    ppo = next(n for n, row in res["arms"].items() if row["algorithm"] == "ppo")
+    lines = [
+        "# An offline arm: DPO (`scripts/rlhf_analysis.py dpo`)",
+        "",
+        f"From `dpo.json`: reward model held-out accuracy {res['reward_model_accuracy']:.3f}; "
+        f"DPO's beta picked on tuning seeds {res['tuning_seeds']} by the gold of the "
+        f"monitoring samples over the last {res['tuning_last_passes']} passes (fresh prompts, "
+        "not the evaluation's). Gold judged on the same 512 evaluation prompts for every arm.",
+        "",
+        "Tuning (mean over the tuning seeds):",
+        "",
+        "| dpo_beta | monitoring gold (selection) | eval gold | KL | content length |",
+        "|---|---|---|---|---|",
+    ]
+    for beta, row in res["tuning"].items():
+        lengths = np.asarray(row["per_prompt"]["length"], float)
+        picked = " (picked)" if float(beta) == res["dpo_beta"] else ""
+        lines.append(
+            f"| {beta}{picked} | {row['selection_gold']:.3f} | "
+            f"{np.mean(row['per_seed']['gold_reward']):.2f} | "
+            f"{np.mean(row['per_seed']['kl_to_reference']):.2f} | {lengths.mean():.2f} |"
+        )
+    lines += [
+        "",
+        f"{res['seeds']} seeds per arm. IQM over seeds [95% stratified bootstrap interval]; "
+        "PPO − DPO: difference of means [95% bootstrap interval]; P(PPO better): probability "
+        "of improvement over seed pairs [interval]. Equal length: the gold re-weighted to one "
+        f"shared length distribution, content lengths {used} (every member of both arms and "
+        f"the reference have >= {MIN_COUNT} completions there), weights "
+        + ", ".join(f"{n}: {weights[n]:.2f}" for n in used)
+        + f"; gold at length {FIXED_LENGTH}: the mean gold of the answers of content length "
+        f"{FIXED_LENGTH}.",
+        "",
+        "| arm | sampled training tokens | raw gold | proxy reward | KL | content length | "
+        f"gold at equal length | gold at length {FIXED_LENGTH} | gain over reference at "
+        "equal lengths |",
+        "|---|---|---|---|---|---|---|---|---|",
+        f"| reference (SFT) | | {ref['gold'].mean():.2f} | | 0 | {ref['length'].mean():.2f} | "
+        f"{ref_matched:.2f} | "
+        f"{analysis.length_table(ref['length'], ref['gold'], MAX_LENGTH).means[FIXED_LENGTH]:.2f}"
+        " | 0 |",
+    ]
+    for name, row in res["arms"].items():
+        m = per_member[name]
+        cells = [name, f"{row['tokens']:.0f}"]
+        cells += [_est(m[k]) for k in ("raw", "proxy", "kl", "length", "matched", "fixed", "gain")]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "| PPO − DPO | raw gold | KL | content length | gold at equal length | gold at length "
+        f"{FIXED_LENGTH} | P(PPO better), raw | P(PPO better), at equal length |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    gaps: dict[str, Any] = {}
+    for name in res["arms"]:
+        if name == ppo:
+            continue
+        p, m = per_member[ppo], per_member[name]
+        gap = {
+            k: analysis.mean_difference_ci(p[k], m[k])
+            for k in ("raw", "kl", "length", "matched", "fixed")
+        }
+        for k in ("raw", "matched"):
+            gap[f"p_improvement_{k}"] = tuple(probability_of_improvement(p[k], m[k]))
+        gaps[name] = gap
+        poi = [gap[f"p_improvement_{k}"] for k in ("raw", "matched")]
+        lines.append(
+            f"| {name} | "
+            + " | ".join(_diff(gap[k]) for k in ("raw", "kl", "length", "matched", "fixed"))
+            + " | "
+            + " | ".join(f"{x[0]:.2f} [{x[1]:.2f}, {x[2]:.2f}]" for x in poi)
+            + " |"
+        )
+    lines += ["", *length_table_lines(ref, arms)]
+    (out / "dpo.md").write_text("\n".join(lines) + "\n")
+    summary = {
+        "weights": weights,
+        "lengths_used": used,
+        "reference": {"raw": ref["gold"].mean(), "matched": ref_matched},
+        "per_member": per_member,
+        "ppo_minus": gaps,
+    }
+    (out / "dpo_lengths.json").write_text(json.dumps(_jsonable(summary)) + "\n")
+    print("\n".join(lines))
+
+
 def _jsonable(x: Any) -> Any:
     if isinstance(x, dict):
         return {k: _jsonable(v) for k, v in x.items()}
@@ -434,14 +546,14 @@ def _jsonable(x: Any) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("analysis", choices=("critic", "gao", "g2"))
+    p.add_argument("analysis", choices=("critic", "gao", "g2", "dpo"))
     p.add_argument("--data", default=str(ROOT / "docs" / "rlhf"), help="folder of the JSON")
     p.add_argument("--out", default=None, help="where to write (default: --data)")
     args = p.parse_args(argv)
     data = Path(args.data)
     out = Path(args.out) if args.out else data
     out.mkdir(parents=True, exist_ok=True)
-    {"critic": critic, "gao": gao, "g2": g2}[args.analysis](data, out)
+    {"critic": critic, "gao": gao, "g2": g2, "dpo": dpo}[args.analysis](data, out)
     return 0
 
 

@@ -3,6 +3,7 @@
     .venv/bin/python scripts/rlhf_experiments.py overopt [--out docs/rlhf] [--seeds 3]
     .venv/bin/python scripts/rlhf_experiments.py critic [--out docs/rlhf] [--seeds 8]
     .venv/bin/python scripts/rlhf_experiments.py g2 [--out docs/rlhf] [--seeds 10]
+    .venv/bin/python scripts/rlhf_experiments.py dpo [--out docs/rlhf] [--seeds 10]
 
 Both start from configs/rlhf/ppo.yaml (the shipped run's language, models, SFT and reward
 settings) and share one reference policy and one reward model per reward-model setting (the
@@ -34,6 +35,16 @@ same run in both budgets. Same KL target, learning rate, iterations, epochs and 
 Writes `g2.json` (per arm: its budget, prompts and completions per iteration, per-seed
 evaluation and per-prompt gold and content length); `scripts/rlhf_analysis.py g2` reads it
 at equal lengths. docs/rlhf.md's table is `g2 --seeds 20` (about 16 min on 2 shared cores).
+
+`dpo` (the offline counterpart of "only chosen and rejected"): DPO trained on the reward
+model's own training pairs (the same `prepare`: one SFT reference, one set of pairs, one
+reward model), beside the PPO arm of `g2`. First DPO at the betas `--dpo-betas` on
+`DPO_TUNING_SEEDS` (seeds not used after); the beta kept is the one with the highest gold of
+the monitoring samples (64 completions of fresh prompts, not the evaluation's) averaged over
+the last `DPO_TUNING_LAST` passes and the tuning seeds. Then that beta and PPO, `--seeds`
+seeds each (0 .. seeds-1), evaluated by the same `evaluate`. Writes `dpo.json` (the tuning
+rows; per arm its per-seed evaluation and per-prompt gold and content length, as `g2.json`);
+`scripts/rlhf_analysis.py dpo` reads it at equal lengths and writes `dpo.md`.
 """
 
 from __future__ import annotations
@@ -52,8 +63,13 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 import numpy as np
 
 from purejaxppo.rlhf import analysis, runner
-from purejaxppo.rlhf.config import RLHFConfig, hparams_dict
-from purejaxppo.rlhf.pipeline import Prepared
+from purejaxppo.rlhf.config import (
+    RLHFConfig,
+    hparams_dict,
+    population_members,
+    stack_rlhf_hparams,
+)
+from purejaxppo.rlhf.pipeline import Prepared, make_pipeline, member_keys
 from purejaxppo.rlhf.runner import run_prepare
 from purejaxppo.rlhf.yamlconfig import load_rlhf_config
 
@@ -387,9 +403,132 @@ def plot_critic(results: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+DPO_BASE = ROOT / "configs" / "rlhf" / "dpo.yaml"
+DPO_TUNING_SEEDS = (100, 101, 102)
+DPO_TUNING_LAST = 5  # passes whose monitoring gold picks the beta
+
+
+def dpo_config(base: RLHFConfig, beta: float, seeds: int) -> RLHFConfig:
+    """configs/rlhf/dpo.yaml's RL stage on `base`'s language, models, SFT and pairs, at one
+    `dpo_beta`, seeds 0 .. seeds-1."""
+    dpo = load_rlhf_config(DPO_BASE)
+    hparams = dpo.hparams.replace(dpo_beta=beta)
+    population = dataclasses.replace(base.population, seeds=seeds, grid=())
+    return dataclasses.replace(base, rl=dpo.rl, hparams=hparams, population=population)
+
+
+def run_seeds(cfg: RLHFConfig, prepared: Prepared, seeds: tuple[int, ...]) -> dict[str, Any]:
+    """`run_population` for the members `seeds` (any seeds, not 0 .. n-1) of a one-member
+    config, vmapped in one program."""
+    import time
+
+    import jax
+
+    hparams = stack_rlhf_hparams([population_members(cfg)[0].hparams] * len(seeds))
+    keys = member_keys(cfg, list(seeds))
+    start = time.perf_counter()
+    compiled = jax.jit(make_pipeline(cfg).population).lower(keys, hparams, prepared.frozen)
+    compiled = compiled.compile()
+    compile_s = time.perf_counter() - start
+    start = time.perf_counter()
+    output, evaluation = jax.block_until_ready(compiled(keys, hparams, prepared.frozen))
+    return {
+        "metrics": {k: np.asarray(v) for k, v in output.metrics._asdict().items()},
+        "eval": {k: np.asarray(v) for k, v in evaluation._asdict().items()},
+        "compile_s": compile_s,
+        "run_s": time.perf_counter() - start,
+    }
+
+
+def _arm_row(cfg: RLHFConfig, res: dict[str, Any]) -> dict[str, Any]:
+    """One arm's entry of `dpo.json` (`res` from `run_population` or `run_seeds`)."""
+    ev, m = res["eval"], res["metrics"]
+    return {
+        "algorithm": cfg.rl.algorithm,
+        "dpo_beta": float(cfg.hparams.dpo_beta),
+        "prompts_per_iteration": cfg.rl.prompts_per_iteration,
+        "completions_per_iteration": cfg.rl.completions_per_iteration,
+        "iterations": cfg.rl.iterations,
+        "tokens": float(m["tokens"].sum(axis=1).mean()),
+        "compile_s": res["compile_s"],
+        "run_s": res["run_s"],
+        "gold_reference": float(ev["gold_reward_reference"][0]),
+        "gold_curve": m["gold_reward"].mean(axis=0),
+        "kl_curve": m["kl"].mean(axis=0),
+        "per_seed": {
+            k: ev[k]
+            for k in (
+                "gold_reward",
+                "win_rate_vs_reference",
+                "kl_to_reference",
+                "proxy_reward",
+                "length",
+            )
+        },
+        "per_prompt": {"gold": ev["gold_per_prompt"], "length": ev["content_length"]},
+    }
+
+
+def dpo(args: argparse.Namespace, base: RLHFConfig) -> None:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ppo_cfg = g2_configs(base, args.seeds, args.iterations, args.kl_target)[0][2]
+    # one prepare for both arms: the DPO program also returns the pairs; PPO gets none
+    prepared = prepare(dpo_config(base, args.dpo_betas[0], 1))
+    ppo_prepared = prepared._replace(frozen=prepared.frozen._replace(pairs=None))
+    acc = float(prepared.reward_model_accuracy)
+    print(f"reward model held-out accuracy {acc:.3f}", flush=True)
+    results: dict[str, Any] = {
+        "seeds": args.seeds,
+        "iterations": args.iterations,
+        "kl_target": args.kl_target,
+        "reward_model_accuracy": acc,
+        "tuning_seeds": list(DPO_TUNING_SEEDS),
+        "tuning_last_passes": DPO_TUNING_LAST,
+        "tuning": {},
+        "arms": {},
+    }
+    for beta in args.dpo_betas:
+        cfg = dpo_config(base, beta, 1)
+        res = run_seeds(cfg, prepared, DPO_TUNING_SEEDS)
+        row = _arm_row(cfg, res)
+        row["selection_gold"] = float(res["metrics"]["gold_reward"][:, -DPO_TUNING_LAST:].mean())
+        results["tuning"][f"{beta:g}"] = row
+        print(
+            f"tuning dpo_beta={beta:g}: monitoring gold {row['selection_gold']:.3f}, eval gold "
+            f"{row['per_seed']['gold_reward'].mean():.2f} KL "
+            f"{row['per_seed']['kl_to_reference'].mean():.2f} "
+            f"compile {res['compile_s']:.0f} s run {res['run_s']:.0f} s",
+            flush=True,
+        )
+        (out / "dpo.json").write_text(json.dumps(_jsonable(results)) + "\n")
+    best = max(results["tuning"].values(), key=lambda r: r["selection_gold"])["dpo_beta"]
+    results["dpo_beta"] = best
+    arms = [
+        (f"DPO (beta {best:g})", dpo_config(base, best, args.seeds), prepared),
+        (PPO_NAME, ppo_cfg, ppo_prepared),
+    ]
+    for name, cfg, prep in arms:
+        res = run_population(cfg, prep)
+        row = _arm_row(cfg, res)
+        results["arms"][name] = row
+        ev = res["eval"]
+        results["reference_per_prompt"] = {
+            "gold": ev["gold_per_prompt_reference"][0],
+            "length": ev["content_length_reference"][0],
+        }
+        print(
+            f"{name:<42} gold {ev['gold_reward'].mean():.2f} KL "
+            f"{ev['kl_to_reference'].mean():.2f} length {ev['content_length'].mean():.2f} "
+            f"compile {res['compile_s']:.0f} s run {res['run_s']:.0f} s",
+            flush=True,
+        )
+        (out / "dpo.json").write_text(json.dumps(_jsonable(results)) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("experiment", choices=("overopt", "critic", "g2"))
+    p.add_argument("experiment", choices=("overopt", "critic", "g2", "dpo"))
     p.add_argument("--out", default=str(ROOT / "docs" / "rlhf"))
     p.add_argument(
         "--seeds", type=int, default=None, help="seeds per setting (overopt 3, critic 8, g2 10)"
@@ -405,6 +544,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--kl-target", type=float, default=4.0, help="critic, g2: the KL target of every variant"
     )
+    p.add_argument(
+        "--dpo-betas",
+        type=float,
+        nargs="+",
+        default=[0.1, 0.3, 1.0],
+        help="dpo: the betas tried on the tuning seeds",
+    )
     args = p.parse_args(argv)
     if any(v is not None and v < 1 for v in (args.seeds, args.iterations)):
         print("rlhf_experiments: --seeds and --iterations: expected integers >= 1", file=sys.stderr)
@@ -416,9 +562,12 @@ def main(argv: list[str] | None = None) -> int:
     elif args.experiment == "critic":
         args.seeds, args.iterations = args.seeds or 8, args.iterations or 150
         critic(args, base)
-    else:
+    elif args.experiment == "g2":
         args.seeds, args.iterations = args.seeds or 10, args.iterations or 150
         g2(args, base)
+    else:
+        args.seeds, args.iterations = args.seeds or 10, args.iterations or 150
+        dpo(args, base)
     return 0
 
 

@@ -51,7 +51,10 @@ def test_shipped_configs_load_and_round_trip():
             "rl: {iterations: 1.5}",
             r"x.yaml: rl.iterations: expected an integer, got 1.5 \(a number\)",
         ),
-        ("rl: {algorithm: dpo}", r"x.yaml: rl.algorithm: expected one of ppo, grpo, got 'dpo'"),
+        (
+            "rl: {algorithm: sac}",
+            r"x.yaml: rl.algorithm: expected one of ppo, grpo, dpo, got 'sac'",
+        ),
         ("rl: {algorithm: grpo, group_size: 3}", r"x.yaml: rl.group_size: must divide"),
         ("hparams: {kl_target: -1}", r"x.yaml: hparams.kl_target: expected a finite number > 0"),
         ("hparams: {kl_target: big}", r"x.yaml: hparams.kl_target: expected a number, got 'big'"),

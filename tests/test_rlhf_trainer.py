@@ -170,8 +170,8 @@ def test_config_errors_name_the_field():
         C.RLConfig(algorithm="grpo", group_size=5)
     with pytest.raises(ValueError, match=r"^group_size: PPO samples one"):
         C.RLConfig(group_size=4)
-    with pytest.raises(ValueError, match=r"^algorithm: expected one of ppo, grpo"):
-        C.RLConfig(algorithm="dpo")
+    with pytest.raises(ValueError, match=r"^algorithm: expected one of ppo, grpo, dpo"):
+        C.RLConfig(algorithm="sac")
     with pytest.raises(ValueError, match=r"^kl_target: expected a finite number > 0"):
         C.check_hparams(C.RLHFHParams(kl_target=0.0))
     with pytest.raises(ValueError, match=r"^gamma: .*<= 1"):

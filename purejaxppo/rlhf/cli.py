@@ -1,7 +1,7 @@
 """Host shell: `purejaxppo rlhf CONFIG.yaml --out DIR` runs the RLHF pipeline in miniature
-(SFT reference, noisy preference pairs, Bradley–Terry reward model, then PPO or GRPO for a
-population of seeds x hyperparameters in one compiled program) and writes summary.json,
-metrics.csv and plots into DIR.
+(SFT reference, noisy preference pairs, Bradley–Terry reward model, then PPO, GRPO or DPO on
+the pairs for a population of seeds x hyperparameters in one compiled program) and writes
+summary.json, metrics.csv and plots into DIR.
 
 The folder is written under a temporary name next to DIR and renamed when the run is done,
 so an interrupted or failed run leaves an old DIR (with --overwrite) untouched.
@@ -26,7 +26,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add the `rlhf` subcommand to the `purejaxppo` parser's subparsers (sets `func`)."""
     p = subparsers.add_parser(
         "rlhf",
-        help="RLHF in miniature: SFT, a reward model, then PPO or GRPO against it",
+        help="RLHF in miniature: SFT, a reward model, then PPO or GRPO against it (or DPO)",
         description=__doc__.split("\n\n")[0],
     )
     p.add_argument("config", help="RLHF.yaml, e.g. configs/rlhf/ppo.yaml (see docs/rlhf.md)")
@@ -155,10 +155,17 @@ def _run(cfg: Any, out: Path, cfg_yaml: str) -> dict[str, Any]:
         f"(train {float(prepared.reward_model_train_accuracy):.3f}) [{t_prepare:.0f} s]"
     )
     n = len(population_members(cfg))
-    _say(
-        f"{cfg.rl.algorithm.upper()}: {n} member{'s' if n != 1 else ''} x {cfg.rl.iterations} "
-        f"iterations x {cfg.rl.completions_per_iteration} completions, one program"
-    )
+    if cfg.rl.algorithm == "dpo":
+        _say(
+            f"DPO: {n} member{'s' if n != 1 else ''} x {cfg.rl.iterations} passes over "
+            f"{cfg.reward.train_pairs} pairs ({cfg.rl.minibatches} minibatches), one program"
+        )
+    else:
+        _say(
+            f"{cfg.rl.algorithm.upper()}: {n} member{'s' if n != 1 else ''} x "
+            f"{cfg.rl.iterations} iterations x {cfg.rl.completions_per_iteration} completions, "
+            "one program"
+        )
     run = run_population(cfg, prepared, _say)
     members, output, evaluation = run.members, run.output, run.evaluation
     labels = [m.label for m in members]

@@ -21,7 +21,7 @@ import numpy as np
 from purejaxppo.rlhf.language import LanguageConfig
 from purejaxppo.rlhf.models import ModelConfig
 
-ALGORITHMS = ("ppo", "grpo")
+ALGORITHMS = ("ppo", "grpo", "dpo")
 
 
 def _positive(obj: object, *names: str) -> None:
@@ -77,7 +77,11 @@ class RLConfig:
 
     `algorithm`: `ppo` (per-token KL reward, token-level value model, GAE) or `grpo`
     (group-relative sequence reward on every token, k3 KL to the reference in the loss, no
-    value model). `group_normalize`: GRPO divides by the group's std (false: Dr. GRPO).
+    value model), or `dpo` (offline: DPO on the reward model's training pairs, no sampling
+    in training; `purejaxppo.rlhf.dpo`). For DPO an iteration is one shuffled pass over the
+    `reward.train_pairs` pairs in `minibatches` Adam steps (`epochs` is unused), and
+    `completions_per_iteration` completions are sampled after each pass for the metrics
+    only. `group_normalize`: GRPO divides by the group's std (false: Dr. GRPO).
     `adaptive_kl`: the KL coefficient follows Ziegler et al.'s controller toward
     `hparams.kl_target` (false: `hparams.kl_coef` stays fixed).
     """
@@ -106,13 +110,15 @@ class RLConfig:
                 f"group_size: PPO samples one completion per prompt; expected 1, "
                 f"got {self.group_size}"
             )
+        if self.algorithm == "dpo" and self.group_size != 1:
+            raise ValueError(f"group_size: DPO has no groups; expected 1, got {self.group_size}")
         if self.algorithm == "grpo" and self.group_size < 2:
             raise ValueError(f"group_size: GRPO needs groups of >= 2, got {self.group_size}")
         if n % self.group_size:
             raise ValueError(
                 f"group_size: must divide completions_per_iteration ({n}), got {self.group_size}"
             )
-        if n % self.minibatches:
+        if n % self.minibatches and self.algorithm != "dpo":
             raise ValueError(
                 f"minibatches: must divide completions_per_iteration ({n}), got {self.minibatches}"
             )
@@ -133,6 +139,7 @@ _HPARAM_RANGES = {  # name -> (low, high, low inclusive)
     "gae_lambda": (0.0, 1.0, True),
     "ent_coef": (0.0, math.inf, True),
     "max_grad_norm": (0.0, math.inf, False),
+    "dpo_beta": (0.0, math.inf, False),
 }
 
 
@@ -160,7 +167,9 @@ class RLHFHParams:
 
     `kl_coef` is beta: the initial coefficient of the KL to the reference (per-token reward
     penalty for PPO, k3 loss term for GRPO). `kl_target` and `kl_horizon` (in completions)
-    drive Ziegler's controller when `rl.adaptive_kl`.
+    drive Ziegler's controller when `rl.adaptive_kl`. `dpo_beta` is DPO's beta (the scale
+    of its implicit reward; `rl.algorithm: dpo` only, which also uses `learning_rate` and
+    `max_grad_norm`).
 
     Like `purejaxppo.HParams`: a frozen dataclass and a pytree; concrete values are checked
     when it is built (one-line `ValueError` naming the field; traced values pass), and
@@ -177,6 +186,7 @@ class RLHFHParams:
     gae_lambda: Any = 0.95
     ent_coef: Any = 0.0
     max_grad_norm: Any = 1.0
+    dpo_beta: Any = 0.1
 
     def __post_init__(self) -> None:
         self.validate()
@@ -270,6 +280,14 @@ class RLHFConfig:
     hparams: RLHFHParams = dataclasses.field(default_factory=RLHFHParams)
     population: PopulationConfig = dataclasses.field(default_factory=PopulationConfig)
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.rl.algorithm == "dpo" and self.rl.minibatches > self.reward.train_pairs:
+            raise ValueError(
+                f"rl.minibatches: DPO splits the {self.reward.train_pairs} training pairs "
+                f"(reward.train_pairs) into minibatches; expected <= {self.reward.train_pairs}, "
+                f"got {self.rl.minibatches}"
+            )
 
 
 class Member(NamedTuple):

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from purejaxppo.rlhf.config import RLHFConfig, RLHFHParams
+from purejaxppo.rlhf.dpo import make_dpo_train
 from purejaxppo.rlhf.language import (
     content_lengths,
     gold_score_sequences,
@@ -105,7 +106,8 @@ def make_pipeline(
         lm.apply, lambda k: init_params(lm, k, lang), lang, cfg.sft.steps, cfg.sft.batch_size
     )
     train_reward = make_train_reward(rm.apply, lang, cfg.reward.steps, cfg.reward.batch_size)
-    rl_train = make_rl_train(cfg, lm, rm, vm)
+    dpo = cfg.rl.algorithm == "dpo"
+    rl_train = make_dpo_train(cfg, lm, rm) if dpo else make_rl_train(cfg, lm, rm, vm)
 
     def prepare(key: jax.Array) -> Prepared:
         k_sft, k_data, k_rm_init, k_rm, k_value = jax.random.split(key, 5)
@@ -119,7 +121,7 @@ def make_pipeline(
         rm_out = train_reward(k_rm, rm_init, train, cfg.reward.learning_rate)
         value_init = with_torso_from(init_params(vm, k_value, lang), sft_out.params)
         return Prepared(
-            frozen=Frozen(sft_out.params, rm_out.params, value_init),
+            frozen=Frozen(sft_out.params, rm_out.params, value_init, train if dpo else None),
             sft_losses=sft_out.losses,
             reward_losses=rm_out.losses,
             reward_model_accuracy=pairwise_accuracy(rm.apply, rm_out.params, lang, held_out),

@@ -66,6 +66,7 @@ class Frozen(NamedTuple):
     reference: Params  # the SFT policy: the start of the policy and the KL anchor
     reward: Params  # the reward model (the proxy)
     value: Params  # the value model's initial params (PPO; ignored by GRPO)
+    pairs: Any = None  # DPO: the training `PreferenceData` (None for PPO and GRPO)
 
 
 class Learner(NamedTuple):

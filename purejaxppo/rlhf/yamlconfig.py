@@ -165,13 +165,15 @@ def rlhf_config_from_dict(data: Any, source: str = "<config>") -> RLHFConfig:
             f"{source}: seed: expected an integer in [0, 2**31), got {describe(seed)}"
         )
     sections = {name: _section(source, name, data.get(name)) for name in SECTION_TYPES}
-    cfg = RLHFConfig(
-        **sections,
-        hparams=_hparams(source, data.get("hparams")),
-        population=_population(source, data.get("population")),
-        seed=seed,
-    )
-    return cfg
+    try:
+        return RLHFConfig(
+            **sections,
+            hparams=_hparams(source, data.get("hparams")),
+            population=_population(source, data.get("population")),
+            seed=seed,
+        )
+    except ValueError as err:  # checks across sections, the field named in full
+        raise ConfigError(f"{source}: {err}") from None
 
 
 def rlhf_config_to_dict(cfg: RLHFConfig) -> dict[str, Any]:
