@@ -152,6 +152,43 @@ def mean_difference_ci(
     return point, float(ci.low), float(ci.high)
 
 
+def stratified_mean_difference_ci(
+    x: np.ndarray, y: np.ndarray, confidence: float = 0.95, reps: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:
+    """`mean(x) - mean(y)` of `[runs, strata]` scores (e.g. RL seeds x prepare seeds: each
+    stratum one reference and reward model) with a percentile bootstrap interval that
+    resamples the runs of `x` and of `y` within each stratum on their own (the strata are
+    fixed, as `purejaxppo.run.stats` treats tasks); the mean gives every stratum equal weight.
+    NaN bounds when a stratum has one run."""
+    x, y = (
+        np.atleast_2d(np.asarray(x, np.float64).T).T,
+        np.atleast_2d(np.asarray(y, np.float64).T).T,
+    )
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"x has {x.shape[1]} strata but y has {y.shape[1]}")
+    strata = x.shape[1]
+
+    def diff(*samples: np.ndarray, axis: int = -1) -> np.ndarray:
+        means = [np.mean(s, axis=axis) for s in samples]
+        return np.mean(means[:strata], axis=0) - np.mean(means[strata:], axis=0)
+
+    samples = [*x.T, *y.T]
+    point = float(diff(*samples))
+    if min(len(x), len(y)) < 2:
+        return point, float("nan"), float("nan")
+    res = sps.bootstrap(
+        tuple(samples),
+        diff,
+        n_resamples=reps,
+        vectorized=True,
+        confidence_level=confidence,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    ci = res.confidence_interval
+    return point, float(ci.low), float(ci.high)
+
+
 class GaoFit(NamedTuple):
     """`R(d) = d (alpha - beta log d)`, `d = sqrt(KL)`; peak at `d* = exp(alpha/beta - 1)`."""
 
