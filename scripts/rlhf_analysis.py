@@ -334,9 +334,14 @@ def _est2(x: np.ndarray, digits: int = 3) -> str:
 
 def long(data: Path, out: Path) -> None:
     res = json.loads((data / "long.json").read_text())
+    # an interrupted run: only the prepare seeds that every arm finished
+    n_p = min(len(row["per_prepare"]) for row in res["arms"].values())
+    for row in res["arms"].values():
+        row["per_prepare"] = row["per_prepare"][:n_p]
+    res["prepare"] = res["prepare"][:n_p]
     scores = long_scores(res)
     ppo = next(n for n, row in res["arms"].items() if row["algorithm"] == "ppo")
-    n_p, n_s = res["prepare_seeds"], res["seeds"]
+    n_s = res["seeds"]
     accs = [p["reward_model_accuracy"] for p in res["prepare"]]
     refs = [
         (np.mean(p["reference_per_prompt"]["gold"]), np.mean(p["reference_per_prompt"]["length"]))
