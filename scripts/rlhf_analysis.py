@@ -334,14 +334,14 @@ def _est2(x: np.ndarray, digits: int = 3) -> str:
 
 def long(data: Path, out: Path) -> None:
     res = json.loads((data / "long.json").read_text())
-    # an interrupted run: only the prepare seeds that every arm finished
-    n_p = min(len(row["per_prepare"]) for row in res["arms"].values())
-    for row in res["arms"].values():
-        row["per_prepare"] = row["per_prepare"][:n_p]
+    # an interrupted run: each arm has the prepare seeds it finished (in order), a comparison
+    # uses the ones both arms have
+    done = {name: len(row["per_prepare"]) for name, row in res["arms"].items()}
+    res["arms"] = {name: row for name, row in res["arms"].items() if done[name]}
+    n_p, n_s = max(done.values()), res["seeds"]
     res["prepare"] = res["prepare"][:n_p]
     scores = long_scores(res)
     ppo = next(n for n, row in res["arms"].items() if row["algorithm"] == "ppo")
-    n_s = res["seeds"]
     accs = [p["reward_model_accuracy"] for p in res["prepare"]]
     refs = [
         (np.mean(p["reference_per_prompt"]["gold"]), np.mean(p["reference_per_prompt"]["length"]))
@@ -352,15 +352,18 @@ def long(data: Path, out: Path) -> None:
         "",
         f"From `long.json`: gold `{res['gold']}`, completions of up to "
         f"{res['max_completion_len']} tokens, {n_p} prepare seeds (reference + reward model) x "
-        f"{n_s} RL seeds per arm, {res['iterations']} iterations of 64 completions, KL target "
+        f"{n_s} RL seeds per arm (prepare seeds finished per arm: "
+        + ", ".join(f"{name} {k}" for name, k in done.items())
+        + f"), {res['iterations']} iterations of 64 completions, KL target "
         f"{res['kl_target']}. Reward-model held-out accuracy per prepare seed: "
         + ", ".join(f"{a:.3f}" for a in accs)
         + "; reference gold / content length per prepare seed: "
         + ", ".join(f"{g:.3f} / {ln:.1f}" for g, ln in refs)
         + ".",
         "",
-        f"IQM over the {n_p * n_s} runs [95% bootstrap interval, RL seeds resampled within each "
-        "prepare seed]; PPO − arm: difference of means (prepare seeds weighted equally) [same "
+        f"IQM over each arm's runs ({n_s} RL seeds x its prepare seeds) [95% bootstrap "
+        "interval, RL seeds resampled within each prepare seed]; PPO − arm: difference of "
+        "means (prepare seeds weighted equally, over the prepare seeds both finished) [same "
         "stratified bootstrap]; P(PPO better): over seed pairs within each prepare seed, "
         "averaged [stratified interval].",
         "",
@@ -377,11 +380,14 @@ def long(data: Path, out: Path) -> None:
         if name == ppo:
             cells += ["", "", ""]
         else:
-            p = scores[ppo]
+            both = min(done[ppo], done[name])  # the prepare seeds both finished
+            p = {k: v[:, :both] for k, v in scores[ppo].items()}
+            sc = {k: v[:, :both] for k, v in sc.items()}
             gap = {
                 k: analysis.stratified_mean_difference_ci(p[k], sc[k])
                 for k in ("gold", "gain", "length", "kl")
             }
+            gap["prepare_seeds"] = both
             poi = probability_of_improvement(p["gold"], sc["gold"])
             gap["p_improvement"] = tuple(poi)
             gaps[name] = gap
@@ -404,6 +410,8 @@ def long(data: Path, out: Path) -> None:
             f"| {name} | "
             + " | ".join(
                 f"{sc['gold'][:, p].mean():.3f}, {sc['length'][:, p].mean():.1f}"
+                if p < done[name]
+                else "not run"
                 for p in range(n_p)
             )
             + " |"
