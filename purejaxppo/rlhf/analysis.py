@@ -17,6 +17,8 @@ functions compare gold *at equal lengths*:
   an OLS of gold on length dummies and a method indicator (`w_l ∝ n_a n_b / (n_a + n_b)`).
 - `same_length_win_rate(...)`: the win rate over the prompt pairs whose two completions have
   the same length (policy and reference answer the same prompts).
+- `stratified_mean_difference_ci(x, y)`: a difference of means of `[runs, strata]` scores
+  (RL seeds x prepare seeds) with the runs resampled within each stratum.
 
 Gao et al. (2022), "Scaling Laws for Reward Model Overoptimization", section 3: for RL,
 `R(d) = d (alpha - beta log d)` with `d = sqrt(KL(pi || pi_init))` (nats) and `R` the gold
