@@ -4,6 +4,7 @@
     .venv/bin/python scripts/rlhf_analysis.py gao [--data docs/rlhf] [--out docs/rlhf]
     .venv/bin/python scripts/rlhf_analysis.py g2 [--data docs/rlhf] [--out docs/rlhf]
     .venv/bin/python scripts/rlhf_analysis.py dpo [--data docs/rlhf] [--out docs/rlhf]
+    .venv/bin/python scripts/rlhf_analysis.py long [--data docs/rlhf] [--out docs/rlhf]
 
 `critic` (from `critic.json`): the gold of every variant at equal completion lengths — the
 ascending gold can only grow with content length, so a raw gold gap between PPO and GRPO can
@@ -29,6 +30,16 @@ the beta tuning rows, then per arm the raw gold, KL, content length, the gold st
 the shared length distribution, the gold at content length 7 and the gain over the reference
 at equal lengths; PPO minus DPO, raw and at equal length, with P(PPO better). Writes `dpo.md`
 and `dpo_lengths.json`.
+
+`long` (from `long.json`): the `long` experiment (the `ascending_fraction` gold, completions
+of up to 32 tokens, several prepare seeds). Scores are `[RL seeds, prepare seeds]`: IQMs
+with 95% bootstrap intervals stratified by prepare seed (`iqm_ci` with the prepare seeds as
+tasks: RL seeds resampled within each reference / reward model, the prepare seeds fixed),
+PPO minus each arm as a difference of means resampled the same way
+(`analysis.stratified_mean_difference_ci`) and P(PPO better) over seed pairs within each
+prepare seed, averaged over them. Per arm: raw gold, KL, content length, win rate, and the
+gold gain over the reference at equal lengths (each member against its own prepare seed's
+reference, `within_length_difference`). Writes `long.md` and `long_lengths.json`.
 
 `gao` (from `overopt.json`): Gao et al. (2022)'s RL form `gold - gold_ref = d (alpha - beta
 log d)`, `d = sqrt(KL(pi || pi_ref))` in nats (KL of the final policy on the evaluation
@@ -285,6 +296,176 @@ def g2(data: Path, out: Path) -> None:
     }
     (out / "g2_lengths.json").write_text(json.dumps(_jsonable(summary)) + "\n")
     print("\n".join(lines))
+
+
+LONG_FIELDS = (  # (key, column title, per-seed evaluation field)
+    ("gold", "gold", "gold_reward"),
+    ("kl", "KL to reference (nats)", "kl_to_reference"),
+    ("length", "content length", None),
+    ("win", "win rate vs reference", "win_rate_vs_reference"),
+    ("gain", "gain over reference at equal lengths", None),
+)
+
+
+def long_scores(res: dict[str, Any]) -> dict[str, dict[str, np.ndarray]]:
+    """Per arm, per field of `LONG_FIELDS`: `[RL seeds, prepare seeds]` scores."""
+    c = res["max_completion_len"]
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for name, row in res["arms"].items():
+        cols: dict[str, list[np.ndarray]] = {k: [] for k, _, _ in LONG_FIELDS}
+        for block in row["per_prepare"]:
+            ref = res["prepare"][block["prepare_seed"]]["reference_per_prompt"]
+            gold, lengths = (np.asarray(block["per_prompt"][k], float) for k in ("gold", "length"))
+            for key, _, field in LONG_FIELDS:
+                if field is not None:
+                    cols[key].append(np.asarray(block["per_seed"][field], float))
+            cols["length"].append(lengths.mean(axis=1))
+            cols["gain"].append(
+                np.array(
+                    [
+                        analysis.within_length_difference(
+                            lg, g, np.asarray(ref["length"]), np.asarray(ref["gold"]), c
+                        ).value
+                        for lg, g in zip(lengths, gold, strict=True)
+                    ]
+                )
+            )
+        out[name] = {k: np.stack(v, axis=1) for k, v in cols.items()}
+    return out
+
+
+def _est2(x: np.ndarray, digits: int = 3) -> str:
+    e = iqm_ci(np.asarray(x, float))
+    return f"{e.point:.{digits}f} [{e.low:.{digits}f}, {e.high:.{digits}f}]"
+
+
+def long(data: Path, out: Path) -> None:
+    res = json.loads((data / "long.json").read_text())
+    # an interrupted run: each arm has the prepare seeds it finished (in order), a comparison
+    # uses the ones both arms have
+    done = {name: len(row["per_prepare"]) for name, row in res["arms"].items()}
+    res["arms"] = {name: row for name, row in res["arms"].items() if done[name]}
+    n_p, n_s = max(done.values()), res["seeds"]
+    res["prepare"] = res["prepare"][:n_p]
+    scores = long_scores(res)
+    ppo = next(n for n, row in res["arms"].items() if row["algorithm"] == "ppo")
+    accs = [p["reward_model_accuracy"] for p in res["prepare"]]
+    refs = [
+        (np.mean(p["reference_per_prompt"]["gold"]), np.mean(p["reference_per_prompt"]["length"]))
+        for p in res["prepare"]
+    ]
+    lines = [
+        "# When length is not gold: 32-token answers (`scripts/rlhf_analysis.py long`)",
+        "",
+        f"From `long.json`: gold `{res['gold']}`, completions of up to "
+        f"{res['max_completion_len']} tokens, {n_p} prepare seeds (reference + reward model) x "
+        f"{n_s} RL seeds per arm (prepare seeds finished per arm: "
+        + ", ".join(f"{name} {k}" for name, k in done.items())
+        + f"), {res['iterations']} iterations of 64 completions, KL target "
+        f"{res['kl_target']}. Reward-model held-out accuracy per prepare seed: "
+        + ", ".join(f"{a:.3f}" for a in accs)
+        + "; reference gold / content length per prepare seed: "
+        + ", ".join(f"{g:.3f} / {ln:.1f}" for g, ln in refs)
+        + ".",
+        "",
+        f"IQM over each arm's runs ({n_s} RL seeds x its prepare seeds) [95% bootstrap "
+        "interval, RL seeds resampled within each prepare seed]; PPO − arm: difference of "
+        "means (prepare seeds weighted equally, over the prepare seeds both finished) [same "
+        "stratified bootstrap]; P(PPO better): over seed pairs within each prepare seed, "
+        "averaged [stratified interval].",
+        "",
+        "| arm | prompts / completions | "
+        + " | ".join(title for _, title, _ in LONG_FIELDS)
+        + " | PPO − arm, gold | PPO − arm, gain at equal lengths | P(PPO better), gold |",
+        "|---" * (len(LONG_FIELDS) + 5) + "|",
+    ]
+    gaps: dict[str, Any] = {}
+    for name, row in res["arms"].items():
+        sc = scores[name]
+        cells = [name, f"{row['prompts_per_iteration']} / {row['completions_per_iteration']}"]
+        cells += [_est2(sc[k], 2 if k in ("kl", "length") else 3) for k, _, _ in LONG_FIELDS]
+        if name == ppo:
+            cells += ["", "", ""]
+        else:
+            both = min(done[ppo], done[name])  # the prepare seeds both finished
+            p = {k: v[:, :both] for k, v in scores[ppo].items()}
+            sc = {k: v[:, :both] for k, v in sc.items()}
+            gap = {
+                k: analysis.stratified_mean_difference_ci(p[k], sc[k])
+                for k in ("gold", "gain", "length", "kl")
+            }
+            gap["prepare_seeds"] = both
+            poi = probability_of_improvement(p["gold"], sc["gold"])
+            gap["p_improvement"] = tuple(poi)
+            gaps[name] = gap
+            cells += [
+                f"{gap[k][0]:+.3f} [{gap[k][1]:+.3f}, {gap[k][2]:+.3f}]" for k in ("gold", "gain")
+            ]
+            cells.append(f"{poi.point:.2f} [{poi.low:.2f}, {poi.high:.2f}]")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Per prepare seed (mean over RL seeds): gold, content length",
+        "",
+        "| arm | " + " | ".join(f"prepare seed {p}" for p in range(n_p)) + " |",
+        "|---" * (n_p + 1) + "|",
+        "| reference | " + " | ".join(f"{g:.3f}, {ln:.1f}" for g, ln in refs) + " |",
+    ]
+    for name in res["arms"]:
+        sc = scores[name]
+        lines.append(
+            f"| {name} | "
+            + " | ".join(
+                f"{sc['gold'][:, p].mean():.3f}, {sc['length'][:, p].mean():.1f}"
+                if p < done[name]
+                else "not run"
+                for p in range(n_p)
+            )
+            + " |"
+        )
+    lines += ["", *long_length_lines(res)]
+    (out / "long.md").write_text("\n".join(lines) + "\n")
+    summary = {"scores": scores, "ppo_minus": gaps, "reward_model_accuracy": accs}
+    (out / "long_lengths.json").write_text(json.dumps(_jsonable(summary)) + "\n")
+    print("\n".join(lines))
+
+
+LONG_BINS = ((0, 1), (2, 4), (5, 8), (9, 12), (13, 16), (17, 24), (25, 31), (32, 32))
+
+
+def long_length_lines(res: dict[str, Any]) -> list[str]:
+    """Content-length bins -> count and mean gold, every prepare and RL seed pooled."""
+    c = res["max_completion_len"]
+    sets = {
+        "reference": [
+            (p["reference_per_prompt"]["length"], p["reference_per_prompt"]["gold"])
+            for p in res["prepare"]
+        ]
+    }
+    for name, row in res["arms"].items():
+        sets[name] = [
+            (b["per_prompt"]["length"], b["per_prompt"]["gold"]) for b in row["per_prepare"]
+        ]
+    tables = {}
+    for name, pairs in sets.items():
+        lengths = np.concatenate([np.ravel(lg) for lg, _ in pairs])
+        gold = np.concatenate([np.ravel(g) for _, g in pairs])
+        tables[name] = analysis.length_table(lengths, gold, c)
+    lines = [
+        f"Gold by content length (bins; all seeds pooled; `{c}` = cut by the length limit):",
+        "",
+        "| content length | " + " | ".join(f"{n}: count, gold" for n in tables) + " |",
+        "|---" * (len(tables) + 1) + "|",
+    ]
+    for lo, hi in LONG_BINS:
+        cells = []
+        for t in tables.values():
+            n = int(t.counts[lo : hi + 1].sum())
+            sums = np.nansum(t.means[lo : hi + 1] * t.counts[lo : hi + 1])
+            cells.append(f"{n}, " + ("-" if n == 0 else f"{sums / n:.3f}"))
+        label = f"{lo}" if lo == hi else f"{lo}–{hi}"
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def length_table_lines(ref: dict[str, np.ndarray], variants: dict[str, Any]) -> list[str]:
@@ -546,14 +727,14 @@ def _jsonable(x: Any) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("analysis", choices=("critic", "gao", "g2", "dpo"))
+    p.add_argument("analysis", choices=("critic", "gao", "g2", "dpo", "long"))
     p.add_argument("--data", default=str(ROOT / "docs" / "rlhf"), help="folder of the JSON")
     p.add_argument("--out", default=None, help="where to write (default: --data)")
     args = p.parse_args(argv)
     data = Path(args.data)
     out = Path(args.out) if args.out else data
     out.mkdir(parents=True, exist_ok=True)
-    {"critic": critic, "gao": gao, "g2": g2, "dpo": dpo}[args.analysis](data, out)
+    {"critic": critic, "gao": gao, "g2": g2, "dpo": dpo, "long": long}[args.analysis](data, out)
     return 0
 
 

@@ -4,6 +4,7 @@
     .venv/bin/python scripts/rlhf_experiments.py critic [--out docs/rlhf] [--seeds 8]
     .venv/bin/python scripts/rlhf_experiments.py g2 [--out docs/rlhf] [--seeds 10]
     .venv/bin/python scripts/rlhf_experiments.py dpo [--out docs/rlhf] [--seeds 10]
+    .venv/bin/python scripts/rlhf_experiments.py long [--out docs/rlhf] [--seeds 4]
 
 Both start from configs/rlhf/ppo.yaml (the shipped run's language, models, SFT and reward
 settings) and share one reference policy and one reward model per reward-model setting (the
@@ -45,6 +46,16 @@ the last `DPO_TUNING_LAST` passes and the tuning seeds. Then that beta and PPO, 
 seeds each (0 .. seeds-1), evaluated by the same `evaluate`. Writes `dpo.json` (the tuning
 rows; per arm its per-seed evaluation and per-prompt gold and content length, as `g2.json`);
 `scripts/rlhf_analysis.py dpo` reads it at equal lengths and writes `dpo.md`.
+
+`long` (when length is not gold): configs/rlhf/long.yaml — the `ascending_fraction` gold
+(rising pairs per adjacent pair, not monotone in length) and completions of up to 32 tokens —
+with `--prepare-seeds` references and reward models (`prepare_seed` 0, 1, ...), each paired
+with the same `--seeds` RL seeds, for PPO with its critic, GRPO G = 4 and GRPO G = 2 (±1), all
+at 64 sampled completions per iteration and one KL target. Each arm is compiled once and run
+against every prepared reference (the programs take the frozen parameters as arguments).
+Writes `long.json` (per arm and prepare seed: per-seed evaluation and per-prompt gold and
+content length; per prepare seed the reward model's accuracy and the reference's per-prompt
+data); `scripts/rlhf_analysis.py long` reads it.
 """
 
 from __future__ import annotations
@@ -75,6 +86,7 @@ from purejaxppo.rlhf.yamlconfig import load_rlhf_config
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = ROOT / "configs" / "rlhf" / "ppo.yaml"
+LONG = ROOT / "configs" / "rlhf" / "long.yaml"
 KL_TARGETS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 CRITIC_VARIANTS = (  # (name, algorithm, group_size, group_normalize)
     ("PPO + GAE (token-level critic)", "ppo", 1, True),
@@ -360,6 +372,129 @@ def g2(args: argparse.Namespace, base: RLHFConfig) -> None:
         (out / "g2.json").write_text(json.dumps(_jsonable(results)) + "\n")
 
 
+LONG_ARMS = (  # (name, algorithm, group_size); every arm samples 64 completions per iteration
+    (PPO_NAME, "ppo", 1),
+    ("GRPO G=4", "grpo", 4),
+    ("GRPO G=2 (±1)", "grpo", 2),
+)
+
+
+def long_configs(
+    base: RLHFConfig, seeds: int, iterations: int, kl_target: float
+) -> list[tuple[str, RLHFConfig]]:
+    """`(name, config)` of every arm of `long`: only the algorithm and group size differ."""
+    population = dataclasses.replace(base.population, seeds=seeds, grid=())
+    hparams = base.hparams.replace(kl_target=kl_target)
+    arms = []
+    for name, algorithm, group in LONG_ARMS:
+        rl = dataclasses.replace(
+            base.rl, algorithm=algorithm, group_size=group, iterations=iterations
+        )
+        arms.append(
+            (name, dataclasses.replace(base, rl=rl, population=population, hparams=hparams))
+        )
+    return arms
+
+
+def long(args: argparse.Namespace, base: RLHFConfig) -> None:
+    import time
+
+    import jax
+
+    from purejaxppo.rlhf.config import population_members, stack_rlhf_hparams
+    from purejaxppo.rlhf.pipeline import make_pipeline, member_keys
+
+    arms = long_configs(base, args.seeds, args.iterations, args.kl_target)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {
+        "seeds": args.seeds,
+        "prepare_seeds": args.prepare_seeds,
+        "iterations": args.iterations,
+        "kl_target": args.kl_target,
+        "gold": base.language.gold,
+        "max_completion_len": base.language.max_completion_len,
+        "prepare": [],
+        "arms": {},
+    }
+    prepared = []
+    for p in range(args.prepare_seeds):
+        prep, seconds = run_prepare(dataclasses.replace(arms[0][1], prepare_seed=p))
+        prepared.append(prep)
+        acc = float(prep.reward_model_accuracy)
+        results["prepare"].append(
+            {
+                "prepare_seed": p,
+                "reward_model_accuracy": acc,
+                "reward_model_train_accuracy": float(prep.reward_model_train_accuracy),
+                "preference_ties": float(prep.preference_ties),
+                "seconds": seconds,
+            }
+        )
+        print(
+            f"prepare seed {p}: reward model held-out accuracy {acc:.3f}, {seconds:.0f} s",
+            flush=True,
+        )
+    compiled = {}
+    for name, cfg in arms:
+        members = population_members(cfg)
+        keys = member_keys(cfg, [m.seed for m in members])
+        hparams = stack_rlhf_hparams([m.hparams for m in members])
+        start = time.perf_counter()
+        program = jax.jit(make_pipeline(cfg).population)
+        compiled[name] = (program.lower(keys, hparams, prepared[0].frozen).compile(), keys, hparams)
+        results["arms"][name] = {
+            "algorithm": cfg.rl.algorithm,
+            "group_size": cfg.rl.group_size,
+            "prompts_per_iteration": cfg.rl.prompts_per_iteration,
+            "completions_per_iteration": cfg.rl.completions_per_iteration,
+            "compile_s": time.perf_counter() - start,
+            "per_prepare": [],
+        }
+    # prepare seeds outermost, so an interrupted run holds every arm of the seeds it finished
+    for p, prep in enumerate(prepared):
+        for name, _ in arms:
+            program, keys, hparams = compiled[name]
+            row = results["arms"][name]
+            start = time.perf_counter()
+            output, evaluation = jax.block_until_ready(program(keys, hparams, prep.frozen))
+            ev = {k: np.asarray(v) for k, v in evaluation._asdict().items()}
+            m = {k: np.asarray(v) for k, v in output.metrics._asdict().items()}
+            row["per_prepare"].append(
+                {
+                    "prepare_seed": p,
+                    "run_s": time.perf_counter() - start,
+                    "tokens": float(m["tokens"].sum(axis=1).mean()),
+                    "gold_curve": m["gold_reward"].mean(axis=0),
+                    "kl_curve": m["kl"].mean(axis=0),
+                    "per_seed": {
+                        k: ev[k]
+                        for k in (
+                            "gold_reward",
+                            "win_rate_vs_reference",
+                            "kl_to_reference",
+                            "proxy_reward",
+                            "length",
+                        )
+                    },
+                    "per_prompt": {"gold": ev["gold_per_prompt"], "length": ev["content_length"]},
+                }
+            )
+            results["prepare"][p]["reference_per_prompt"] = {
+                "gold": ev["gold_per_prompt_reference"][0],
+                "length": ev["content_length_reference"][0],
+            }
+            print(
+                f"{name:<32} prepare {p}: gold {ev['gold_reward'].mean():.3f} (reference "
+                f"{ev['gold_reward_reference'][0]:.3f}) KL {ev['kl_to_reference'].mean():.2f} "
+                f"length {ev['content_length'].mean():.1f} "
+                f"run {row['per_prepare'][-1]['run_s']:.0f} s",
+                flush=True,
+            )
+            # after every population, so an interrupted run keeps what it finished
+            (out / "long.json").write_text(json.dumps(_jsonable(results)) + "\n")
+
+
 def critic_table(results: dict[str, Any]) -> str:
     n = results["seeds"]
     lines = [
@@ -528,16 +663,25 @@ def dpo(args: argparse.Namespace, base: RLHFConfig) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("experiment", choices=("overopt", "critic", "g2", "dpo"))
+    p.add_argument("experiment", choices=("overopt", "critic", "g2", "dpo", "long"))
     p.add_argument("--out", default=str(ROOT / "docs" / "rlhf"))
     p.add_argument(
-        "--seeds", type=int, default=None, help="seeds per setting (overopt 3, critic 8, g2 10)"
+        "--seeds",
+        type=int,
+        default=None,
+        help="RL seeds per setting (overopt 3, critic 8, g2 10, long 4 per prepare seed)",
+    )
+    p.add_argument(
+        "--prepare-seeds",
+        type=int,
+        default=3,
+        help="long: references / reward models (prepare_seed 0 .. n-1)",
     )
     p.add_argument(
         "--iterations",
         type=int,
         default=None,
-        help="RL iterations (default: overopt 250, critic and g2 150)",
+        help="RL iterations (default: overopt 250, critic and g2 150, long 40)",
     )
     p.add_argument("--pairs-strong", type=int, default=1000)
     p.add_argument("--pairs-weak", type=int, default=150)
@@ -552,9 +696,16 @@ def main(argv: list[str] | None = None) -> int:
         help="dpo: the betas tried on the tuning seeds",
     )
     args = p.parse_args(argv)
-    if any(v is not None and v < 1 for v in (args.seeds, args.iterations)):
-        print("rlhf_experiments: --seeds and --iterations: expected integers >= 1", file=sys.stderr)
+    if any(v is not None and v < 1 for v in (args.seeds, args.iterations, args.prepare_seeds)):
+        print(
+            "rlhf_experiments: --seeds, --prepare-seeds and --iterations: expected integers >= 1",
+            file=sys.stderr,
+        )
         return 2
+    if args.experiment == "long":
+        args.seeds, args.iterations = args.seeds or 4, args.iterations or 40
+        long(args, load_rlhf_config(LONG))
+        return 0
     base = load_rlhf_config(BASE)
     if args.experiment == "overopt":
         args.seeds, args.iterations = args.seeds or 3, args.iterations or 250

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import pytest
 
 from purejaxppo.cli import main
@@ -66,6 +67,8 @@ def test_shipped_configs_load_and_round_trip():
         ("rlhf: {}", r"x.yaml: rlhf: unknown key"),
         ("language: {gold: sorted}", r"x.yaml: language: gold must be one of"),
         ("seed: -3", r"x.yaml: seed: expected an integer in \[0, 2\*\*31\)"),
+        ("prepare_seed: 1.5", r"x.yaml: prepare_seed: expected an integer in \[0, 2\*\*31\)"),
+        ("prepare_seeds: 2", r"x.yaml: prepare_seeds: unknown key"),
         ("- 1", r"x.yaml: expected a mapping"),
     ],
 )
@@ -87,6 +90,24 @@ def test_set_overrides_and_their_errors(tmp_path):
     with pytest.raises(ConfigError, match=r"--set: rll.iterations: unknown key"):
         load_rlhf_config(path, ["rll.iterations=3"])
     assert load_rlhf_config(path) == RLHFConfig(rl=load_rlhf_config(path).rl)
+
+
+def test_prepare_seed_moves_prepare_only(tmp_path):
+    from purejaxppo.rlhf.pipeline import member_keys, prepare_key
+
+    path = tmp_path / "x.yaml"
+    path.write_text("seed: 5\n")
+    plain = load_rlhf_config(path)
+    assert plain.prepare_seed is None and "prepare_seed" not in dump_rlhf_config(plain)
+    cfg = load_rlhf_config(path, ["prepare_seed=2"])
+    assert (cfg.seed, cfg.prepare_seed) == (5, 2)
+    assert rlhf_config_from_dict(parse_yaml(dump_rlhf_config(cfg), "d"), "d") == cfg
+    data = jax.random.key_data
+    assert (data(prepare_key(cfg)) == data(prepare_key(RLHFConfig(seed=2)))).all()
+    assert (data(prepare_key(plain)) != data(prepare_key(cfg))).any()
+    assert (data(member_keys(cfg, [0, 1])) == data(member_keys(plain, [0, 1]))).all()
+    with pytest.raises(ConfigError, match=r"--set: prepare_seeds: unknown key"):
+        load_rlhf_config(path, ["prepare_seeds=3"])
 
 
 def _cli(capsys, *argv: str) -> tuple[int, str, str]:

@@ -67,6 +67,28 @@ def test_gold_scores_on_hand_made_sequences():
     np.testing.assert_array_equal(L.gold_score_sequences(LANG, seq), match)
 
 
+def test_ascending_fraction_is_rising_pairs_per_pair_and_not_monotone_in_length():
+    frac = L.LanguageConfig(**{**_fields(LANG), "gold": "ascending_fraction"})
+    prompts = jnp.full((6, 3), 3)
+    completions = jnp.array(
+        [
+            [3, 5, 9, END, PAD, PAD],  # 2 rising of 2 pairs: 1
+            [3, 5, 9, 4, END, PAD],  # the same answer longer, one falling pair: 2/3
+            [3, 5, 9, 4, 6, 8],  # no end (cut): 4 rising of 5 pairs
+            [7, END, PAD, PAD, PAD, PAD],  # one content token: no pair, 0
+            [END, PAD, PAD, PAD, PAD, PAD],  # empty: 0
+            [9, 8, 8, 7, END, 9],  # none rising (ties do not rise); after end ignored
+        ]
+    )
+    got = np.asarray(L.gold_score(frac, prompts, completions))
+    np.testing.assert_allclose(got, [1.0, 2 / 3, 4 / 5, 0.0, 0.0, 0.0], rtol=1e-6)
+    assert got[1] < got[0]  # a longer answer scores lower
+    count = L.LanguageConfig(**{**_fields(LANG), "gold": "ascending"})
+    np.testing.assert_array_equal(L.gold_score(count, prompts, completions), [2, 2, 4, 0, 0, 0])
+    with pytest.raises(ValueError, match="gold must be one of"):
+        L.LanguageConfig(gold="fraction")
+
+
 def _fields(cfg: L.LanguageConfig) -> dict:
     return {f: getattr(cfg, f) for f in cfg.__dataclass_fields__}
 

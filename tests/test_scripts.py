@@ -88,8 +88,10 @@ def test_rlhf_and_minatar_scripts_refuse_bad_counts(capsys):
     rlhf = _load_script("rlhf_experiments")
     assert rlhf.main(["critic", "--seeds", "0"]) == 2
     assert capsys.readouterr().err.strip() == (
-        "rlhf_experiments: --seeds and --iterations: expected integers >= 1"
+        "rlhf_experiments: --seeds, --prepare-seeds and --iterations: expected integers >= 1"
     )
+    assert rlhf.main(["long", "--prepare-seeds", "0"]) == 2
+    assert "--prepare-seeds" in capsys.readouterr().err
     minatar = _load_script("minatar_torso")
     assert minatar.main(["--envs", "Breakout-MinAtar,Pong-Atari"]) == 2
     assert capsys.readouterr().err.strip() == "minatar_torso: --envs: no config for Pong-Atari"
@@ -268,3 +270,52 @@ def test_rlhf_analysis_g2_reads_both_budgets(tmp_path):
     assert "| equal completions | Dr. GRPO G=2 (no std), equal completions | 32 / 64 |" in table
     summary = json.loads((tmp_path / "g2_lengths.json").read_text())
     assert len(summary["ppo_minus"]) == 4 and len(summary["contrasts"]) == 4
+
+
+def test_rlhf_long_arms_and_analysis_stratified_by_prepare_seed(tmp_path):
+    """`rlhf_experiments.py long` builds its arms from configs/rlhf/long.yaml (32-token
+    answers, the fraction gold, 64 completions each); `rlhf_analysis.py long` reads a made-up
+    long.json as [RL seeds, prepare seeds] scores, without training."""
+    rlhf, ana = _load_script("rlhf_experiments"), _load_script("rlhf_analysis")
+    arms = rlhf.long_configs(rlhf.load_rlhf_config(rlhf.LONG), 4, 40, 4.0)
+    assert [(c.rl.algorithm, c.rl.group_size, c.rl.prompts_per_iteration) for _, c in arms] == [
+        ("ppo", 1, 64),
+        ("grpo", 4, 16),
+        ("grpo", 2, 32),
+    ]
+    for _, cfg in arms:
+        assert (cfg.language.max_completion_len, cfg.language.gold) == (32, "ascending_fraction")
+        assert (cfg.rl.completions_per_iteration, cfg.rl.iterations) == (64, 40)
+        assert (cfg.population.seeds, cfg.hparams.kl_target, cfg.prepare_seed) == (4, 4.0, None)
+    rng = np.random.default_rng(0)
+
+    def prompts(seeds, shift=0.0):
+        return {"gold": rng.random((seeds, 16)) + shift, "length": rng.integers(0, 33, (seeds, 16))}
+
+    data = {"seeds": 3, "prepare_seeds": 2, "iterations": 1, "kl_target": 4.0}
+    data |= {"gold": "ascending_fraction", "max_completion_len": 32, "arms": {}}
+    data["prepare"] = [
+        {"reward_model_accuracy": 0.6, "reference_per_prompt": prompts(1)} for _ in range(2)
+    ]
+    for p in data["prepare"]:
+        p["reference_per_prompt"] = {k: v[0] for k, v in p["reference_per_prompt"].items()}
+    for (name, cfg), shift in zip(arms, (1.0, 0.0, 0.0), strict=True):
+        blocks = []
+        for p in range(2):
+            per_seed = {k: rng.random(3) for k in ("win_rate_vs_reference", "kl_to_reference")}
+            pp = prompts(3, shift)
+            per_seed["gold_reward"] = pp["gold"].mean(axis=1)
+            blocks.append({"prepare_seed": p, "per_seed": per_seed, "per_prompt": pp})
+        data["arms"][name] = {
+            "algorithm": cfg.rl.algorithm,
+            "prompts_per_iteration": cfg.rl.prompts_per_iteration,
+            "completions_per_iteration": 64,
+            "per_prepare": blocks,
+        }
+    (tmp_path / "long.json").write_text(json.dumps(rlhf._jsonable(data)))
+    assert ana.main(["long", "--data", str(tmp_path)]) == 0
+    assert "| GRPO G=2 (±1) | 32 / 64 |" in (tmp_path / "long.md").read_text()
+    summary = json.loads((tmp_path / "long_lengths.json").read_text())
+    assert np.asarray(summary["scores"][rlhf.PPO_NAME]["gold"]).shape == (3, 2)
+    gap, low, high = summary["ppo_minus"]["GRPO G=4"]["gold"]
+    assert 0.8 < low <= gap <= high < 1.2  # PPO's made-up gold is 1 higher

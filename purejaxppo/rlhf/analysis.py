@@ -17,6 +17,8 @@ functions compare gold *at equal lengths*:
   an OLS of gold on length dummies and a method indicator (`w_l ∝ n_a n_b / (n_a + n_b)`).
 - `same_length_win_rate(...)`: the win rate over the prompt pairs whose two completions have
   the same length (policy and reference answer the same prompts).
+- `stratified_mean_difference_ci(x, y)`: a difference of means of `[runs, strata]` scores
+  (RL seeds x prepare seeds) with the runs resampled within each stratum.
 
 Gao et al. (2022), "Scaling Laws for Reward Model Overoptimization", section 3: for RL,
 `R(d) = d (alpha - beta log d)` with `d = sqrt(KL(pi || pi_init))` (nats) and `R` the gold
@@ -142,6 +144,43 @@ def mean_difference_ci(
     res = sps.bootstrap(
         (x, y),
         lambda a, b, axis=-1: a.mean(axis) - b.mean(axis),
+        n_resamples=reps,
+        vectorized=True,
+        confidence_level=confidence,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    ci = res.confidence_interval
+    return point, float(ci.low), float(ci.high)
+
+
+def stratified_mean_difference_ci(
+    x: np.ndarray, y: np.ndarray, confidence: float = 0.95, reps: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:
+    """`mean(x) - mean(y)` of `[runs, strata]` scores (e.g. RL seeds x prepare seeds: each
+    stratum one reference and reward model) with a percentile bootstrap interval that
+    resamples the runs of `x` and of `y` within each stratum on their own (the strata are
+    fixed, as `purejaxppo.run.stats` treats tasks); the mean gives every stratum equal weight.
+    NaN bounds when a stratum has one run."""
+    x, y = (
+        np.atleast_2d(np.asarray(x, np.float64).T).T,
+        np.atleast_2d(np.asarray(y, np.float64).T).T,
+    )
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"x has {x.shape[1]} strata but y has {y.shape[1]}")
+    strata = x.shape[1]
+
+    def diff(*samples: np.ndarray, axis: int = -1) -> np.ndarray:
+        means = [np.mean(s, axis=axis) for s in samples]
+        return np.mean(means[:strata], axis=0) - np.mean(means[strata:], axis=0)
+
+    samples = [*x.T, *y.T]
+    point = float(diff(*samples))
+    if min(len(x), len(y)) < 2:
+        return point, float("nan"), float("nan")
+    res = sps.bootstrap(
+        tuple(samples),
+        diff,
         n_resamples=reps,
         vectorized=True,
         confidence_level=confidence,

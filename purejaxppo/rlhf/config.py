@@ -270,7 +270,11 @@ class PopulationConfig:
 
 @dataclasses.dataclass(frozen=True)
 class RLHFConfig:
-    """The whole pipeline: language, model sizes, SFT, reward model, RL stage, population."""
+    """The whole pipeline: language, model sizes, SFT, reward model, RL stage, population.
+
+    `seed` seeds the RL members (and, by default, the `prepare` stage); `prepare_seed`, when
+    set, seeds `prepare` (SFT, preference data, reward model) on its own, so several
+    references and reward models can be paired with the same RL seeds."""
 
     language: LanguageConfig = dataclasses.field(default_factory=LanguageConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
@@ -280,6 +284,7 @@ class RLHFConfig:
     hparams: RLHFHParams = dataclasses.field(default_factory=RLHFHParams)
     population: PopulationConfig = dataclasses.field(default_factory=PopulationConfig)
     seed: int = 0
+    prepare_seed: int | None = None
 
     def __post_init__(self) -> None:
         if self.rl.algorithm == "dpo" and self.rl.minibatches > self.reward.train_pairs:

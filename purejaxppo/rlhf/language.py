@@ -22,6 +22,14 @@ call it, never the policy or the reward model. Kinds (`LanguageConfig.gold`):
   "topic"). Depends on the prompt, so a reward model has to relate the answer to the question.
 - `"count"`: the number of completion tokens equal to `gold_target`.
 - `"ascending"`: the number of adjacent content-token pairs `c_i < c_{i+1}` (an ordering).
+  Grows with the content length `L` (at most `L - 1`), so a longer answer can only gain.
+- `"ascending_fraction"`: the same rising pairs divided by the pairs there are,
+  `rising / max(1, L - 1)`, in `[0, 1]` (0 for `L <= 1`). Not monotone in length: its
+  optimum, 1, is any strictly rising answer of 2 to `num_content` tokens (a longer one must
+  fall somewhere, as there are only `num_content` content tokens), a longer answer scores
+  lower whenever it adds a falling pair (`3 5 9` scores 1, `3 5 9 4` scores 2/3), and adding
+  a rising pair to a not-all-rising answer raises the score by less than it would under
+  `ascending`. Length is not gold here: a policy gains only by ordering its tokens better.
 
 Only tokens up to the first `end` (excluded; it is not content) count.
 """
@@ -33,7 +41,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-GOLD_KINDS = ("match", "count", "ascending")
+GOLD_KINDS = ("match", "count", "ascending", "ascending_fraction")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,9 +180,13 @@ def gold_score(cfg: LanguageConfig, prompts: jax.Array, completions: jax.Array) 
     if cfg.gold == "count":
         hits = (completions == cfg.gold_target).astype(jnp.float32)
         return jnp.sum(hits * content, axis=-1)
-    # ascending: both tokens of the pair are content tokens before the end
+    # ascending(_fraction): both tokens of the pair are content tokens before the end
     rising = (completions[:, 1:] > completions[:, :-1]).astype(jnp.float32)
-    return jnp.sum(rising * content[:, 1:], axis=-1)
+    count = jnp.sum(rising * content[:, 1:], axis=-1)
+    if cfg.gold == "ascending":
+        return count
+    pairs = jnp.sum(content, axis=-1) - 1.0  # L - 1 adjacent content pairs
+    return count / jnp.maximum(pairs, 1.0)
 
 
 def gold_score_sequences(cfg: LanguageConfig, sequences: jax.Array) -> jax.Array:

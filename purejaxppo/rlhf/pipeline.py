@@ -174,5 +174,7 @@ def member_keys(cfg: RLHFConfig, seeds: list[int]) -> jax.Array:
 
 
 def prepare_key(cfg: RLHFConfig) -> jax.Array:
-    """The key of the SFT / reward-model stages (`fold_in(key(cfg.seed), 0)`)."""
-    return jax.random.fold_in(jax.random.key(cfg.seed), 0)
+    """The key of the SFT / reward-model stages: `fold_in(key(s), 0)` with `s` =
+    `cfg.prepare_seed`, or `cfg.seed` when that is None (the RL keys use `cfg.seed` only)."""
+    seed = cfg.seed if cfg.prepare_seed is None else cfg.prepare_seed
+    return jax.random.fold_in(jax.random.key(seed), 0)

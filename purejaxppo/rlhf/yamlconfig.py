@@ -2,7 +2,8 @@
 overrides, checked field by field into one-line `ConfigError`s (`FILE: rl.iterations:
 expected an integer, got 1.5 (a number)`).
 
-    seed: 0
+    seed: 0                            # RL members (and prepare, unless prepare_seed)
+    prepare_seed: 1                    # optional: SFT, preference data, reward model
     language: {gold: ascending}        # LanguageConfig fields
     model: {d_model: 32}               # ModelConfig
     sft: {steps: 300}                  # SFTConfig
@@ -46,7 +47,8 @@ SECTION_TYPES: dict[str, type] = {
     "reward": RewardConfig,
     "rl": RLConfig,
 }
-SECTIONS = ("seed", *SECTION_TYPES, "hparams", "population")
+SEEDS = ("seed", "prepare_seed")  # top-level integers
+SECTIONS = (*SEEDS, *SECTION_TYPES, "hparams", "population")
 
 
 def _check_value(hint: Any, value: Any) -> Any:
@@ -159,11 +161,10 @@ def rlhf_config_from_dict(data: Any, source: str = "<config>") -> RLHFConfig:
     for key in data:
         if key not in SECTIONS:
             raise _unknown(source, str(key), SECTIONS)
-    seed = data.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
-        raise ConfigError(
-            f"{source}: seed: expected an integer in [0, 2**31), got {describe(seed)}"
-        )
+    seed = _seed(source, "seed", data.get("seed", 0))
+    prepare_seed = data.get("prepare_seed")
+    if prepare_seed is not None:
+        prepare_seed = _seed(source, "prepare_seed", prepare_seed)
     sections = {name: _section(source, name, data.get(name)) for name in SECTION_TYPES}
     try:
         return RLHFConfig(
@@ -171,14 +172,26 @@ def rlhf_config_from_dict(data: Any, source: str = "<config>") -> RLHFConfig:
             hparams=_hparams(source, data.get("hparams")),
             population=_population(source, data.get("population")),
             seed=seed,
+            prepare_seed=prepare_seed,
         )
     except ValueError as err:  # checks across sections, the field named in full
         raise ConfigError(f"{source}: {err}") from None
 
 
+def _seed(source: str, name: str, value: Any) -> int:
+    """`value` if it is an integer in `[0, 2**31)`, else a one-line `ConfigError`."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31:
+        raise ConfigError(
+            f"{source}: {name}: expected an integer in [0, 2**31), got {describe(value)}"
+        )
+    return value
+
+
 def rlhf_config_to_dict(cfg: RLHFConfig) -> dict[str, Any]:
     """A plain YAML-able dict; `rlhf_config_from_dict` inverts it."""
     out: dict[str, Any] = {"seed": cfg.seed}
+    if cfg.prepare_seed is not None:  # absent by default: older run folders read the same
+        out["prepare_seed"] = cfg.prepare_seed
     for name in SECTION_TYPES:
         out[name] = dataclasses.asdict(getattr(cfg, name))
     out["hparams"] = hparams_dict(check_hparams(cfg.hparams))
@@ -204,13 +217,13 @@ def apply_sets(data: Mapping[str, Any], sets: Sequence[str]) -> dict[str, Any]:
             raise ConfigError(f"--set {item}: expected KEY=VALUE, e.g. rl.iterations=50")
         value = parse_yaml(text, f"--set {key}")
         if "." not in key:
-            if key != "seed":
-                raise _unknown("--set", key, ("seed", *(f"{s}.KEY" for s in SECTIONS[1:])))
+            if key not in SEEDS:
+                raise _unknown("--set", key, (*SEEDS, *(f"{s}.KEY" for s in SECTIONS[2:])))
             out[key] = value
             continue
         section, *path = key.split(".")
-        if section not in SECTIONS or section == "seed" or not all(path):
-            raise _unknown("--set", key, SECTIONS[1:])
+        if section not in SECTIONS or section in SEEDS or not all(path):
+            raise _unknown("--set", key, SECTIONS[2:])
         out[section] = _set_in(out.get(section), path, value, f"--set {key}", section)
     return out
 
