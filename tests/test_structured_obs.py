@@ -156,10 +156,10 @@ def test_custom_encoder(how):
     obs, _ = jax.vmap(env.reset, (0, None))(
         jax.random.split(jax.random.key(0), 3), env.default_params
     )
-    params = net.init(jax.random.key(1), jax.tree.map(lambda x: x[0], obs))
+    params = jax.jit(net.init)(jax.random.key(1), jax.tree.map(lambda x: x[0], obs))
     assert {"actor_encoder", "critic_encoder"} <= set(params["params"])
     assert params["params"]["actor_encoder"]["Dense_0"]["kernel"].shape == (9, 8)
-    dist, value = net.apply(params, jax.tree.map(lambda x: jnp.stack([x, x]), obs))  # [2, 3]
+    dist, value = jax.jit(net.apply)(params, jax.tree.map(lambda x: jnp.stack([x, x]), obs))
     assert value.shape == (2, 3) and dist.logits.shape == (2, 3, 5)
     assert np.all(np.asarray(dist.logits[..., 4]) == MASKED_LOGIT)
 
