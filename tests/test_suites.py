@@ -320,7 +320,7 @@ def test_jumanji_refuses_multi_dimensional_actions():
 
 def test_jumanji_knapsack_trains_through_the_cli_and_takes_no_masked_action(tmp_path):
     """Knapsack-v1 (weights, values, packed items, and a mask that changes as items are
-    packed): `purejaxppo train` with a run folder and eval; then the trained policy acts
+    packed): `purejaxppo train` with a run folder, `purejaxppo eval`; then the trained policy acts
     over a rollout and every action it takes is valid."""
     pytest.importorskip("jumanji")
     from _cli_support import TINY, run_cli, write_config
@@ -339,6 +339,8 @@ def test_jumanji_knapsack_trains_through_the_cli_and_takes_no_masked_action(tmp_
     )
     out = run_cli("train", config, "--out", tmp_path / "run", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
+    out = run_cli("eval", tmp_path / "run", "--episodes", "4", cwd=tmp_path)
+    assert out.returncode == 0 and "seed 0" in out.stdout, out.stdout + out.stderr
     run = load_run(tmp_path / "run")
     trainer, params = run.trainer, run.params(0)
 
