@@ -48,6 +48,17 @@ def _trained():
     return trainer, out
 
 
+@functools.cache
+def _jitted_rollout():
+    return jax.jit(_trained()[0].rollout)
+
+
+def _rollout(seed: int):
+    """A rollout `[T, N, ...]` of the trained policy (one compile for the tests below)."""
+    state = _trained()[1].state
+    return _jitted_rollout()(state, ppo.HParams(), jax.random.key(seed))[1]
+
+
 def _taken_valid(mask: jax.Array, action: jax.Array) -> np.ndarray:
     return np.asarray(jnp.take_along_axis(mask, action[..., None], axis=-1)[..., 0])
 
@@ -68,8 +79,7 @@ def test_training_never_takes_a_masked_action():
 
 
 def test_rollout_stores_each_leaf_time_major_and_only_valid_actions():
-    trainer, out = _trained()
-    _, trajectory, _ = jax.jit(trainer.rollout)(out.state, ppo.HParams(), jax.random.key(2))
+    trajectory = _rollout(2)
     obs = trajectory.obs
     assert set(obs) == {"grid", "steps", "action_mask"}
     assert obs["grid"].shape == (16, 4, 3, 3) and obs["grid"].dtype == jnp.float32
@@ -85,7 +95,7 @@ def test_loss_ignores_the_logits_of_masked_actions():
     """Action 4 is masked in every state: the loss's gradient on its logit (the policy
     head's bias) is exactly zero; without the mask it would not be."""
     trainer, out = _trained()
-    _, trajectory, _ = jax.jit(trainer.rollout)(out.state, ppo.HParams(), jax.random.key(3))
+    trajectory = _rollout(3)
     batch = trainer.make_batch(out.params, trajectory, ppo.HParams())
     grads = jax.grad(lambda p: trainer.loss(p, ppo.HParams(), batch)[0])(out.params)
     head = max(k for k in grads["params"]["actor"] if k.startswith("Dense"))
