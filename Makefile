@@ -26,9 +26,9 @@ test: $(VENV)/.installed-test
 	JAX_PLATFORMS=cpu $(BIN)/python -m pytest -q
 
 # The suites with an adapter (docs/envs.md); kept out of `make test`: together they pull
-# ~400 MB and Craftax's tests spend a minute compiling.
+# ~435 MB and Craftax's tests spend a minute compiling.
 test-envs: $(VENV)/.installed-test
-	$(BIN)/python -m pip install --quiet -e '.[test,navix,xminigrid,craftax]'
+	$(BIN)/python -m pip install --quiet -e '.[test,navix,xminigrid,craftax,jumanji]'
 	JAX_PLATFORMS=cpu $(BIN)/python -m pytest -q tests/test_suites.py
 
 lint: $(VENV)/.installed-test

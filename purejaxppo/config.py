@@ -134,6 +134,10 @@ class PPOConfig:
         the critic (recurrent PPO). Its hidden state is reset at episode starts, the state
         at the start of each rollout is stored, and minibatches are whole per-env
         sequences replayed from it: `num_minibatches` must divide `num_envs`.
+      encoder: None (the default features: flattened, one-hot or `torso`), or an import
+        string `module:Attr` naming a zero-argument factory (e.g. a Flax module class) of
+        the module that encodes observations before each MLP (`ActorCritic.encoder`;
+        `make_train(config, encoder=...)` takes the factory itself). Replaces `torso`.
     """
 
     env_name: str | None = "CartPole-v1"
@@ -159,6 +163,7 @@ class PPOConfig:
     group_reset: str = "update"
     torso: str = "mlp"
     gru_size: int = 0
+    encoder: str | None = None
 
     def __post_init__(self) -> None:
         for name in (*INT_FIELDS, *BOOL_FIELDS):
@@ -242,6 +247,18 @@ class PPOConfig:
             raise ValueError(
                 "gru_size: recurrent policies are not supported with advantage group; use gae"
             )
+        if self.encoder is not None:
+            module, _, attr = str(self.encoder).partition(":")
+            if not isinstance(self.encoder, str) or not module or not attr:
+                raise ValueError(
+                    f"encoder: expected an import string module:FactoryOrModuleClass, got "
+                    f"{self.encoder!r}"
+                )
+            if self.torso != "mlp":
+                raise ValueError(
+                    f"torso: {self.torso} has no effect with an encoder (the encoder replaces "
+                    "the torso); leave it at mlp"
+                )
         check_static_settings(self)
         if self.total_timesteps < self.batch_size:
             raise ValueError(

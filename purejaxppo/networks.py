@@ -7,7 +7,12 @@ head), zero biases. Discrete actions use a categorical distribution; continuous
 
 Options (`PPOConfig`): `torso: cnn` puts a small convolution (`CNN`) in front of each
 MLP, for `[H, W, C]` image observations; `gru_size > 0` makes both networks recurrent
-(`ActorCritic.step(hidden, obs, reset)`: the MLP, then a GRU cell, then the head).
+(`ActorCritic.step(hidden, obs, reset)`: the MLP, then a GRU cell, then the head);
+`encoder` puts a Flax module of one's own in front of each MLP (`ActorCritic.encoder`).
+
+Structured (pytree) observations (`purejaxppo.envs.observations`) are flattened and
+concatenated by default; with an `action_mask` leaf the categorical policy's logits of
+invalid actions are set to `MASKED_LOGIT` wherever a distribution is built.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from purejaxppo.envs import SpaceInfo
+from purejaxppo.envs.observations import action_mask, batch_shape, flat_features, mask_logits
 
 _LOG_2PI_E = math.log(2.0 * math.pi * math.e)
 
@@ -246,6 +252,15 @@ class ActorCritic(nn.Module):
     with hidden `[N, 2 * gru_size]` (actor's then critic's GRU state; zeros to start),
     obs `[N, *obs_shape]` and reset `[N]` bool (True where `obs` starts an episode: the
     hidden state is zeroed first) returns `(hidden, dist, value)`.
+
+    A structured observation is a pytree with leaves `[..., *leaf_shape]`; with an
+    `action_mask` leaf (`[..., A]` bool) the policy's invalid actions get `MASKED_LOGIT`.
+
+    `encoder`: a zero-argument callable (a Flax module class, or a factory) returning a
+    module `enc(obs) -> [B, F]` float32, called with the (normalised) observation, leaves
+    `[B, *leaf_shape]` (one batch axis: the network folds the batch axes `[...]` into it and
+    back; a structured observation is passed whole, mask included). One is built for the
+    actor and one for the critic, replacing the default flattening (and `torso`).
     """
 
     space: SpaceInfo
@@ -254,9 +269,14 @@ class ActorCritic(nn.Module):
     with_critic: bool = True  # False: no value network (critic-free `group` advantages)
     torso: str = "mlp"  # or "cnn": a convolution before each MLP, for [H, W, C] observations
     gru_size: int = 0
+    encoder: Any = None  # a zero-argument factory of a Flax module `[B, ...] -> [B, F]`
 
     def setup(self) -> None:
-        if self.torso == "cnn":
+        if self.encoder is not None:
+            self.actor_encoder = self.encoder()
+            if self.with_critic:
+                self.critic_encoder = self.encoder()
+        elif self.torso == "cnn":
             self.actor_cnn = CNN()
             if self.with_critic:
                 self.critic_cnn = CNN()
@@ -271,9 +291,18 @@ class ActorCritic(nn.Module):
         if self.space.continuous:
             self.log_std = self.param("log_std", nn.initializers.zeros, (self.space.action_dim,))
 
-    def features(self, obs: jax.Array) -> jax.Array:
+    def batch_shape(self, obs: Any) -> tuple[int, ...]:
+        """The batch axes `[...]` of observations `[..., *obs_shape]` (or a pytree of them)."""
+        if self.space.obs_spec is not None:
+            return batch_shape(self.space.obs_spec, obs)
+        return obs.shape[: obs.ndim - len(self.space.obs_shape)]
+
+    def features(self, obs: Any) -> jax.Array:
         """`[..., *obs_shape]` -> float32 `[..., F]`: one-hot for Discrete observations;
-        with the CNN torso, float32 `[..., H, W, C]` (the convolutions flatten)."""
+        with the CNN torso, float32 `[..., H, W, C]` (the convolutions flatten); a
+        structured observation's leaves flattened and concatenated."""
+        if self.space.obs_spec is not None:
+            return flat_features(self.space.obs_spec, obs)
         if self.space.obs_categories:
             return jax.nn.one_hot(obs, self.space.obs_categories, dtype=jnp.float32)
         if self.torso == "cnn":
@@ -281,27 +310,41 @@ class ActorCritic(nn.Module):
         batch_shape = obs.shape[: obs.ndim - len(self.space.obs_shape)]
         return obs.astype(jnp.float32).reshape((*batch_shape, -1))
 
-    def _actor_in(self, obs: jax.Array) -> jax.Array:
+    def _encode(self, encoder: nn.Module, obs: Any) -> jax.Array:
+        """A user encoder over observations with one batch axis: `[...]` -> `[..., F]`."""
+        batch = self.batch_shape(obs)
+        size = math.prod(batch)
+        flat = jax.tree.map(lambda x: x.reshape((size, *x.shape[len(batch) :])), obs)
+        out = encoder(flat)
+        return out.astype(jnp.float32).reshape((*batch, -1))
+
+    def _actor_in(self, obs: Any) -> jax.Array:
+        if self.encoder is not None:
+            return self._encode(self.actor_encoder, obs)
         x = self.features(obs)
         return self.actor_cnn(x) if self.torso == "cnn" else x
 
-    def _critic_in(self, obs: jax.Array) -> jax.Array:
+    def _critic_in(self, obs: Any) -> jax.Array:
+        if self.encoder is not None:
+            return self._encode(self.critic_encoder, obs)
         x = self.features(obs)
         return self.critic_cnn(x) if self.torso == "cnn" else x
 
-    def _distribution(self, out: jax.Array) -> Distribution:
+    def _distribution(self, out: jax.Array, obs: Any) -> Distribution:
         if self.space.continuous:
             return DiagGaussian(mean=out, log_std=self.log_std)
+        if self.space.obs_spec is not None and self.space.obs_spec.mask_index >= 0:
+            out = mask_logits(out, action_mask(self.space.obs_spec, obs))
         return Categorical(logits=out)
 
-    def policy(self, obs: jax.Array) -> Distribution:
+    def policy(self, obs: Any) -> Distribution:
         """Action distribution with batch shape `[...]` (feed-forward only)."""
-        return self._distribution(self.actor(self._actor_in(obs)))
+        return self._distribution(self.actor(self._actor_in(obs)), obs)
 
-    def value(self, obs: jax.Array) -> jax.Array:
+    def value(self, obs: Any) -> jax.Array:
         """State values `[...]` (zeros without a critic; feed-forward only)."""
         if not self.with_critic:
-            return jnp.zeros(self.features(obs).shape[: obs.ndim - len(self.space.obs_shape)])
+            return jnp.zeros(self.batch_shape(obs))
         return self.critic(self._critic_in(obs))[..., 0]
 
     def step(
@@ -313,13 +356,14 @@ class ActorCritic(nn.Module):
         actor_h, critic_h = jnp.split(hidden, 2, axis=-1)
         actor_h, out = self.actor_rnn(actor_h, self._actor_in(obs))
         critic_h, value = self.critic_rnn(critic_h, self._critic_in(obs))
-        return jnp.concatenate([actor_h, critic_h], -1), self._distribution(out), value[..., 0]
+        dist = self._distribution(out, obs)
+        return jnp.concatenate([actor_h, critic_h], -1), dist, value[..., 0]
 
-    def __call__(self, obs: jax.Array) -> tuple[Distribution, jax.Array]:
+    def __call__(self, obs: Any) -> tuple[Distribution, jax.Array]:
         if self.gru_size:  # (used by `init`): one step from a zero hidden state
-            batch_shape = obs.shape[: obs.ndim - len(self.space.obs_shape)]
-            hidden = jnp.zeros((*batch_shape, 2 * self.gru_size), jnp.float32)
-            _, dist, value = self.step(hidden, obs, jnp.ones(batch_shape, jnp.bool_))
+            batch = self.batch_shape(obs)
+            hidden = jnp.zeros((*batch, 2 * self.gru_size), jnp.float32)
+            _, dist, value = self.step(hidden, obs, jnp.ones(batch, jnp.bool_))
             return dist, value
         return self.policy(obs), self.value(obs)
 
@@ -331,8 +375,9 @@ def initial_hidden(config: Any, num_envs: int) -> jax.Array | None:
     return jnp.zeros((num_envs, 2 * config.gru_size), jnp.float32)
 
 
-def build_network(config: Any, space: SpaceInfo) -> ActorCritic:
-    """The `ActorCritic` a config asks for, over an env's spaces."""
+def build_network(config: Any, space: SpaceInfo, encoder: Any = None) -> ActorCritic:
+    """The `ActorCritic` a config asks for, over an env's spaces; `encoder` (a factory of a
+    Flax module, `ActorCritic.encoder`) as resolved by `resolve_encoder`."""
     return ActorCritic(
         space=space,
         hidden_sizes=config.hidden_sizes,
@@ -340,15 +385,22 @@ def build_network(config: Any, space: SpaceInfo) -> ActorCritic:
         with_critic=config.advantage == "gae",
         torso=config.torso,
         gru_size=config.gru_size,
+        encoder=encoder,
     )
 
 
-def make_network(config: Any, env: Any = None, env_params: Any = None) -> ActorCritic:
+def make_network(
+    config: Any, env: Any = None, env_params: Any = None, encoder: Any = None
+) -> ActorCritic:
     """The Flax actor-critic for `config` and an environment (made by name if not given).
 
-    `dist, value = net.apply(params, obs)`; obs `[..., *obs_shape]`.
+    `dist, value = net.apply(params, obs)`; obs `[..., *obs_shape]`. `encoder`: as for
+    `make_train`.
     """
+    from purejaxppo.encoders import resolve_encoder
     from purejaxppo.envs import resolve_env, space_info
 
     env, env_params, label = resolve_env(config, env, env_params)
-    return build_network(config, space_info(env, env_params, label))
+    return build_network(
+        config, space_info(env, env_params, label), resolve_encoder(config, encoder)
+    )

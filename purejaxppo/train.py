@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import optax
 
 from purejaxppo.config import HParams, PPOConfig, check_member_hparams
+from purejaxppo.encoders import resolve_encoder
 from purejaxppo.envs import (
     RunningStats,
     SpaceInfo,
@@ -31,6 +32,7 @@ from purejaxppo.envs import (
     resolve_env,
     space_info,
 )
+from purejaxppo.envs.observations import create_obs_stats
 from purejaxppo.losses import LossMetrics, explained_variance
 from purejaxppo.networks import ActorCritic, build_network, initial_hidden
 from purejaxppo.objectives import (
@@ -94,9 +96,9 @@ class Trainer:
         net_key, reset_key, run_key = jax.random.split(key, 3)
         reset_keys = jax.random.split(reset_key, cfg.num_envs)
         obs, env_state = jax.vmap(self.env.reset, (0, None))(reset_keys, self.env_params)
-        params = self.network.init(net_key, obs[0])
+        params = self.network.init(net_key, jax.tree.map(lambda x: x[0], obs))
         opt_state = make_optimizer(hparams.learning_rate, hparams.max_grad_norm).init(params)
-        obs_stats = RunningStats.create(self.space.obs_shape)
+        obs_stats = create_obs_stats(self.space.obs_shape, self.space.obs_spec)
         if cfg.normalize_observations:
             obs_stats = obs_stats.update(obs)
         zeros = jnp.zeros((cfg.num_envs,), jnp.float32)
@@ -378,8 +380,12 @@ def _check_group_mode(config: PPOConfig, env_params: Any, label: str) -> None:
         )
 
 
-def make_trainer(config: PPOConfig, env: Any = None, env_params: Any = None) -> Trainer:
-    """Build the `Trainer` for `config`; `env`/`env_params` override construction by name.
+def make_trainer(
+    config: PPOConfig, env: Any = None, env_params: Any = None, encoder: Any = None
+) -> Trainer:
+    """Build the `Trainer` for `config`; `env`/`env_params` override construction by name;
+    `encoder` (a zero-argument factory of a Flax module, `ActorCritic.encoder`) replaces the
+    default observation features (or `config.encoder` names one by import string).
 
     Everything checked here is static. In `advantage: group` mode `num_steps` must reach the
     env's time limit `env_params.max_steps_in_episode`; when `env_params` is traced (e.g.
@@ -398,19 +404,27 @@ def make_trainer(config: PPOConfig, env: Any = None, env_params: Any = None) -> 
             f"normalize_observations: {label.partition(': ')[2] or label} has a Discrete "
             "observation space (one-hot encoded); normalising it makes no sense, set it to false"
         )
+    if config.torso == "cnn" and space.obs_spec is not None:
+        raise ValueError(
+            f"torso: cnn needs [H, W, C] image observations; {label.partition(': ')[2] or label} "
+            "observes a pytree; use torso: mlp (leaves flattened and concatenated) or an encoder "
+            "of your own (ppo.encoder)"
+        )
     if config.torso == "cnn" and (len(space.obs_shape) != 3 or space.obs_categories):
         raise ValueError(
             f"torso: cnn needs [H, W, C] image observations; {label.partition(': ')[2] or label} "
             f"observes shape {tuple(space.obs_shape)}; use torso: mlp"
         )
-    network = build_network(config, space)
+    network = build_network(config, space, resolve_encoder(config, encoder))
     return Trainer(config=config, env=env, env_params=env_params, space=space, network=network)
 
 
-def make_train(config: PPOConfig, env: Any = None, env_params: Any = None):
+def make_train(config: PPOConfig, env: Any = None, env_params: Any = None, encoder: Any = None):
     """A pure `train(key, hparams) -> TrainOutput` for `config`. Apply `jax.jit` yourself.
 
     `env`/`env_params` accept any gymnax-1.x-style environment; without them the
-    environment is made from `config.env_name`.
+    environment is made from `config.env_name`. Observations may be arrays or pytrees
+    (`purejaxppo.envs.observations`); `encoder` is a zero-argument factory of a Flax module
+    encoding them before each MLP (`ActorCritic.encoder`).
     """
-    return make_trainer(config, env, env_params).train
+    return make_trainer(config, env, env_params, encoder).train

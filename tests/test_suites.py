@@ -1,9 +1,10 @@
-"""The suite adapters (`env_name: navix/<name>`, `xminigrid/<name>`, `craftax/<name>`): the
-gymnax 1.x interface, termination kept apart from the time limit, auto-reset with
-`info["final_observation"]`, and a few PPO updates on each.
+"""The suite adapters (`env_name: navix/<name>`, `xminigrid/<name>`, `craftax/<name>`,
+`jumanji/<name>`): the gymnax 1.x interface, termination kept apart from the time limit,
+auto-reset with `info["final_observation"]`, and a few PPO updates on each; a Jumanji env with
+a structured observation and an action mask trained through `purejaxppo train`.
 
-The shared wrapper's logic (on a tiny fake suite), the one-line error of each missing extra
-and jumanji's refusal always run; each adapter's own tests are skipped when its package is
+The shared wrapper's logic (on a tiny fake suite) and the one-line error of each missing
+extra always run; each adapter's own tests are skipped when its package is
 not installed (`make test-envs` installs the extras and runs this file).
 """
 
@@ -36,6 +37,7 @@ HIDDEN = {
     "navix": ("navix",),
     "xminigrid": ("xminigrid",),
     "craftax": ("craftax", "craftax.craftax_env"),
+    "jumanji": ("jumanji",),
 }
 
 
@@ -121,21 +123,12 @@ def test_missing_extra_in_a_run_config_exits_2(monkeypatch, tmp_path, capsys, su
     assert not (tmp_path / "run").exists()
 
 
-def test_jumanji_is_refused_with_the_reason():
-    with pytest.raises(ValueError) as err:
-        check_env_name("jumanji/Snake-v1")
-    message = str(err.value)
-    assert "\n" not in message
-    assert message.startswith("env_name: jumanji/Snake-v1 is not supported: ")
-    assert "action mask" in message
-
-
 def test_import_purejaxppo_loads_no_suite():
     import subprocess
 
     code = (
         "import sys, purejaxppo, purejaxppo.envs; "
-        "print([m for m in ('navix', 'xminigrid', 'craftax') if m in sys.modules])"
+        "print([m for m in ('navix', 'xminigrid', 'craftax', 'jumanji') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -292,5 +285,80 @@ def test_envs_command_lists_each_suite(monkeypatch):
         "navix/NAME: navix 0.7.4 installed (e.g. navix/Navix-Empty-8x8-v0)",
         "xminigrid/NAME needs the xminigrid extra: pip install -e '.[xminigrid]'",
         "craftax/NAME needs the craftax extra: pip install -e '.[craftax]'",
-        "jumanji/NAME: not supported yet (structured observations, action masks)",
+        "jumanji/NAME needs the jumanji extra: pip install -e '.[jumanji]'",
     ]
+
+
+# --------------------------------------------------------------------------- jumanji
+# `(env_name, observation fields, number of actions)`: structured observations, each with an
+# action mask.
+JUMANJI = [
+    ("jumanji/Snake-v1", ("grid", "step_count", "action_mask"), 4),
+    ("jumanji/Maze-v0", ("agent_position", "target_position", "walls", "action_mask"), 4),
+    ("jumanji/Game2048-v1", ("board", "action_mask"), 4),
+    ("jumanji/Knapsack-v1", ("weights", "values", "packed_items", "action_mask"), 50),
+]
+
+
+@pytest.mark.parametrize(("name", "fields", "actions"), JUMANJI, ids=lambda v: str(v))
+def test_jumanji_spaces_and_signature(name, fields, actions):
+    pytest.importorskip("jumanji")
+    env, params = ppo.make_env(name)
+    info = space_info(env, params, name)
+    assert info.action_dim == actions and not info.continuous and info.obs_spec is not None
+    paths = [leaf.path for leaf in info.obs_spec.leaves]
+    assert all(any(p.startswith(f".{f}") for p in paths) for f in fields), paths
+    assert info.obs_spec.leaves[info.obs_spec.mask_index].shape == (actions,)
+    check_env_signature(env, params, info, f"env_name: {name}")  # traced, nothing compiled
+
+
+def test_jumanji_refuses_multi_dimensional_actions():
+    pytest.importorskip("jumanji")
+    with pytest.raises(ValueError, match=r"^env_name: jumanji/BinPack-v2 is not supported: "):
+        ppo.make_env("jumanji/BinPack-v2")
+
+
+def test_jumanji_knapsack_trains_through_the_cli_and_takes_no_masked_action(tmp_path):
+    """Knapsack-v1 (weights, values, packed items, and a mask that changes as items are
+    packed): `purejaxppo train` with a run folder, `purejaxppo eval`; then the trained policy acts
+    over a rollout and every action it takes is valid."""
+    pytest.importorskip("jumanji")
+    from _cli_support import TINY, run_cli, write_config
+
+    from purejaxppo.run.load import load_run
+
+    config = write_config(
+        tmp_path / "knapsack.yaml",
+        {**TINY, "expected_return": None},
+        env_name="jumanji/Knapsack-v1",
+        num_envs=4,
+        num_steps=16,
+        total_timesteps=3 * 64,
+        hidden_sizes=[16],
+        normalize_observations=True,
+    )
+    out = run_cli("train", config, "--out", tmp_path / "run", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    out = run_cli("eval", tmp_path / "run", "--episodes", "4", cwd=tmp_path)
+    assert out.returncode == 0 and "seed 0" in out.stdout, out.stdout + out.stderr
+    run = load_run(tmp_path / "run")
+    trainer, params = run.trainer, run.params(0)
+
+    def body(carry, key):
+        env_state, obs = carry
+        act_key, step_key = jax.random.split(key)
+        dist = trainer.network.apply(params, run.observe(obs), method="policy")
+        action = dist.sample(seed=act_key)
+        valid = jnp.take_along_axis(obs.action_mask, action[:, None], axis=-1)[:, 0]
+        keys = jax.random.split(step_key, 4)
+        obs, env_state, *_ = jax.vmap(trainer.env.step, (0, 0, 0, None))(
+            keys, env_state, action, trainer.env_params
+        )
+        return (env_state, obs), valid
+
+    obs, env_state = jax.vmap(trainer.env.reset, (0, None))(
+        jax.random.split(jax.random.key(5), 4), trainer.env_params
+    )
+    keys = jax.random.split(jax.random.key(6), 64)
+    _, valid = jax.jit(lambda c, k: jax.lax.scan(body, c, k))((env_state, obs), keys)
+    assert np.asarray(valid).all()

@@ -50,7 +50,10 @@ def first_layer_flops(in_dim: int, hidden_sizes: Sequence[int], out_dim: int) ->
 
 
 def feature_dim(space: SpaceInfo) -> int:
-    """Input width of the networks: one-hot size of a Discrete observation, else the flat size."""
+    """Input width of the networks: one-hot size of a Discrete observation, the concatenated
+    leaves of a structured one, else the flat size."""
+    if space.obs_spec is not None:
+        return space.obs_spec.num_features
     if space.obs_categories:
         return space.obs_categories
     return math.prod(space.obs_shape) if space.obs_shape else 1

@@ -8,8 +8,11 @@ with `info["final_observation"]`, plus `observation_space(params)` and
 
 Adapters to other JAX env libraries live beside this module and are imported only when
 their names are used: `brax/<name>` builds a Brax env (`purejaxppo.envs.brax`),
-`navix/<name>`, `xminigrid/<name>` and `craftax/<name>` the env of that suite
-(`purejaxppo.envs.navix`, ...; docs/envs.md). `jumanji/<name>` is refused with the reason.
+`navix/<name>`, `xminigrid/<name>`, `craftax/<name>` and `jumanji/<name>` the env of that
+suite (`purejaxppo.envs.navix`, ...; docs/envs.md).
+
+Observations are one array, or a pytree of arrays with an optional `action_mask` leaf
+(`purejaxppo.envs.observations`: the layout, the mask, per-leaf normalisation).
 """
 
 from __future__ import annotations
@@ -21,18 +24,42 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from flax import struct
 
 from purejaxppo.envs.brax import is_brax_name  # brax itself is imported lazily
+from purejaxppo.envs.observations import (
+    ObsSpec,
+    ObsStats,
+    is_structured,
+    normalize_observation,
+    obs_spec,
+)
+from purejaxppo.envs.stats import RunningStats, scale_reward
+
+__all__ = [
+    "ObsSpec",
+    "ObsStats",
+    "RunningStats",
+    "SpaceInfo",
+    "check_env_name",
+    "check_env_signature",
+    "env_action",
+    "make_env",
+    "normalize_observation",
+    "resolve_env",
+    "scale_reward",
+    "space_info",
+]
 
 # `prefix/<name>` -> the adapter module `purejaxppo.envs.<module>`, imported only when a name
 # with that prefix is used; it has `check_<module>_name` and `make_<module>_env`.
-SUITES = {"navix/": "navix", "xminigrid/": "xminigrid", "craftax/": "craftax"}
-# Suites whose envs the trainer cannot take yet, and why (docs/envs.md).
-UNSUPPORTED_SUITES = {
-    "jumanji/": "jumanji's observations are structured (a pytree with an action mask), which "
-    "the trainer does not take yet (docs/envs.md)",
+SUITES = {
+    "navix/": "navix",
+    "xminigrid/": "xminigrid",
+    "craftax/": "craftax",
+    "jumanji/": "jumanji",
 }
+# Suites whose envs the trainer cannot take, and why (docs/envs.md); none at present.
+UNSUPPORTED_SUITES: dict[str, str] = {}
 
 
 def _suite(env_name: Any) -> str | None:
@@ -129,7 +156,7 @@ def check_env_name(env_name: Any) -> None:
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ValueError(
             f"env_name: unknown environment {env_name!r}{hint} (`purejaxppo envs` lists them; "
-            "a Brax env is brax/NAME, likewise navix/, xminigrid/, craftax/; "
+            "a Brax env is brax/NAME, likewise navix/, xminigrid/, craftax/, jumanji/; "
             "a custom env is an import string module:ClassOrFactory)"
         )
 
@@ -170,8 +197,8 @@ def _import_env(spec: str) -> tuple[Any, Any]:
 def make_env(env_name: str) -> tuple[Any, Any]:
     """Build `(env, env_params)` for a gymnax id, a purejaxppo probe env, a Brax env
     `brax/<name>` (needs the brax extra), an env of another suite (`navix/<name>`,
-    `xminigrid/<name>`, `craftax/<name>`: each needs its extra), or an import string
-    `module:ClassOrFactory` naming a custom gymnax-1.x env."""
+    `xminigrid/<name>`, `craftax/<name>`, `jumanji/<name>`: each needs its extra), or an
+    import string `module:ClassOrFactory` naming a custom gymnax-1.x env."""
     import gymnax
 
     from purejaxppo.probe_envs import PROBE_ENVS
@@ -300,7 +327,21 @@ def _describe(value: Any) -> str:
 
 
 def _check_obs_shape(obs: Any, info: SpaceInfo, label: str, where: str) -> None:
+    if info.obs_spec is not None:
+        got = obs_spec(obs, label)
+        if got.treedef != info.obs_spec.treedef or got.leaves != info.obs_spec.leaves:
+            raise ValueError(
+                f"{label}: {where} returned observations laid out as {_layout(got)}, but reset "
+                f"returned {_layout(info.obs_spec)}"
+            )
+        return
     shape = tuple(getattr(obs, "shape", ()))
+    if is_structured(obs):
+        raise ValueError(
+            f"{label}: {where} returned a structured observation ({type(obs).__name__}), but "
+            "observation_space has a shape; give a gymnax Dict or Tuple space for pytree "
+            "observations"
+        )
     if not hasattr(obs, "shape"):
         raise ValueError(f"{label}: {where} returned an observation of type {type(obs).__name__}")
     if shape != info.obs_shape:
@@ -308,6 +349,10 @@ def _check_obs_shape(obs: Any, info: SpaceInfo, label: str, where: str) -> None:
             f"{label}: {where} returned observations of shape {shape}, but observation_space "
             f"says {info.obs_shape}"
         )
+
+
+def _layout(spec: ObsSpec) -> str:
+    return ", ".join(f"{leaf.path} {leaf.dtype}{list(leaf.shape)}" for leaf in spec.leaves)
 
 
 def is_discrete(space: Any) -> bool:
@@ -329,6 +374,8 @@ class SpaceInfo(NamedTuple):
     continuous: bool
     action_low: tuple[float, ...] | None  # [action_dim] bounds (continuous only)
     action_high: tuple[float, ...] | None
+    # A structured (pytree) observation's layout, else None; `obs_shape` is then `()`.
+    obs_spec: ObsSpec | None = None
 
 
 def space_info(env: Any, env_params: Any, label: str = "env") -> SpaceInfo:
@@ -337,24 +384,55 @@ def space_info(env: Any, env_params: Any, label: str = "env") -> SpaceInfo:
 
     obs_space = env.observation_space(env_params)
     act_space = env.action_space(env_params)
+    spec = None
     if is_discrete(obs_space):
         obs_shape, obs_categories = (), int(obs_space.n)
     elif hasattr(obs_space, "shape"):
         obs_shape, obs_categories = tuple(int(d) for d in obs_space.shape), 0
+    elif hasattr(obs_space, "spaces"):  # gymnax Dict / Tuple: a pytree observation
+        obs_shape, obs_categories = (), 0
+        spec = _structured_spec(env, env_params, label)
     else:
         raise ValueError(
-            f"{label}: unsupported observation space {obs_space!r} (expected Discrete or Box)"
+            f"{label}: unsupported observation space {obs_space!r} (expected Discrete, Box, "
+            "or a Dict or Tuple for pytree observations)"
         )
     if is_discrete(act_space):
-        return SpaceInfo(obs_shape, obs_categories, int(act_space.n), False, None, None)
+        num = int(act_space.n)
+        _check_action_mask(spec, num, label)
+        return SpaceInfo(obs_shape, obs_categories, num, False, None, None, spec)
+    if spec is not None and spec.mask_index >= 0:
+        raise ValueError(
+            f"{label}: observations hold an action_mask, which needs a Discrete action space, "
+            f"got {act_space!r}"
+        )
     if is_box(act_space) and len(tuple(act_space.shape)) == 1:
         dim = int(act_space.shape[0])
         low = tuple(np.broadcast_to(np.asarray(act_space.low, np.float32), (dim,)).tolist())
         high = tuple(np.broadcast_to(np.asarray(act_space.high, np.float32), (dim,)).tolist())
-        return SpaceInfo(obs_shape, obs_categories, dim, True, low, high)
+        return SpaceInfo(obs_shape, obs_categories, dim, True, low, high, spec)
     raise ValueError(
         f"{label}: unsupported action space {act_space!r} (expected Discrete or a 1-D Box)"
     )
+
+
+def _structured_spec(env: Any, env_params: Any, label: str) -> ObsSpec:
+    """The layout of a pytree observation, from one abstractly traced reset."""
+    out = jax.eval_shape(env.reset, jax.random.key(0), env_params)
+    obs = out[0] if isinstance(out, tuple) and len(out) == 2 else out
+    return obs_spec(obs, label)
+
+
+def _check_action_mask(spec: ObsSpec | None, num_actions: int, label: str) -> None:
+    """An `action_mask` leaf must be `[num_actions]`."""
+    if spec is None or spec.mask_index < 0:
+        return
+    leaf = spec.leaves[spec.mask_index]
+    if leaf.shape != (num_actions,):
+        raise ValueError(
+            f"{label}: the observation's action_mask {leaf.path} has shape {list(leaf.shape)}, "
+            f"expected [{num_actions}] (one flag per action of Discrete({num_actions}))"
+        )
 
 
 def env_action(info: SpaceInfo, action: jax.Array) -> jax.Array:
@@ -371,58 +449,3 @@ def env_action(info: SpaceInfo, action: jax.Array) -> jax.Array:
         high = jnp.asarray(info.action_high, jnp.float32)
         return jnp.clip(action, low, high)
     return action
-
-
-@struct.dataclass
-class RunningStats:
-    """Running mean and variance (parallel algorithm of Chan et al.).
-
-    `mean` and `var` have the shape of one sample (`[*obs_shape]` for
-    observations, `[]` for returns); `count` is a float scalar.
-    """
-
-    mean: jax.Array
-    var: jax.Array
-    count: jax.Array
-
-    @classmethod
-    def create(cls, shape: tuple[int, ...]) -> RunningStats:
-        """Empty statistics: mean 0, variance 1, a tiny pseudo-count."""
-        return cls(
-            mean=jnp.zeros(shape, jnp.float32),
-            var=jnp.ones(shape, jnp.float32),
-            count=jnp.asarray(1e-4, jnp.float32),
-        )
-
-    def update(self, batch: jax.Array) -> RunningStats:
-        """Fold in a batch `[B, *shape]` of samples."""
-        batch = batch.astype(jnp.float32)
-        batch_mean = jnp.mean(batch, axis=0)
-        batch_var = jnp.var(batch, axis=0)
-        batch_count = jnp.asarray(batch.shape[0], jnp.float32)
-        delta = batch_mean - self.mean
-        total = self.count + batch_count
-        mean = self.mean + delta * batch_count / total
-        m2 = self.var * self.count + batch_var * batch_count
-        m2 = m2 + jnp.square(delta) * self.count * batch_count / total
-        return RunningStats(mean=mean, var=m2 / total, count=total)
-
-
-OBS_CLIP = 10.0
-REWARD_CLIP = 10.0
-STATS_EPS = 1e-8
-
-
-def normalize_observation(stats: RunningStats, obs: jax.Array) -> jax.Array:
-    """`clip((obs - mean) / sqrt(var + 1e-8), -10, 10)`; obs `[..., *obs_shape]`.
-
-    Use this at inference with `TrainOutput.state.obs_stats` when the run had
-    `normalize_observations=True`, before `net.apply(params, obs)`.
-    """
-    z = (obs.astype(jnp.float32) - stats.mean) / jnp.sqrt(stats.var + STATS_EPS)
-    return jnp.clip(z, -OBS_CLIP, OBS_CLIP)
-
-
-def scale_reward(stats: RunningStats, reward: jax.Array) -> jax.Array:
-    """Reward divided by the running std of the discounted return, clipped to +-10."""
-    return jnp.clip(reward / jnp.sqrt(stats.var + STATS_EPS), -REWARD_CLIP, REWARD_CLIP)

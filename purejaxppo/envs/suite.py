@@ -1,5 +1,5 @@
-"""What the navix, xminigrid and craftax adapters share: `SuiteEnv`, a gymnax 1.x wrapper with
-its own time limit and auto-reset, and the one-line error of a missing extra.
+"""What the navix, xminigrid, craftax and jumanji adapters share: `SuiteEnv`, a gymnax 1.x
+wrapper with its own time limit and auto-reset, and the one-line error of a missing extra.
 
 A suite adapter subclasses `SuiteEnv` and gives three things: `_reset_inner(key) -> (obs,
 inner_state)`, `_step_inner(key, inner_state, action) -> (obs, inner_state, reward,
@@ -152,11 +152,16 @@ class SuiteEnv:
         """`state` holding the library's state `inner` instead (same tree and types)."""
         return self._pack(inner, state.time)
 
-    def reset(self, key: jax.Array, params: SuiteParams) -> tuple[jax.Array, SuiteEnvState]:
+    def _observation(self, obs: Any) -> Any:
+        """The library's observation as this env gives it: float32 `[*obs_shape]` (a
+        structured-observation adapter keeps the library's pytree)."""
+        return obs.astype(jnp.float32)
+
+    def reset(self, key: jax.Array, params: SuiteParams) -> tuple[Any, SuiteEnvState]:
         """A fresh episode: obs float32 `[*obs_shape]` and the state at step 0."""
         del params
         obs, inner = self._reset_inner(key)
-        return obs.astype(jnp.float32), self._pack(inner, jnp.zeros((), jnp.int32))
+        return self._observation(obs), self._pack(inner, jnp.zeros((), jnp.int32))
 
     def step(
         self, key: jax.Array, state: SuiteEnvState, action: jax.Array, params: SuiteParams
@@ -171,7 +176,7 @@ class SuiteEnv:
         at_limit = time >= params.max_steps_in_episode
         truncated = jnp.logical_and(at_limit, jnp.logical_not(terminated))
         done = jnp.logical_or(terminated, at_limit)
-        final_obs = obs.astype(jnp.float32)
+        final_obs = self._observation(obs)
 
         reset_obs, reset_state = self.reset(reset_key, params)
         next_state = jax.tree.map(
@@ -179,7 +184,7 @@ class SuiteEnv:
             reset_state,
             self._pack(inner, time),
         )
-        obs = jnp.where(done, reset_obs, final_obs)
+        obs = jax.tree.map(lambda fresh, old: jnp.where(done, fresh, old), reset_obs, final_obs)
         reward = jnp.asarray(reward, jnp.float32)
         info = {"final_observation": final_obs, "terminated": terminated, "truncated": truncated}
         return obs, next_state, reward, terminated, truncated, info

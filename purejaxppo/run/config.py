@@ -86,6 +86,10 @@ def _check_ppo_value(name: str, value: Any) -> Any:
         if not isinstance(value, str):
             raise ValueError(f"expected an environment name (a string), got {describe(value)}")
         return value
+    if name == "encoder":
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"expected an import string module:Attr, got {describe(value)}")
+        return value
     if hint is bool:
         if not isinstance(value, bool):
             raise ValueError(f"expected true or false, got {describe(value)}")

@@ -241,12 +241,13 @@ SUITES = (
     ("navix", "navix", "Navix-Empty-8x8-v0"),
     ("xminigrid", "xminigrid", "MiniGrid-Empty-8x8"),
     ("craftax", "craftax", "Craftax-Symbolic-v1"),
+    ("jumanji", "jumanji", "Snake-v1"),
 )
 
 
 def suite_lines() -> list[str]:
     """One line per suite of `SUITES` (installed: its version and an example name; else how
-    to install it), then jumanji's. Read from the installed packages' metadata: nothing is
+    to install it). Read from the installed packages' metadata: nothing is
     imported or built, so the listing stays fast."""
     lines = []
     for prefix, dist, example in SUITES:
@@ -256,7 +257,6 @@ def suite_lines() -> list[str]:
             lines.append(f"{prefix}/NAME needs the {prefix} extra: pip install -e '.[{prefix}]'")
             continue
         lines.append(f"{prefix}/NAME: {dist} {version} installed (e.g. {prefix}/{example})")
-    lines.append("jumanji/NAME: not supported yet (structured observations, action masks)")
     return lines
 
 

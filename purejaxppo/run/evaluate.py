@@ -82,7 +82,7 @@ def policy_step(
         dist = trainer.network.apply(params, obs_in, method=ActorCritic.policy)
     key, act_key, step_key = jax.random.split(key, 3)
     action = dist.mode() if deterministic else dist.sample(seed=act_key)
-    step_keys = jax.random.split(step_key, obs.shape[0])
+    step_keys = jax.random.split(step_key, jax.tree.leaves(obs)[0].shape[0])
     obs, env_state, reward, terminated, truncated, _ = jax.vmap(trainer.env.step, (0, 0, 0, None))(
         step_keys, env_state, env_action(trainer.space, action), trainer.env_params
     )
