@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import importlib.util
 import json
 import math
 import os
@@ -170,9 +171,11 @@ def test_quick_bench_writes_a_complete_report(tmp_path: Path) -> None:
     axes = {(p["axis"], p["value"]) for p in doc["scaling"]}
     assert axes == {("num_envs", 4), ("num_envs", 64), ("population", 1), ("population", 2)}
     assert all(p["steps_per_s"] > 0 and p["utilisation"] > 0 for p in doc["scaling"])
-    (sb3,) = doc["peers"]
+    sb3, rejax = doc["peers"]
     assert sb3["name"] == "stable-baselines3"
     assert sb3["available"] == (sb3["steps_per_s"] is not None)
+    assert rejax["name"] == "rejax" and not rejax["available"]  # no --rejax given
+    assert rejax["note"].startswith("not given") and "\n" not in rejax["note"]
     head = doc["headline"]
     assert head["single_seed_steps_per_s"] > 0 and head["multi_seed_members"] == 2
     assert head["multi_seed_source"] == "device split"
@@ -226,6 +229,43 @@ def test_unknown_env_is_a_one_line_error(tmp_path: Path, capsys) -> None:
     line = _error_line(capsys)
     assert "--envs" in line and "CartPol-v1" in line and "CartPole-v1" in line
     assert not out.exists()
+
+
+def test_rejax_peer_is_skipped_in_one_line_when_absent(tmp_path: Path) -> None:
+    """Not given, not found, or not importing rejax: each a one-line skip, nothing run."""
+    from purejaxppo.bench.peers import measure_peers, measure_rejax
+
+    lines: list[str] = []
+    results = measure_peers(0, lines.append, rejax_python=str(tmp_path / "no-python"))
+    rejax = next(r for r in results if r.name == "rejax")
+    assert not rejax.available and math.isnan(rejax.steps_per_s)
+    assert rejax.note == f"{tmp_path / 'no-python'} not found"
+    assert f"peer rejax: skipped, {rejax.note}" in lines
+    assert all("\n" not in line for line in lines)
+    assert measure_rejax(512, None).note.startswith("not given (--rejax PYTHON")
+    # an interpreter that runs but has no rejax (ours, in the test environment)
+    if importlib.util.find_spec("rejax") is None:
+        note = measure_rejax(512, sys.executable).note
+        assert note.startswith(f"{sys.executable} cannot import rejax")
+    missing_script = measure_rejax(512, sys.executable, script=tmp_path / "time_rejax.py")
+    assert missing_script.note.startswith("time_rejax.py not found")
+
+
+def test_side_by_side_reports_missing_peers_in_one_line(tmp_path: Path) -> None:
+    """`--rejax` naming no interpreter: one line, exit 2, before anything is timed."""
+    script = REPO / "scripts" / "side_by_side.py"
+    bad = str(tmp_path / "no-python")
+    proc = subprocess.run(
+        [sys.executable, str(script), "--rejax", bad], capture_output=True, text=True, timeout=30
+    )
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        f"--rejax: expected the python of rejax's environment, {bad} not found"
+    ]
+    proc = subprocess.run(
+        [sys.executable, str(script), "--rounds", "0"], capture_output=True, text=True, timeout=30
+    )
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
 
 
 def test_out_under_a_file_is_refused(tmp_path: Path, capsys) -> None:

@@ -34,7 +34,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "reference recipe's steps/s over the whole machine and per device; steps/s\n"
         "against num_envs and population size; FLOP utilisation against a matmul peak\n"
         "measured in the same run, also of a compute-bound wide network; installed peers\n"
-        "(Stable-Baselines3) on the same recipe. Writes bench.json, BENCHMARKS.md and PNGs.",
+        "(Stable-Baselines3; rejax with --rejax) on the same recipe. Writes bench.json,\n"
+        "BENCHMARKS.md and PNGs.",
         epilog="Examples:\n"
         "  purejaxppo bench --quick\n"
         "  purejaxppo bench --envs CartPole-v1,Acrobot-v1 --out runs/bench-cartpole\n"
@@ -63,6 +64,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, metavar="N", help="seeds per env (default by mode)")
     p.add_argument(
         "--out", metavar="DIR", help="report folder (default runs/bench-<YYYYmmdd-HHMMSS>)"
+    )
+    p.add_argument(
+        "--rejax",
+        metavar="PYTHON",
+        help="time rejax as a peer with this interpreter (rejax's own venv, which needs "
+        "gymnax 0.0.x); skipped when not given",
     )
     p.add_argument(
         "--overwrite",
@@ -102,6 +109,7 @@ def _command(args: argparse.Namespace, out: Path) -> str:
     words += ["--quick"] if args.quick else ["--full"] if args.full else []
     words += ["--envs", args.envs] if args.envs else []
     words += ["--seeds", str(args.seeds)] if args.seeds is not None else []
+    words += ["--rejax", args.rejax] if getattr(args, "rejax", None) else []
     return " ".join([*words, "--out", str(out)])
 
 
@@ -139,7 +147,13 @@ def run(args: argparse.Namespace) -> int:
     from purejaxppo.bench.report import write_report
 
     with lock:
-        result = run_benchmark(plan, specs, lambda line: _print(line, start), _command(args, out))
+        result = run_benchmark(
+            plan,
+            specs,
+            lambda line: _print(line, start),
+            _command(args, out),
+            rejax_python=getattr(args, "rejax", None),
+        )
         paths = write_report(result, out)
     head = headline(result)
     if head.single_seed_steps_per_s:

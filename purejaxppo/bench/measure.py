@@ -231,9 +231,14 @@ def measure_env(
 
 # =========================================================================== the whole run
 def run_benchmark(
-    plan: BenchPlan, specs: Sequence[EnvSpec], log: Log, command: str = "purejaxppo bench"
+    plan: BenchPlan,
+    specs: Sequence[EnvSpec],
+    log: Log,
+    command: str = "purejaxppo bench",
+    rejax_python: str | None = None,
 ) -> BenchResult:
-    """Measure everything `plan` asks for, in one process; see the module docstring."""
+    """Measure everything `plan` asks for, in one process (rejax, when `rejax_python` names
+    its environment's interpreter, in a fresh one); see the module docstring."""
     from purejaxppo.bench.peers import measure_peers
     from purejaxppo.bench.suite import REFERENCE
 
@@ -257,7 +262,7 @@ def run_benchmark(
     device_split = tuple(measure_device_split(plan, peak, cache, log))
     compute = tuple(measure_compute(plan, peak, cache, log))
     scaling = tuple(measure_scaling(plan, peak, cache, log))
-    peers = tuple(measure_peers(plan.peer_steps, log))
+    peers = tuple(measure_peers(plan.peer_steps, log, rejax_python))
     return BenchResult(
         plan=plan,
         started=started,
