@@ -67,12 +67,35 @@ def group_advantages(
 ) -> jax.Array:
     """GRPO scores of episode returns `[N]`, envs grouped in consecutive blocks of
     `group_size`: `(R_i - mean_group R) / (std_group R + eps)`, or only the mean
-    subtracted (`normalize=False`, Dr. GRPO). Returns `[N]`."""
+    subtracted (`normalize=False`, Dr. GRPO); a group of tied returns is not divided
+    (`divide_by_spread`). Returns `[N]`."""
     grouped = returns.reshape((-1, group_size))
     centred = grouped - jnp.mean(grouped, axis=1, keepdims=True)
     if normalize:
-        centred = centred / (jnp.std(grouped, axis=1, keepdims=True) + eps)
+        spread = jnp.std(grouped, axis=1, keepdims=True)
+        centred = divide_by_spread(centred, spread, _magnitude(grouped, axis=1), eps)
     return centred.reshape(returns.shape)
+
+
+SPREAD_RTOL = 1e-5
+"""A group's std at or below `SPREAD_RTOL * (max |x| + 1)` is a tie: float32 rounding
+(about 1.2e-7 relative) cannot separate it from 0."""
+
+
+def _magnitude(values: jax.Array, axis: int) -> jax.Array:
+    return jnp.max(jnp.abs(values), axis=axis, keepdims=True)
+
+
+def divide_by_spread(
+    advantages: jax.Array, spread: jax.Array, magnitude: jax.Array, eps: float = 1e-8
+) -> jax.Array:
+    """`advantages / (spread + eps)` where the group's std `spread` is resolvable, else the
+    advantages unchanged (broadcasting shapes). A group of tied scores has a std that is 0
+    or a few float32 rounding steps of its values' `magnitude`, and centred scores that are
+    rounding noise of the same size: dividing them by `eps` (or by that std) would turn the
+    noise into advantages of order 1. Left undivided, they stay at rounding size."""
+    resolvable = spread > SPREAD_RTOL * (magnitude + 1.0)
+    return jnp.where(resolvable, advantages / (spread + eps), advantages)
 
 
 def _reward_to_go_step(
@@ -107,13 +130,16 @@ def leave_one_out_advantages(
     grouped in consecutive blocks of `group_size >= 2`):
     `A_i(t) = G_i(t) - (1 / (g - 1)) sum_{j != i} G_j(t)`, the other episodes of the group
     at the same step t (0 where they have ended). With `normalize`, divided by the std over
-    the group of the episodes' discounted returns `G_j(0)` (plus `eps`)."""
+    the group of the episodes' discounted returns `G_j(0)` (plus `eps`), unless that std
+    is a tie (`divide_by_spread`)."""
     steps = returns_to_go.shape[0]
     grouped = returns_to_go.reshape((steps, -1, group_size))
     others = (jnp.sum(grouped, axis=2, keepdims=True) - grouped) / (group_size - 1)
     advantages = grouped - others
     if normalize:
-        advantages = advantages / (jnp.std(grouped[0], axis=1)[None, :, None] + eps)
+        spread = jnp.std(grouped[0], axis=1, keepdims=True)[None]  # [1, B, 1]
+        magnitude = _magnitude(grouped[0], axis=1)[None]
+        advantages = divide_by_spread(advantages, spread, magnitude, eps)
     return advantages.reshape(returns_to_go.shape)
 
 
@@ -174,9 +200,9 @@ def round_advantages(
     steps) minus the mean of the other envs' `G_j(t)` at the same step, divided (with
     `normalize`) by the group's std of `G_j` at the round's start; `score == "outcome"`:
     every step of episode i gets `(R_i - mean R) / std R` over the round's undiscounted
-    returns. A round whose std is 0 is not divided (by `eps` it would blow rounding noise
-    up to huge scores): its outcome scores are 0 (all returns equal) and its reward-to-go
-    advantages stay unnormalised. Returns `(advantages, episode_returns,
+    returns. A round whose std is a tie (0 up to rounding, `divide_by_spread`) is not
+    divided: its outcome scores are 0 (all returns equal) and its reward-to-go advantages
+    stay unnormalised. Returns `(advantages, episode_returns,
     episode_lengths)`, the last two the undiscounted return and length of the episode
     holding each step (read at the round's start). Waiting steps and the steps of an
     unfinished round are not zeroed here; the caller masks them."""
@@ -189,17 +215,21 @@ def round_advantages(
     if score == "reward_to_go":
         to_go = reward_to_go(rewards, active, gamma * cut)
         advantages = leave_one_out_advantages(to_go, group_size, normalize=False)
-        spread = jnp.std(to_go.reshape((steps, -1, group_size)), axis=2)
+        values = to_go.reshape((steps, -1, group_size))
     else:
-        grouped = returns.reshape((steps, -1, group_size))
-        advantages = grouped - jnp.mean(grouped, axis=2, keepdims=True)
+        values = returns.reshape((steps, -1, group_size))
+        advantages = values - jnp.mean(values, axis=2, keepdims=True)
         advantages = advantages.reshape(returns.shape)
-        spread = jnp.std(grouped, axis=2)
     if normalize:
-        spread = at_round_start(jnp.repeat(spread, group_size, axis=1), rounds)  # [T, N]
-        advantages = jnp.where(spread > 0, advantages / (spread + eps), advantages)
+        spread = jnp.std(values, axis=2)
+        magnitude = jnp.max(jnp.abs(values), axis=2)
+        resolvable = spread > SPREAD_RTOL * (magnitude + 1.0)
+        spread, resolvable = (
+            at_round_start(jnp.repeat(x, group_size, axis=1), rounds) for x in (spread, resolvable)
+        )  # [T, N]
+        advantages = jnp.where(resolvable, advantages / (spread + eps), advantages)
         if score == "outcome":
-            advantages = jnp.where(spread > 0, advantages, 0.0)
+            advantages = jnp.where(resolvable, advantages, 0.0)
     return advantages, returns, lengths
 
 

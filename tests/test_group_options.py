@@ -147,3 +147,21 @@ def test_bad_group_options_are_refused(changes, message):
 def test_group_options_are_refused_with_gae():
     with pytest.raises(ValueError, match=r"^group_aggregation: 'sequence_mean' has no effect"):
         ppo.PPOConfig(env_name="CartPole-v1", group_aggregation="sequence_mean")
+
+
+def test_a_group_of_tied_scores_gets_no_noise_advantages():
+    """Eight identical discounted returns: their leave-one-out differences and centred
+    scores are float32 rounding noise, and so is their std; dividing noise by noise (or by
+    eps) made advantages of order 1 on every step of such a group. A tie is left undivided,
+    so the advantages stay at rounding size, while a resolvable group is still scaled."""
+    tied = jnp.full((3, 8), -63.39676, jnp.float32)  # [T=3, N=8], one group of 8
+    spread = jnp.concatenate([tied, tied.at[:, 0].add(-1.0)], axis=1)  # a second group
+    loo = np.asarray(leave_one_out_advantages(spread, 8, normalize=True))
+    assert np.max(np.abs(loo[:, :8])) < 1e-4
+    raw = np.asarray(leave_one_out_advantages(spread, 8, normalize=False))
+    np.testing.assert_allclose(
+        loo[:, 8:], raw[:, 8:] / np.std(np.asarray(spread[0, 8:])), rtol=1e-5
+    )
+    scores = np.asarray(group_advantages(spread[0], 8, normalize=True))
+    assert np.max(np.abs(scores[:8])) < 1e-4
+    assert np.isclose(np.std(scores[8:]), 1.0, atol=1e-3)
