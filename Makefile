@@ -29,7 +29,7 @@ test: $(VENV)/.installed-test
 # ~435 MB and Craftax's tests spend a minute compiling.
 test-envs: $(VENV)/.installed-test
 	$(BIN)/python -m pip install --quiet -e '.[test,navix,xminigrid,craftax,jumanji]'
-	JAX_PLATFORMS=cpu $(BIN)/python -m pytest -q tests/test_suites.py
+	JAX_PLATFORMS=cpu $(BIN)/python -m pytest -q tests/test_suites.py tests/test_memory.py -k 'test_suites or every_shipped_run_config'
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
