@@ -3,7 +3,7 @@
     .venv/bin/python scripts/critic_protocol.py [--out docs/critic-vs-group/protocol]
         [--envs CartPole-v1] [--budget 200000] [--tune-seeds 4] [--eval-seeds 12]
         [--learning-rates 1e-4,3e-4,1e-3] [--ent-coefs 0,0.01] [--arms ...]
-        [--epochs 4,8] [--minibatches 4]
+        [--epochs 4,8] [--minibatches 4] [--normalization shipped|none]
 
 One fixed recipe for every arm: the env's shipped config (configs/<env>.yaml), the `clip`
 objective, no KL term anywhere (`ref_kl_coef` 0, no KL objective), gamma 0.99. The arms
@@ -23,6 +23,12 @@ differ only in where the advantage comes from:
 Group arms: 16 envs in groups of 8 (`group_size` 8) sharing one reset per update,
 `num_steps` = the time limit (each env plays one whole episode, later steps are masked),
 reward normalisation off, `group_aggregation` from `--aggregation` (default `token_mean`).
+
+Advantage normalisation, `--normalization`: `shipped` (default) keeps each arm's own, PPO
+per minibatch (`normalize_advantages`), the group arms per group (`group_normalize`);
+`none` turns both off, so every arm trains on raw advantages (PPO: GAE advantages of the
+unnormalised rewards; group arms: only the baseline subtracted) and the tuned learning rate
+absorbs the scale.
 
 Two budgets, each at `--budget` simulated env steps per seed:
 
@@ -72,6 +78,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
 ENVS = ("CartPole-v1", "Acrobot-v1", "Catch-bsuite")
 EPISODE_BOUND = {"Catch-bsuite": 9}  # every Catch episode ends after 9 steps (see critic_vs_group)
+NORMALIZATIONS = ("shipped", "none")
 ARMS = ("ppo_gae95", "ppo_gae1", "group_loo_rtg", "group_outcome")
 LABELS = {
     "ppo_gae95": "PPO + GAE λ=0.95",
@@ -140,6 +147,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--learning-rates", default="1e-4,3e-4,1e-3")
     parser.add_argument("--ent-coefs", default="0,0.01")
     parser.add_argument("--aggregation", default="token_mean")
+    parser.add_argument("--normalization", default="shipped", help="shipped or none")
     parser.add_argument("--epochs", default="", help="static grid; default: the shipped value")
     parser.add_argument("--minibatches", default="", help="static grid; default: shipped")
     parser.add_argument("--bootstrap-reps", type=int, default=2000)
@@ -157,12 +165,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         raise InputError(
             f"--aggregation: expected token_mean or sequence_mean, got {args.aggregation!r}"
         )
+    if args.normalization not in NORMALIZATIONS:
+        raise InputError(f"--normalization: expected shipped or none, got {args.normalization!r}")
     if args.out.exists() and not args.out.is_dir():
         raise InputError(f"--out: {args.out} exists and is not a folder")
     for env in args.envs:  # a minibatch count that does not divide a batch fails here, not later
-        for program in make_programs(env, args.arms, args.budget, args.aggregation):
+        for program in make_programs(
+            env, args.arms, args.budget, args.aggregation, args.normalization
+        ):
             static_variants(program, args.epochs, args.minibatches)
     return args
+
+
+def advantage_normalization(cfg: Any) -> str:
+    """How `cfg` normalises its advantages: `minibatch`, `group_std` or `none`."""
+    if cfg.advantage == "group":
+        return "group_std" if cfg.group_normalize else "none"
+    return "minibatch" if cfg.normalize_advantages else "none"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,14 +195,20 @@ class Program:
     env_params: Any = None
 
 
-def make_programs(env: str, arms: Sequence[str], budget: int, aggregation: str) -> list[Program]:
-    """Every (arm, geometry) program of `env` at `budget` env steps per seed."""
+def make_programs(
+    env: str, arms: Sequence[str], budget: int, aggregation: str, normalization: str = "shipped"
+) -> list[Program]:
+    """Every (arm, geometry) program of `env` at `budget` env steps per seed, with the
+    advantage normalisation `normalization` (`shipped` or `none`, see the module doc)."""
     import gymnax
 
     from purejaxppo.run.config import load_run_config
 
     run = load_run_config(CONFIGS / f"{env}.yaml")
     base, hp = run.ppo, run.hparams.replace(gamma=0.99, ref_kl_coef=0.0)
+    normalized = normalization == "shipped"
+    if not normalized:
+        base = base.replace(normalize_advantages=False, normalize_rewards=False)
     default_params = gymnax.make(env)[1]
     steps = EPISODE_BOUND.get(env, int(default_params.max_steps_in_episode))
     env_params = None
@@ -207,7 +232,7 @@ def make_programs(env: str, arms: Sequence[str], budget: int, aggregation: str) 
                 **group_geometry,
                 advantage="group",
                 group_size=GROUP_SIZE,
-                group_normalize=True,
+                group_normalize=normalized,
                 group_score="reward_to_go" if arm.startswith("group_loo_rtg") else "outcome",
                 group_aggregation=aggregation,
                 group_reset="longest" if arm in SYNC_ARMS else "update",
@@ -291,6 +316,7 @@ def run_program(
         "gae_lambda": float(program.hparams.gae_lambda) if cfg.advantage == "gae" else None,
         "group_score": cfg.group_score if cfg.advantage == "group" else None,
         "group_aggregation": cfg.group_aggregation if cfg.advantage == "group" else None,
+        "advantage_normalization": advantage_normalization(cfg),
         "grid": [
             {
                 "update_epochs": v.cfg.update_epochs,
@@ -377,6 +403,8 @@ def write_table(results: dict[str, Any], path: Path) -> None:
         "[95% stratified bootstrap CI]; each arm's learning rate and ent_coef tuned on "
         f"{results['tune_seeds']} other seeds. Budget: {results['budget']:,} env steps per seed.",
     ]
+    if results.get("normalization", "shipped") != "shipped":
+        lines.append(f"Advantage normalisation: {results['normalization']} for every arm.")
     for env, data in results["envs"].items():
         for budget in BUDGETS:
             summary = data["summary"][budget]
@@ -461,6 +489,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "learning_rates": list(args.learning_rates),
         "ent_coefs": list(args.ent_coefs),
         "aggregation": args.aggregation,
+        "normalization": args.normalization,
         "epochs": list(args.epochs) if args.epochs else "shipped",
         "minibatches": list(args.minibatches) if args.minibatches else "shipped",
         "envs": {},
@@ -470,7 +499,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for env in args.envs:
         rows = [
             run_program(p, args, log)
-            for p in make_programs(env, args.arms, args.budget, args.aggregation)
+            for p in make_programs(
+                env, args.arms, args.budget, args.aggregation, args.normalization
+            )
         ]
         results["envs"][env] = {"rows": rows, "summary": summarize(rows, args.bootstrap_reps)}
         results["total_wall_s"] = time.perf_counter() - start

@@ -44,6 +44,25 @@ def test_programs_equalise_env_steps_and_gradient_steps(script):
         assert p.cfg.objective == "clip"
 
 
+def test_normalization_none_turns_every_arms_normalisation_off(script):
+    shipped = script.make_programs("CartPole-v1", script.ARMS, 200_000, "token_mean")
+    raw = script.make_programs("CartPole-v1", script.ARMS, 200_000, "token_mean", "none")
+    assert [script.advantage_normalization(p.cfg) for p in shipped] == [
+        "minibatch",
+        "minibatch",
+        "minibatch",
+        "minibatch",
+        "group_std",
+        "group_std",
+    ]
+    assert {script.advantage_normalization(p.cfg) for p in raw} == {"none"}
+    for a, b in zip(shipped, raw, strict=True):  # nothing else changes
+        off = {"normalize_advantages": False, "normalize_rewards": False}
+        if a.cfg.advantage == "group":
+            off["group_normalize"] = False
+        assert a.cfg.replace(**off) == b.cfg and a.hparams == b.hparams
+
+
 def test_static_grid_one_program_per_epochs_minibatches(script):
     (program,) = script.make_programs("CartPole-v1", ["ppo_gae95"], 200_000, "token_mean")[:1]
     variants = script.static_variants(program, (4, 8), (2, 4))
@@ -110,6 +129,7 @@ def test_tiny_catch_run_writes_both_budgets(script, tmp_path):
         ["--epochs", "0"],
         ["--epochs", "4,x"],
         ["--minibatches", "7"],
+        ["--normalization", "batch"],
     ],
 )
 def test_bad_input_exits_2(script, argv, capsys):
