@@ -362,3 +362,82 @@ def test_jumanji_knapsack_trains_through_the_cli_and_takes_no_masked_action(tmp_
     keys = jax.random.split(jax.random.key(6), 64)
     _, valid = jax.jit(lambda c, k: jax.lax.scan(body, c, k))((env_state, obs), keys)
     assert np.asarray(valid).all()
+
+
+# --------------------------------------------------------------------------- XLand rulesets
+XLAND = "xminigrid/XLand-MiniGrid-R1-9x9"
+
+
+def _write_benchmark(root) -> None:
+    """A two-ruleset benchmark in xminigrid's own file format (`save_bz2_pickle` of goals
+    `[N, 5]`, rules `[N, R, 7]`, init_tiles `[N, T, 2]`, num_rules `[N]`), under the file
+    name of `trivial-21k`, which cannot be fetched here: ruleset 0 "go next to the blue
+    ball" with a blue ball placed, ruleset 1 "pick up the green key" with a green key."""
+    from xminigrid.benchmarks import NAME2HFFILENAME, save_bz2_pickle
+    from xminigrid.core.constants import TILES_REGISTRY, Colors, Tiles
+    from xminigrid.core.goals import AgentHoldGoal, AgentNearGoal
+    from xminigrid.core.rules import EmptyRule
+
+    ball, key = TILES_REGISTRY[Tiles.BALL, Colors.BLUE], TILES_REGISTRY[Tiles.KEY, Colors.GREEN]
+    bench = {
+        "goals": np.stack([AgentNearGoal(tile=ball).encode(), AgentHoldGoal(tile=key).encode()]),
+        "rules": np.stack([EmptyRule().encode()[None]] * 2),
+        "init_tiles": np.stack([np.asarray(ball)[None], np.asarray(key)[None]]),
+        "num_rules": np.zeros(2, np.uint8),
+    }
+    save_bz2_pickle(bench, str(root / NAME2HFFILENAME["trivial-21k"]))
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        (XLAND, r"needs a ruleset: .*/<benchmark>/<ruleset id>, e\.g\."),
+        (XLAND + "/trivial-21k", r"expected xminigrid/<XLand env>/<benchmark>/<ruleset id>"),
+        (XLAND + "/trivial-21k/x", r"expected xminigrid/<XLand env>/<benchmark>/<ruleset id>"),
+        (XLAND + "/trivial-2k/0", r"unknown xminigrid benchmark 'trivial-2k'; known: "),
+        (XLAND[:-1] + "8/trivial-21k/0", r"unknown xminigrid XLand environment .*did you mean"),
+        (XLAND + "/trivial-21k/0", r"needs xminigrid's trivial-21k benchmark at .*never downloads"),
+        (XLAND + "/trivial-21k/2", r"ruleset id 2 out of range; trivial-21k has 2 rulesets"),
+    ],
+)
+def test_xland_names_are_refused_in_one_line(monkeypatch, tmp_path, name, message):
+    pytest.importorskip("xminigrid")
+    monkeypatch.setenv("XLAND_MINIGRID_DATA", str(tmp_path))
+    if "out of range" in message:
+        _write_benchmark(tmp_path)
+    with pytest.raises(ValueError, match="^env_name: .*" + message) as err:
+        ppo.make_env(name)
+    assert "\n" not in str(err.value)
+
+
+def test_xland_ruleset_sets_the_task_and_trains(monkeypatch, tmp_path):
+    """The ruleset read from the benchmark file places its objects and sets the goal:
+    ruleset 0 puts a blue ball in the room, ruleset 1 a green key; a random walk that
+    reaches a goal is rewarded and terminates; a few PPO updates run."""
+    pytest.importorskip("xminigrid")
+    from xminigrid.core.constants import TILES_REGISTRY, Colors, Tiles
+
+    monkeypatch.setenv("XLAND_MINIGRID_DATA", str(tmp_path))
+    _write_benchmark(tmp_path)
+    for rid, tile in ((0, (Tiles.BALL, Colors.BLUE)), (1, (Tiles.KEY, Colors.GREEN))):
+        env, params = ppo.make_env(f"{XLAND}/trivial-21k/{rid}")
+        _, state = jax.jit(env.reset)(jax.random.key(rid), params)
+        grid = np.asarray(env.inner(state).state.grid)
+        wanted = np.asarray(TILES_REGISTRY[tile])
+        assert (grid == wanted).all(-1).sum() == 1, rid  # exactly the ruleset's object
+    env, params = ppo.make_env(f"{XLAND}/trivial-21k/0")
+    out = _random_rollout(env, params, limit=60)
+    assert out["terminated"].any()  # next to the ball, facing forward, in 40 random steps
+    assert (out["reward"][out["terminated"]] > 0).all()
+    assert (out["reward"][~out["terminated"]] == 0).all()
+    cfg = ppo.PPOConfig(
+        env_name=f"{XLAND}/trivial-21k/0",
+        num_envs=2,
+        num_steps=8,
+        total_timesteps=3 * 16,
+        update_epochs=1,
+        num_minibatches=2,
+        hidden_sizes=(16,),
+    )
+    out = jax.jit(ppo.make_train(cfg, env, params))(jax.random.key(0), ppo.HParams())
+    assert np.all(np.isfinite(np.asarray(out.metrics["total_loss"])))
