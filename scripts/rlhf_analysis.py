@@ -45,8 +45,11 @@ reference, `within_length_difference`). Writes `long.md` and `long_lengths.json`
 log d)`, `d = sqrt(KL(pi || pi_ref))` in nats (KL of the final policy on the evaluation
 prompts, k1 estimate), least squares over every run (seed) of the KL targets the controller
 reached (a target whose runs' KL is within 5% of the previous target's, seed by seed, is the
-same run and is dropped), per reward model, with seed-bootstrap intervals. Writes
-`gao_fit.md`, `gao_fit.json` and `gao_fit.png`.
+same run and is dropped), per reward model, with seed-bootstrap intervals. Where
+`overopt.json` keeps the per-prompt gold and lengths (runs since 2026-12-06), the same form is
+also fitted to the length-controlled gain (each run's gold minus the reference's at equal
+content lengths, `within_length_difference`), and each target's mean content length is
+listed. Writes `gao_fit.md`, `gao_fit.json` and `gao_fit.png`.
 """
 
 from __future__ import annotations
@@ -489,6 +492,25 @@ def length_table_lines(ref: dict[str, np.ndarray], variants: dict[str, Any]) -> 
     return lines
 
 
+def length_controlled_gain(
+    rm: dict[str, Any], targets: int, seeds: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """`(gain, content length)` `[targets, seeds]` of one reward model's runs: each run's gold
+    minus the reference's at equal content lengths, and its mean content length; None when
+    `overopt.json` has no per-prompt data (runs before 2026-12-06)."""
+    if "per_prompt" not in rm:
+        return None
+    gold = np.asarray(rm["per_prompt"]["gold"], float)
+    lengths = np.asarray(rm["per_prompt"]["length"], int)
+    ref = {k: np.asarray(v) for k, v in rm["reference_per_prompt"].items()}
+    gain = [
+        analysis.within_length_difference(n, g, ref["length"], ref["gold"], MAX_LENGTH).value
+        for n, g in zip(lengths, gold, strict=True)
+    ]
+    shape = (targets, seeds)
+    return np.reshape(gain, shape), lengths.mean(axis=1).reshape(shape)
+
+
 def gao(data: Path, out: Path) -> None:
     res = json.loads((data / "overopt.json").read_text())
     targets, seeds = np.asarray(res["kl_targets"], float), res["seeds"]
@@ -512,6 +534,7 @@ def gao(data: Path, out: Path) -> None:
         ci = analysis.bootstrap_gao(kl[keep], gold[keep] - gold_ref)
         peaks = [float(targets[keep][np.argmax(gold[keep, s])]) for s in range(seeds)]
         twins = {f"{targets[t]:g}": float(np.max(np.abs(gold[t] - gold[t - 1]))) for t in dropped}
+        controlled = length_controlled_gain(rm, len(targets), seeds)
         fits[name] = {
             "reward_model_accuracy": rm["reward_model_accuracy"],
             "alpha": fit.alpha,
@@ -529,6 +552,19 @@ def gao(data: Path, out: Path) -> None:
             "kl": kl,
             "gold": gold,
         }
+        if controlled is not None:
+            gain_len, content = controlled
+            fit_len = analysis.fit_gao_rl(kl[keep], gain_len[keep])
+            ci_len = analysis.bootstrap_gao(kl[keep], gain_len[keep])
+            fits[name]["length_controlled"] = {
+                "alpha": fit_len.alpha,
+                "beta": fit_len.beta,
+                "rmse": fit_len.rmse,
+                "peak_kl": fit_len.peak_kl,
+                "ci": ci_len,
+                "gain": gain_len,
+                "content_length": content,
+            }
         lines += [
             f"## {name} reward model (held-out accuracy {rm['reward_model_accuracy']:.2f})",
             "",
@@ -545,16 +581,40 @@ def gao(data: Path, out: Path) -> None:
                 else ""
             ),
             f"- best kept target per seed: {', '.join(f'{p:g}' for p in peaks)}",
-            "",
-            "| KL target | measured KL per seed | gold per seed | fit at mean KL |",
-            "|---|---|---|---|",
         ]
-        for t in keep:
+        if controlled is not None:
+            lc = fits[name]["length_controlled"]
+            ci = {k: f"[{lo:.3f}, {hi:.3f}]" for k, (lo, hi) in lc["ci"].items()}
             lines.append(
-                f"| {targets[t]:g} | {', '.join(f'{x:.1f}' for x in kl[t])} | "
-                f"{', '.join(f'{x:.2f}' for x in gold[t])} | "
-                f"{gold_ref + float(fit.predict(kl[t].mean())):.2f} |"
+                f"- length-controlled (gain over the reference at equal content lengths): "
+                f"alpha = {lc['alpha']:.3f} {ci['alpha']}, beta = {lc['beta']:.3f} "
+                f"{ci['beta']}; fitted peak at KL = {lc['peak_kl']:.1f} nats {ci['peak_kl']}; "
+                f"RMSE {lc['rmse']:.3f}"
             )
+        lines.append("")
+        if controlled is None:
+            lines += [
+                "| KL target | measured KL per seed | gold per seed | fit at mean KL |",
+                "|---|---|---|---|",
+            ]
+        else:
+            lines += [
+                "| KL target | KL, IQM [95% CI] | gold, IQM [95% CI] | fit at mean KL | content "
+                "length, mean | gain at equal lengths, IQM [95% CI] |",
+                "|---|---|---|---|---|---|",
+            ]
+        for t in keep:
+            fitted = f"{gold_ref + float(fit.predict(kl[t].mean())):.2f}"
+            if controlled is None:
+                lines.append(
+                    f"| {targets[t]:g} | {', '.join(f'{x:.1f}' for x in kl[t])} | "
+                    f"{', '.join(f'{x:.2f}' for x in gold[t])} | {fitted} |"
+                )
+            else:
+                lines.append(
+                    f"| {targets[t]:g} | {_est(kl[t])} | {_est(gold[t])} | {fitted} | "
+                    f"{controlled[1][t].mean():.2f} | {_est(controlled[0][t])} |"
+                )
         lines.append("")
     (out / "gao_fit.md").write_text("\n".join(lines))
     (out / "gao_fit.json").write_text(json.dumps(_jsonable(fits)) + "\n")

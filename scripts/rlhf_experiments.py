@@ -1,6 +1,7 @@
 """The two experiments of docs/rlhf.md, on the RLHF pipeline in miniature.
 
     .venv/bin/python scripts/rlhf_experiments.py overopt [--out docs/rlhf] [--seeds 3]
+        [--kl-targets 0.5 1 2 4 8 16 32 64]
     .venv/bin/python scripts/rlhf_experiments.py critic [--out docs/rlhf] [--seeds 8]
     .venv/bin/python scripts/rlhf_experiments.py g2 [--out docs/rlhf] [--seeds 10]
     .venv/bin/python scripts/rlhf_experiments.py dpo [--out docs/rlhf] [--seeds 10]
@@ -153,10 +154,16 @@ def overopt(args: argparse.Namespace, base: RLHFConfig) -> None:
         "strong": dataclasses.replace(base.reward, train_pairs=args.pairs_strong),
         "weak": dataclasses.replace(base.reward, train_pairs=args.pairs_weak, flip_prob=0.2),
     }
-    results: dict[str, Any] = {"kl_targets": KL_TARGETS, "seeds": args.seeds, "rm": {}}
+    targets = tuple(args.kl_targets)
+    results: dict[str, Any] = {
+        "kl_targets": targets,
+        "seeds": args.seeds,
+        "iterations": args.iterations,
+        "rm": {},
+    }
     for name, reward in settings.items():
         population = dataclasses.replace(
-            base.population, seeds=args.seeds, grid=(("kl_target", KL_TARGETS),)
+            base.population, seeds=args.seeds, grid=(("kl_target", targets),)
         )
         rl = dataclasses.replace(base.rl, iterations=args.iterations)
         cfg = dataclasses.replace(base, reward=reward, population=population, rl=rl)
@@ -176,7 +183,7 @@ def overopt(args: argparse.Namespace, base: RLHFConfig) -> None:
             flush=True,
         )
         ev = res["eval"]
-        for k, target in enumerate(KL_TARGETS):
+        for k, target in enumerate(targets):
             rows = slice(k * args.seeds, (k + 1) * args.seeds)
             print(
                 f"  kl_target {target:5.1f}: KL {ev['kl_to_reference'][rows].mean():6.2f}  gold "
@@ -187,6 +194,19 @@ def overopt(args: argparse.Namespace, base: RLHFConfig) -> None:
             )
         keep = ("gold_reward", "proxy_reward", "kl", "kl_coef")  # per iteration, [M, iterations]
         res["metrics"] = {k: np.round(res["metrics"][k], 3) for k in keep}
+        # per evaluation prompt [M, E], for the length-controlled reading (rlhf_analysis gao)
+        res["per_prompt"] = {"gold": ev["gold_per_prompt"], "length": ev["content_length"]}
+        res["reference_per_prompt"] = {
+            "gold": ev["gold_per_prompt_reference"][0],
+            "length": ev["content_length_reference"][0],
+        }
+        for key in (
+            "gold_per_prompt",
+            "content_length",
+            "gold_per_prompt_reference",
+            "content_length_reference",
+        ):
+            ev.pop(key, None)  # kept once, in per_prompt
         results["rm"][name] = res
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -683,6 +703,13 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="RL iterations (default: overopt 250, critic and g2 150, long 40)",
     )
+    p.add_argument(
+        "--kl-targets",
+        type=float,
+        nargs="+",
+        default=list(KL_TARGETS),
+        help="overopt: the KL targets (nats), ascending",
+    )
     p.add_argument("--pairs-strong", type=int, default=1000)
     p.add_argument("--pairs-weak", type=int, default=150)
     p.add_argument(
@@ -696,6 +723,14 @@ def main(argv: list[str] | None = None) -> int:
         help="dpo: the betas tried on the tuning seeds",
     )
     args = p.parse_args(argv)
+    if any(t <= 0 for t in args.kl_targets) or list(args.kl_targets) != sorted(
+        set(args.kl_targets)
+    ):
+        print(
+            "rlhf_experiments: --kl-targets: expected distinct positive numbers, ascending",
+            file=sys.stderr,
+        )
+        return 2
     if any(v is not None and v < 1 for v in (args.seeds, args.iterations, args.prepare_seeds)):
         print(
             "rlhf_experiments: --seeds, --prepare-seeds and --iterations: expected integers >= 1",

@@ -319,3 +319,53 @@ def test_rlhf_long_arms_and_analysis_stratified_by_prepare_seed(tmp_path):
     assert np.asarray(summary["scores"][rlhf.PPO_NAME]["gold"]).shape == (3, 2)
     gap, low, high = summary["ppo_minus"]["GRPO G=4"]["gold"]
     assert 0.8 < low <= gap <= high < 1.2  # PPO's made-up gold is 1 higher
+
+
+def test_rlhf_overopt_refuses_bad_kl_targets(capsys):
+    rlhf = _load_script("rlhf_experiments")
+    for targets in (["4", "2"], ["0", "1"], ["1", "1"]):
+        assert rlhf.main(["overopt", "--kl-targets", *targets]) == 2
+        assert "--kl-targets: expected distinct positive numbers" in capsys.readouterr().err
+
+
+def test_rlhf_analysis_gao_controls_for_length(tmp_path):
+    """`rlhf_analysis.py gao` on a made-up overopt.json with per-prompt data: gold is
+    `0.3 x length` plus a per-target gain `g_t`, and longer answers at higher KL, so the raw
+    gold mixes length and `g_t`; the length-controlled gain recovers `g_t` exactly."""
+    ana = _load_script("rlhf_analysis")
+    rng = np.random.default_rng(0)
+    targets, seeds, prompts = [1.0, 4.0, 16.0], 3, 200
+    gains = np.array([0.2, 0.5, 0.6])
+    ref_len = rng.integers(1, 9, prompts)
+    ref_gold = 0.3 * ref_len
+    gold, lengths, kl = [], [], []
+    for t, target in enumerate(targets):
+        for _ in range(seeds):
+            n = np.minimum(rng.integers(1, 9, prompts) + t, 8)  # longer at higher KL
+            lengths.append(n)
+            gold.append(0.3 * n + gains[t])
+            kl.append(target * (1 + 0.05 * rng.random()))
+    gold, lengths = np.asarray(gold), np.asarray(lengths)
+    ev = {
+        "gold_reward": gold.mean(1).tolist(),
+        "gold_reward_reference": [float(ref_gold.mean())] * len(kl),
+        "kl_to_reference": kl,
+    }
+    rm = {
+        "reward_model_accuracy": 0.8,
+        "eval": ev,
+        "per_prompt": {"gold": gold.tolist(), "length": lengths.tolist()},
+        "reference_per_prompt": {"gold": ref_gold.tolist(), "length": ref_len.tolist()},
+    }
+    data = {"kl_targets": targets, "seeds": seeds, "rm": {"strong": rm}}
+    (tmp_path / "overopt.json").write_text(json.dumps(data))
+    assert ana.main(["gao", "--data", str(tmp_path)]) == 0
+    fit = json.loads((tmp_path / "gao_fit.json").read_text())["strong"]
+    controlled = np.asarray(fit["length_controlled"]["gain"])
+    np.testing.assert_allclose(controlled, np.repeat(gains[:, None], seeds, 1), atol=1e-4)
+    raw = np.asarray(fit["gold"]) - ev["gold_reward_reference"][0]
+    assert (raw[1:] > controlled[1:] + 0.15).all()  # the raw gain carries the length
+    assert (
+        "length-controlled (gain over the reference at equal content lengths)"
+        in (tmp_path / "gao_fit.md").read_text()
+    )
