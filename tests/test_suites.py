@@ -11,6 +11,7 @@ not installed (`make test-envs` installs the extras and runs this file).
 from __future__ import annotations
 
 import functools
+import shutil
 import sys
 from typing import Any
 
@@ -441,3 +442,46 @@ def test_xland_ruleset_sets_the_task_and_trains(monkeypatch, tmp_path):
     )
     out = jax.jit(ppo.make_train(cfg, env, params))(jax.random.key(0), ppo.HParams())
     assert np.all(np.isfinite(np.asarray(out.metrics["total_loss"])))
+
+
+@pytest.mark.parametrize(
+    ("config", "module"),
+    [
+        ("navix/Navix-Empty-8x8-v0", "navix"),
+        ("xminigrid/MiniGrid-Empty-8x8", "xminigrid"),
+        pytest.param(
+            "craftax/Craftax-Classic-Symbolic-v1", "craftax.craftax_env", marks=pytest.mark.slow
+        ),
+    ],
+)
+def test_shipped_config_trains_resumes_and_evaluates_through_the_cli(tmp_path, config, module):
+    """The suite's shipped config, shrunk by `--set`, through `purejaxppo train` (run folder,
+    checkpoints, TensorBoard), then its last checkpoint removed and `--resume`: the resumed
+    metrics equal the uninterrupted ones (wall time aside); then `purejaxppo eval`."""
+    pytest.importorskip(module)
+    from _cli_support import REPO, run_cli
+
+    tiny = [
+        "--set", "ppo.num_envs=2", "--set", "ppo.num_steps=16", "--set", "ppo.update_epochs=1",
+        "--set", "ppo.num_minibatches=2", "--set", "ppo.total_timesteps=128",
+    ]  # fmt: skip
+    path = REPO / "configs" / f"{config}.yaml"
+    run = tmp_path / "run"
+    out = run_cli("train", path, *tiny, "--checkpoint-every", "2", "--out", run, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert any((run / "tensorboard").rglob("events.out.tfevents.*"))
+    full = (run / "metrics.csv").read_text()
+    checkpoints = sorted(int(p.name) for p in (run / "checkpoint").iterdir())
+    assert checkpoints[-2:] == [2, 4], checkpoints
+    shutil.rmtree(run / "checkpoint" / "4")
+    out = run_cli("train", "--resume", run, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+
+    def without_wall(text: str) -> list[list[str]]:
+        rows = [line.split(",") for line in text.splitlines()]
+        col = rows[0].index("wall_time_s")
+        return [r[:col] + r[col + 1 :] for r in rows]
+
+    assert without_wall((run / "metrics.csv").read_text()) == without_wall(full)
+    out = run_cli("eval", run, "--episodes", "2", cwd=tmp_path)
+    assert out.returncode == 0 and "seed 0" in out.stdout, out.stdout + out.stderr
