@@ -158,6 +158,7 @@ def test_cli_tiny_run_writes_the_folder(tmp_path, capsys):
         "training.png",
     }
     summary = json.loads((out / "summary.json").read_text())
+    assert 0.0 <= summary["length_rule_accuracy"] <= 1.0
     for key in (
         "reward_model_accuracy",
         "gold_reward_reference",

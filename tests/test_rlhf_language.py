@@ -89,6 +89,29 @@ def test_ascending_fraction_is_rising_pairs_per_pair_and_not_monotone_in_length(
         L.LanguageConfig(gold="fraction")
 
 
+def test_net_ascending_is_rising_minus_falling_pairs():
+    net = L.LanguageConfig(**{**_fields(LANG), "gold": "net_ascending"})
+    prompts = jnp.full((5, 3), 3)
+    completions = jnp.array(
+        [
+            [3, 5, 9, END, PAD, PAD],  # 2 rising: 2
+            [3, 5, 9, 4, END, PAD],  # the same answer longer with a fall: 1
+            [9, 8, 8, 7, END, 9],  # 2 falling, a tie (0); after end ignored: -2
+            [3, 5, 9, 4, 6, 8],  # no end (cut): 4 rising, 1 falling: 3
+            [END, PAD, PAD, PAD, PAD, PAD],  # empty: 0
+        ]
+    )
+    got = np.asarray(L.gold_score(net, prompts, completions))
+    np.testing.assert_array_equal(got, [2.0, 1.0, -2.0, 3.0, 0.0])
+    # an unordered answer scores 0 on average at every length
+    key = jax.random.key(0)
+    for length in (4, 16):
+        tokens = jax.random.randint(key, (4000, length), LANG.first_content_id, LANG.vocab_size)
+        padded = jnp.concatenate([tokens, jnp.full((4000, 1), END)], axis=1)
+        mean = float(L.gold_score(net, jnp.full((4000, 3), 3), padded).mean())
+        assert abs(mean) < 0.1, (length, mean)
+
+
 def _fields(cfg: L.LanguageConfig) -> dict:
     return {f: getattr(cfg, f) for f in cfg.__dataclass_fields__}
 

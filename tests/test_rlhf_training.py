@@ -91,3 +91,28 @@ def test_reward_model_beats_chance_on_held_out_pairs(sft_result):
     accuracy = jax.jit(R.pairwise_accuracy, static_argnums=(0, 2))
     acc = float(accuracy(rm.apply, result.params, LANG, held_out))
     assert acc > 0.6, acc
+
+
+def test_length_rule_accuracy_orders_pairs_by_content_length():
+    """ "The longer answer wins" against the gold order: right, wrong, an equal-length pair
+    (one half), and a gold tie (not counted)."""
+    end, pad = LANG.end_id, LANG.pad_id
+    prompt = [4, 5, 6, 7]
+
+    def seq(content: list[int]) -> list[int]:
+        tail = [end] + [pad] * (LANG.max_completion_len - len(content) - 1)
+        return prompt + content + tail
+
+    chosen = jnp.array([seq([5, 6, 7]), seq([5]), seq([5, 6]), seq([5, 6, 7])])
+    rejected = jnp.array([seq([5]), seq([5, 6, 7]), seq([6, 5]), seq([5])])
+    data = R.PreferenceData(
+        chosen=chosen,
+        rejected=rejected,
+        valid=jnp.array([1.0, 1.0, 1.0, 0.0]),  # the last pair's gold ties
+        gold_chosen=jnp.array([2.0, 1.0, 1.0, 0.0]),
+        gold_rejected=jnp.array([0.0, 0.0, 0.0, 0.0]),
+    )
+    # pair 1: longer chosen, gold agrees (1); pair 2: longer rejected, gold prefers chosen
+    # (0); pair 3: equal lengths (1/2); pair 4: not counted
+    got = float(R.length_rule_accuracy(LANG, data))
+    assert got == pytest.approx((1.0 + 0.0 + 0.5) / 3)

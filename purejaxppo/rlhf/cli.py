@@ -152,7 +152,8 @@ def _run(cfg: Any, out: Path, cfg_yaml: str) -> dict[str, Any]:
     check_finite("reward model (reward.learning_rate)", {"loss": prepared.reward_losses})
     _say(
         f"  reward model held-out accuracy {float(prepared.reward_model_accuracy):.3f} "
-        f"(train {float(prepared.reward_model_train_accuracy):.3f}) [{t_prepare:.0f} s]"
+        f"(train {float(prepared.reward_model_train_accuracy):.3f}; the longer answer wins: "
+        f"{float(prepared.length_rule_accuracy):.3f}) [{t_prepare:.0f} s]"
     )
     n = len(population_members(cfg))
     if cfg.rl.algorithm == "dpo":

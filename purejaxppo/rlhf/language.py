@@ -30,6 +30,12 @@ call it, never the policy or the reward model. Kinds (`LanguageConfig.gold`):
   lower whenever it adds a falling pair (`3 5 9` scores 1, `3 5 9 4` scores 2/3), and adding
   a rising pair to a not-all-rising answer raises the score by less than it would under
   `ascending`. Length is not gold here: a policy gains only by ordering its tokens better.
+- `"net_ascending"`: rising minus falling adjacent content pairs (ties count 0), a count like
+  `ascending` but not monotone in length: an unordered answer's expected score is 0 at every
+  length, and a longer answer gains only by rising more than it falls (`3 5 9` scores 2,
+  `3 5 9 4` scores 1). Its best answers rise throughout, so the optimum still lengthens up to
+  `num_content` tokens. The shipped reward model reads it poorly (held-out accuracy 0.62 at
+  8 tokens, 0.51-0.52 at 32; docs/rlhf.md, "When length is not gold").
 
 Only tokens up to the first `end` (excluded; it is not content) count.
 """
@@ -41,7 +47,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-GOLD_KINDS = ("match", "count", "ascending", "ascending_fraction")
+GOLD_KINDS = ("match", "count", "ascending", "ascending_fraction", "net_ascending")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,11 +186,14 @@ def gold_score(cfg: LanguageConfig, prompts: jax.Array, completions: jax.Array) 
     if cfg.gold == "count":
         hits = (completions == cfg.gold_target).astype(jnp.float32)
         return jnp.sum(hits * content, axis=-1)
-    # ascending(_fraction): both tokens of the pair are content tokens before the end
+    # ascending(_fraction), net_ascending: both tokens of the pair are content tokens
     rising = (completions[:, 1:] > completions[:, :-1]).astype(jnp.float32)
     count = jnp.sum(rising * content[:, 1:], axis=-1)
     if cfg.gold == "ascending":
         return count
+    if cfg.gold == "net_ascending":
+        falling = (completions[:, 1:] < completions[:, :-1]).astype(jnp.float32)
+        return count - jnp.sum(falling * content[:, 1:], axis=-1)
     pairs = jnp.sum(content, axis=-1) - 1.0  # L - 1 adjacent content pairs
     return count / jnp.maximum(pairs, 1.0)
 

@@ -36,6 +36,7 @@ from purejaxppo.rlhf.models import (
     with_torso_from,
 )
 from purejaxppo.rlhf.reward import (
+    length_rule_accuracy,
     make_preference_data,
     make_train_reward,
     pairwise_accuracy,
@@ -57,6 +58,7 @@ class Prepared(NamedTuple):
     reward_losses: jax.Array  # [reward.steps]
     reward_model_accuracy: jax.Array  # held-out pairwise agreement with the gold order
     reward_model_train_accuracy: jax.Array
+    length_rule_accuracy: jax.Array  # held-out: "the longer answer wins" against the gold
     preference_ties: jax.Array  # fraction of pairs whose gold scores tie (weight 0)
 
 
@@ -126,6 +128,7 @@ def make_pipeline(
             reward_losses=rm_out.losses,
             reward_model_accuracy=pairwise_accuracy(rm.apply, rm_out.params, lang, held_out),
             reward_model_train_accuracy=pairwise_accuracy(rm.apply, rm_out.params, lang, train),
+            length_rule_accuracy=length_rule_accuracy(lang, held_out),
             preference_ties=1.0 - jnp.mean(data.valid),
         )
 

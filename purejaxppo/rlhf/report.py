@@ -152,6 +152,7 @@ def build_summary(
         "num_members": len(members),
         "reward_model_accuracy": float(prepared.reward_model_accuracy),
         "reward_model_train_accuracy": float(prepared.reward_model_train_accuracy),
+        "length_rule_accuracy": float(prepared.length_rule_accuracy),
         "preference_ties": float(prepared.preference_ties),
         "sft_loss_final": float(np.mean(np.asarray(prepared.sft_losses)[-20:])),
     }

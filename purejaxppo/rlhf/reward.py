@@ -19,6 +19,7 @@ import optax
 
 from purejaxppo.rlhf.language import (
     LanguageConfig,
+    content_lengths,
     gold_score_sequences,
     sample_prompts,
     sequence_mask,
@@ -120,6 +121,17 @@ def pairwise_accuracy(
     s_c = score_fn(params, data.chosen, sequence_mask(lang, data.chosen))
     s_r = score_fn(params, data.rejected, sequence_mask(lang, data.rejected))
     agree = ((s_c > s_r) == (data.gold_chosen > data.gold_rejected)).astype(jnp.float32)
+    return jnp.sum(agree * data.valid) / jnp.maximum(jnp.sum(data.valid), 1.0)
+
+
+def length_rule_accuracy(lang: LanguageConfig, data: PreferenceData) -> jax.Array:
+    """Scalar: how well "the longer answer is better" orders the non-tied pairs as the *gold*
+    score does (content lengths; a pair of equal lengths counts one half). The accuracy a
+    reward model gets by reading length alone: compare `pairwise_accuracy` with it."""
+    longer_c = content_lengths(lang, data.chosen)
+    longer_r = content_lengths(lang, data.rejected)
+    right = (longer_c > longer_r) == (data.gold_chosen > data.gold_rejected)
+    agree = jnp.where(longer_c == longer_r, 0.5, right.astype(jnp.float32))
     return jnp.sum(agree * data.valid) / jnp.maximum(jnp.sum(data.valid), 1.0)
 
 
