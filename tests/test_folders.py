@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -187,6 +188,23 @@ def test_folder_kinds_and_the_lock(tmp_path):
         )  # fmt: skip
         assert other.returncode == 3, other.stderr
         assert "in use by another purejaxppo process" in other.stdout
+        # a writer still filling the folder in (no marker yet): the check before the lock
+        # says "in use", not "files that are not a purejaxppo folder"; its own lock is not
+        # another's
+        target.mkdir(parents=True)
+        (target / "partial.tmp").write_text("")
+        with pytest.raises(RunDirError, match="holds files that are not a purejaxppo folder"):
+            outdir.check_out(target, "sweep")
+        other = subprocess.run(
+            [sys.executable, "-c",
+             "import sys; from pathlib import Path; from purejaxppo.run.outdir import check_out\n"
+             "try:\n    check_out(Path(sys.argv[1]), 'sweep')\n"
+             "except ValueError as err:\n    print(err); sys.exit(3)", str(target)],
+            capture_output=True, text=True, env=cli_env(None), timeout=60,
+        )  # fmt: skip
+        assert other.returncode == 3, other.stderr
+        assert "in use by another purejaxppo process (pid" in other.stdout
+        shutil.rmtree(target)
     assert not lock.file.exists() and not target.exists()
     # a lock file left by a killed process holds no lock
     lock.file.write_text("pid 1: purejaxppo train, since long ago\n")

@@ -69,6 +69,12 @@ def check_out(
     if found is None or (found == kind and (resume or overwrite)):
         return found
     if found != kind:
+        holder = busy_holder(path)
+        if holder is not None:  # a writer is still filling it in: say so, not "other files"
+            raise RunDirError(
+                f"{flag} {path}: in use by another purejaxppo process ({holder}); nothing "
+                "was changed, wait for it to end or use another folder"
+            )
         raise RunDirError(
             f"{flag} {path}: holds {describe(found)}, not {describe(kind)}; nothing was "
             "changed, use another folder"
@@ -84,6 +90,27 @@ def lock_path(path: Path) -> Path:
     """`<parent>/.<name>.lock`: the lock file of folder `path`."""
     path = Path(os.path.abspath(path))
     return path.with_name(f".{path.name}.lock")
+
+
+def busy_holder(path: Path) -> str | None:
+    """Who holds folder `path`'s lock when another process does (the lock file's text),
+    else None. Creates nothing; a lock held by this process does not count."""
+    try:
+        fd = os.open(lock_path(path), os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        holder = os.pread(fd, 400, 0).decode(errors="replace").strip()
+        if holder.startswith(f"pid {os.getpid()}:"):
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as err:
+            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return holder or "unknown"
+        return None
+    finally:
+        os.close(fd)
 
 
 class FolderLock:
