@@ -86,6 +86,12 @@ def _magnitude(values: jax.Array, axis: int) -> jax.Array:
     return jnp.max(jnp.abs(values), axis=axis, keepdims=True)
 
 
+def spread_is_resolvable(spread: jax.Array, magnitude: jax.Array) -> jax.Array:
+    """True where a group's std `spread` is more than a tie: above `SPREAD_RTOL` of its
+    values' `magnitude` (max |x|) plus 1."""
+    return spread > SPREAD_RTOL * (magnitude + 1.0)
+
+
 def divide_by_spread(
     advantages: jax.Array, spread: jax.Array, magnitude: jax.Array, eps: float = 1e-8
 ) -> jax.Array:
@@ -94,7 +100,7 @@ def divide_by_spread(
     or a few float32 rounding steps of its values' `magnitude`, and centred scores that are
     rounding noise of the same size: dividing them by `eps` (or by that std) would turn the
     noise into advantages of order 1. Left undivided, they stay at rounding size."""
-    resolvable = spread > SPREAD_RTOL * (magnitude + 1.0)
+    resolvable = spread_is_resolvable(spread, magnitude)
     return jnp.where(resolvable, advantages / (spread + eps), advantages)
 
 
@@ -222,8 +228,7 @@ def round_advantages(
         advantages = advantages.reshape(returns.shape)
     if normalize:
         spread = jnp.std(values, axis=2)
-        magnitude = jnp.max(jnp.abs(values), axis=2)
-        resolvable = spread > SPREAD_RTOL * (magnitude + 1.0)
+        resolvable = spread_is_resolvable(spread, jnp.max(jnp.abs(values), axis=2))
         spread, resolvable = (
             at_round_start(jnp.repeat(x, group_size, axis=1), rounds) for x in (spread, resolvable)
         )  # [T, N]

@@ -3,24 +3,17 @@ critic_protocol results files; mismatched runs exit 2 with one line."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "compare_aggregation.py"
+from _cli_support import script_module
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("compare_aggregation", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    with script_module("compare_aggregation") as module:
+        yield module
 
 
 def _results(path: Path, aggregation: str, finals: list[float], **extra) -> Path:

@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 
 import pytest
+from _cli_support import script_module
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "critic_vs_group.py"
 NAMES = ["gae"] + [f"group{g}_{n}" for g in (2, 4, 8, 16) for n in ("std", "mean")]
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("critic_vs_group", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up while defined
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    with script_module("critic_vs_group") as module:
+        yield module
 
 
 def _finite(x) -> bool:

@@ -169,6 +169,22 @@ def test_every_writer_refuses_every_other_kind_of_folder(folders, writer, capsys
         assert tree_digest(folders["root"]) == before, (writer, kind)
 
 
+def _refusal_in_a_child(call: str, target: Path) -> str:
+    """Run `call` (from `purejaxppo.run.outdir`, with `target` bound) in another process,
+    which must refuse it with a `ValueError`; returns the error's text."""
+    code = (
+        "import sys; from pathlib import Path; from purejaxppo.run.outdir import *\n"
+        f"target = Path(sys.argv[1])\ntry:\n    {call}\n"
+        "except ValueError as err:\n    print(err); sys.exit(3)"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", code, str(target)],
+        capture_output=True, text=True, env=cli_env(None), timeout=60,
+    )  # fmt: skip
+    assert other.returncode == 3, other.stderr
+    return other.stdout
+
+
 def test_folder_kinds_and_the_lock(tmp_path):
     assert outdir.folder_kind(tmp_path / "missing") is None
     assert outdir.folder_kind(tmp_path) is None  # empty
@@ -179,15 +195,8 @@ def test_folder_kinds_and_the_lock(tmp_path):
     target = tmp_path / "deep" / "run"
     with outdir.FolderLock(target, "train") as lock:
         assert lock.file.read_text().startswith(f"pid {os.getpid()}: purejaxppo train")
-        other = subprocess.run(
-            [sys.executable, "-c",
-             "import sys; from purejaxppo.run.outdir import FolderLock\n"
-             "try:\n    FolderLock(sys.argv[1], 'sweep')\n"
-             "except ValueError as err:\n    print(err); sys.exit(3)", str(target)],
-            capture_output=True, text=True, env=cli_env(None), timeout=60,
-        )  # fmt: skip
-        assert other.returncode == 3, other.stderr
-        assert "in use by another purejaxppo process" in other.stdout
+        other = _refusal_in_a_child("FolderLock(target, 'sweep')", target)
+        assert "in use by another purejaxppo process" in other
         # a writer still filling the folder in (no marker yet): the check before the lock
         # says "in use", not "files that are not a purejaxppo folder"; its own lock is not
         # another's
@@ -195,15 +204,8 @@ def test_folder_kinds_and_the_lock(tmp_path):
         (target / "partial.tmp").write_text("")
         with pytest.raises(RunDirError, match="holds files that are not a purejaxppo folder"):
             outdir.check_out(target, "sweep")
-        other = subprocess.run(
-            [sys.executable, "-c",
-             "import sys; from pathlib import Path; from purejaxppo.run.outdir import check_out\n"
-             "try:\n    check_out(Path(sys.argv[1]), 'sweep')\n"
-             "except ValueError as err:\n    print(err); sys.exit(3)", str(target)],
-            capture_output=True, text=True, env=cli_env(None), timeout=60,
-        )  # fmt: skip
-        assert other.returncode == 3, other.stderr
-        assert "in use by another purejaxppo process (pid" in other.stdout
+        other = _refusal_in_a_child("check_out(target, 'sweep')", target)
+        assert "in use by another purejaxppo process (pid" in other
         shutil.rmtree(target)
     assert not lock.file.exists() and not target.exists()
     # a lock file left by a killed process holds no lock

@@ -3,24 +3,17 @@ run (IQMs, P(rerun > first), P(other arm > rerun)); mismatched runs exit 2 with 
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "protocol_rerun_arm.py"
+from _cli_support import script_module
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("protocol_rerun_arm", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    with script_module("protocol_rerun_arm") as module:
+        yield module
 
 
 def _row(arm: str, budgets: list[str], finals: list[float]) -> dict:

@@ -254,8 +254,8 @@ def test_craftax_death_is_a_termination_and_the_time_limit_a_truncation():
     assert bool(terminated) and not bool(truncated) and int(after.time) == 0
 
 
-def test_a_few_updates(suite):
-    name, env, params, _, _ = suite
+def _three_updates(name: str, env, params) -> np.ndarray:
+    """The total loss `[3]` of three tiny PPO updates on `env` (2 envs x 8 steps)."""
     cfg = ppo.PPOConfig(
         env_name=name,
         num_envs=2,
@@ -266,7 +266,12 @@ def test_a_few_updates(suite):
         hidden_sizes=(16,),
     )
     out = jax.jit(ppo.make_train(cfg, env, params))(jax.random.key(0), ppo.HParams())
-    losses = np.asarray(out.metrics["total_loss"])
+    return np.asarray(out.metrics["total_loss"])
+
+
+def test_a_few_updates(suite):
+    name, env, params, _, _ = suite
+    losses = _three_updates(name, env, params)
     assert losses.shape == (3,) and np.all(np.isfinite(losses))
 
 
@@ -431,17 +436,7 @@ def test_xland_ruleset_sets_the_task_and_trains(monkeypatch, tmp_path):
     assert out["terminated"].any()  # next to the ball, facing forward, in 40 random steps
     assert (out["reward"][out["terminated"]] > 0).all()
     assert (out["reward"][~out["terminated"]] == 0).all()
-    cfg = ppo.PPOConfig(
-        env_name=f"{XLAND}/trivial-21k/0",
-        num_envs=2,
-        num_steps=8,
-        total_timesteps=3 * 16,
-        update_epochs=1,
-        num_minibatches=2,
-        hidden_sizes=(16,),
-    )
-    out = jax.jit(ppo.make_train(cfg, env, params))(jax.random.key(0), ppo.HParams())
-    assert np.all(np.isfinite(np.asarray(out.metrics["total_loss"])))
+    assert np.all(np.isfinite(_three_updates(f"{XLAND}/trivial-21k/0", env, params)))
 
 
 @pytest.mark.parametrize(

@@ -58,14 +58,18 @@ def xminigrid_env_names(env_name: str = "xminigrid/NAME") -> list[str]:
     """Every `xminigrid/<name>` of a MiniGrid env that `make_xminigrid_env` builds (imports
     xminigrid; `env_name` is only the name shown when it is missing). The XLand envs take a
     ruleset as well: `xland_env_names`."""
-    names = _xminigrid(env_name).registered_environments()
-    return [f"{PREFIX}{name}" for name in names if name.startswith("MiniGrid-")]
+    return _registered(env_name, "MiniGrid-")
 
 
 def xland_env_names(env_name: str = "xminigrid/NAME") -> list[str]:
     """Every `xminigrid/XLand-MiniGrid-*` env, without its `/<benchmark>/<ruleset id>`."""
+    return _registered(env_name, XLAND)
+
+
+def _registered(env_name: str, start: str) -> list[str]:
+    """`xminigrid/<name>` for every registered xminigrid env whose name begins `start`."""
     names = _xminigrid(env_name).registered_environments()
-    return [f"{PREFIX}{name}" for name in names if name.startswith(XLAND)]
+    return [f"{PREFIX}{name}" for name in names if name.startswith(start)]
 
 
 def split_xland_name(env_name: str) -> tuple[str, str, int] | None:

@@ -121,7 +121,7 @@ def pairwise_accuracy(
     s_c = score_fn(params, data.chosen, sequence_mask(lang, data.chosen))
     s_r = score_fn(params, data.rejected, sequence_mask(lang, data.rejected))
     agree = ((s_c > s_r) == (data.gold_chosen > data.gold_rejected)).astype(jnp.float32)
-    return jnp.sum(agree * data.valid) / jnp.maximum(jnp.sum(data.valid), 1.0)
+    return _mean_over_valid(agree, data.valid)
 
 
 def length_rule_accuracy(lang: LanguageConfig, data: PreferenceData) -> jax.Array:
@@ -132,7 +132,12 @@ def length_rule_accuracy(lang: LanguageConfig, data: PreferenceData) -> jax.Arra
     longer_r = content_lengths(lang, data.rejected)
     right = (longer_c > longer_r) == (data.gold_chosen > data.gold_rejected)
     agree = jnp.where(longer_c == longer_r, 0.5, right.astype(jnp.float32))
-    return jnp.sum(agree * data.valid) / jnp.maximum(jnp.sum(data.valid), 1.0)
+    return _mean_over_valid(agree, data.valid)
+
+
+def _mean_over_valid(agree: jax.Array, valid: jax.Array) -> jax.Array:
+    """Mean of `agree` `[N]` over the non-tied pairs (`valid` 1); 0 when there are none."""
+    return jnp.sum(agree * valid) / jnp.maximum(jnp.sum(valid), 1.0)
 
 
 def _reward_step(

@@ -71,10 +71,7 @@ def check_out(
     if found != kind:
         holder = busy_holder(path)
         if holder is not None:  # a writer is still filling it in: say so, not "other files"
-            raise RunDirError(
-                f"{flag} {path}: in use by another purejaxppo process ({holder}); nothing "
-                "was changed, wait for it to end or use another folder"
-            )
+            raise in_use_error(flag, path, holder)
         raise RunDirError(
             f"{flag} {path}: holds {describe(found)}, not {describe(kind)}; nothing was "
             "changed, use another folder"
@@ -92,6 +89,17 @@ def lock_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.lock")
 
 
+LOCK_HELD = (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)  # flock's "another holds it"
+
+
+def in_use_error(flag: str, path: Path, holder: str) -> RunDirError:
+    """The one-line error for a folder another process holds (`holder`: its lock text)."""
+    return RunDirError(
+        f"{flag} {path}: in use by another purejaxppo process ({holder or 'unknown'}); "
+        "nothing was changed, wait for it to end or use another folder"
+    )
+
+
 def busy_holder(path: Path) -> str | None:
     """Who holds folder `path`'s lock when another process does (the lock file's text),
     else None. Creates nothing; a lock held by this process does not count."""
@@ -106,7 +114,7 @@ def busy_holder(path: Path) -> str | None:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except OSError as err:
-            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            if err.errno in LOCK_HELD:
                 return holder or "unknown"
         return None
     finally:
@@ -152,15 +160,11 @@ class FolderLock:
             except OSError as err:
                 holder = os.pread(fd, 400, 0).decode(errors="replace").strip()
                 os.close(fd)
-                if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                if err.errno not in LOCK_HELD:
                     raise RunDirError(
                         f"{self.flag} {self.path}: cannot lock it ({err.strerror})"
                     ) from None
-                raise RunDirError(
-                    f"{self.flag} {self.path}: in use by another purejaxppo process "
-                    f"({holder or 'unknown'}); nothing was changed, wait for it to end or "
-                    "use another folder"
-                ) from None
+                raise in_use_error(self.flag, self.path, holder) from None
             # The holder before us may have removed the file after we opened it: then we
             # lock a file nobody else sees; start again on the file that is there now.
             try:
