@@ -47,6 +47,7 @@ BOOL_FIELDS = (
     "normalize_observations",
     "normalize_rewards",
     "group_normalize",
+    "group_minibatch_normalize",
 )
 
 
@@ -108,6 +109,11 @@ class PPOConfig:
       group_size: envs per group in `group` mode; must divide `num_envs`.
       group_normalize: divide by the group's return std (GRPO); false: only subtract
         the group mean (Dr. GRPO).
+      group_minibatch_normalize: also normalise the group advantages per minibatch, as
+        `normalize_advantages` does for GAE: `(A - mean) / std` over the minibatch's counted
+        steps (mask > 0; the others stay 0), left undivided when that std is a tie
+        (`purejaxppo.gae.divide_by_spread`). With `group_normalize: false` every arm of the
+        critic-vs-group protocol then shares PPO's normalisation.
       group_score: `outcome` (every step of episode i gets the group score of its
         undiscounted return R_i) or `reward_to_go` (step t of episode i gets its discounted
         reward-to-go G_i(t) = sum_{k>=t} gamma^(k-t) r_i(k) minus the mean of the other
@@ -158,6 +164,7 @@ class PPOConfig:
     advantage: str = "gae"
     group_size: int = 8
     group_normalize: bool = True
+    group_minibatch_normalize: bool = False
     group_score: str = "outcome"
     group_aggregation: str = "token_mean"
     group_reset: str = "update"

@@ -15,6 +15,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from purejaxppo.gae import divide_by_spread
+
 
 class LossMetrics(NamedTuple):
     """Scalars reported for one minibatch."""
@@ -30,6 +32,20 @@ class LossMetrics(NamedTuple):
 def normalize(x: jax.Array, eps: float = 1e-8) -> jax.Array:
     """`(x - mean) / (std + eps)` over the whole array."""
     return (x - jnp.mean(x)) / (jnp.std(x) + eps)
+
+
+def masked_normalize(x: jax.Array, mask: jax.Array, eps: float = 1e-8) -> jax.Array:
+    """`(x - mean) / (std + eps)` over the steps where `mask > 0` (any shape, `mask` like
+    `x`; a weight counts as 1), 0 elsewhere. A minibatch whose counted values tie (std 0
+    up to float32 rounding) is only centred (`divide_by_spread`), and one with no counted
+    step is all 0."""
+    counted = (mask > 0).astype(x.dtype)
+    n = jnp.maximum(jnp.sum(counted), 1.0)
+    mean = jnp.sum(counted * x) / n
+    centred = counted * (x - mean)
+    spread = jnp.sqrt(jnp.sum(centred**2) / n)
+    magnitude = jnp.max(jnp.abs(counted * x))
+    return divide_by_spread(centred, spread, magnitude, eps)
 
 
 def clipped_surrogate(

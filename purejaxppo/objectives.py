@@ -20,6 +20,7 @@ from purejaxppo.losses import (
     adapt_kl_coef,
     k3_kl,
     masked_mean,
+    masked_normalize,
     normalize,
     objective_loss,
     ppo_loss,
@@ -63,6 +64,8 @@ def minibatch_loss(
     advantages = minibatch.advantages
     if config.normalize_advantages and config.advantage == "gae":
         advantages = normalize(advantages)
+    elif config.group_minibatch_normalize and config.advantage == "group":
+        advantages = masked_normalize(advantages, minibatch.mask)
     log_prob = dist.log_prob(minibatch.action)
     if config.objective == "clip" and config.advantage == "gae":
         total, metrics = ppo_loss(

@@ -26,6 +26,7 @@ _GROUP = ("advantage", ("group",))
 SWITCHED_FIELDS: Switches = {
     "group_size": _GROUP,
     "group_normalize": _GROUP,
+    "group_minibatch_normalize": _GROUP,
     "group_score": _GROUP,
     "group_aggregation": _GROUP,
     "group_reset": _GROUP,

@@ -3,7 +3,7 @@
     .venv/bin/python scripts/critic_protocol.py [--out docs/critic-vs-group/protocol]
         [--envs CartPole-v1] [--budget 200000] [--tune-seeds 4] [--eval-seeds 12]
         [--learning-rates 1e-4,3e-4,1e-3] [--ent-coefs 0,0.01] [--arms ...]
-        [--epochs 4,8] [--minibatches 4] [--normalization shipped|none]
+        [--epochs 4,8] [--minibatches 4] [--normalization shipped|none|minibatch]
 
 One fixed recipe for every arm: the env's shipped config (configs/<env>.yaml), the `clip`
 objective, no KL term anywhere (`ref_kl_coef` 0, no KL objective), gamma 0.99. The arms
@@ -28,7 +28,10 @@ Advantage normalisation, `--normalization`: `shipped` (default) keeps each arm's
 per minibatch (`normalize_advantages`), the group arms per group (`group_normalize`);
 `none` turns both off, so every arm trains on raw advantages (PPO: GAE advantages of the
 unnormalised rewards; group arms: only the baseline subtracted) and the tuned learning rate
-absorbs the scale.
+absorbs the scale; `minibatch` gives every arm PPO's normalisation: no reward
+normalisation, no group std, and every arm's advantages normalised per minibatch
+(`normalize_advantages`; the group arms' `group_minibatch_normalize`, over the counted
+steps).
 
 Two budgets, each at `--budget` simulated env steps per seed:
 
@@ -78,7 +81,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
 ENVS = ("CartPole-v1", "Acrobot-v1", "Catch-bsuite")
 EPISODE_BOUND = {"Catch-bsuite": 9}  # every Catch episode ends after 9 steps (see critic_vs_group)
-NORMALIZATIONS = ("shipped", "none")
+NORMALIZATIONS = ("shipped", "none", "minibatch")
 ARMS = ("ppo_gae95", "ppo_gae1", "group_loo_rtg", "group_outcome")
 LABELS = {
     "ppo_gae95": "PPO + GAE λ=0.95",
@@ -147,7 +150,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--learning-rates", default="1e-4,3e-4,1e-3")
     parser.add_argument("--ent-coefs", default="0,0.01")
     parser.add_argument("--aggregation", default="token_mean")
-    parser.add_argument("--normalization", default="shipped", help="shipped or none")
+    parser.add_argument("--normalization", default="shipped", help="shipped, none or minibatch")
     parser.add_argument("--epochs", default="", help="static grid; default: the shipped value")
     parser.add_argument("--minibatches", default="", help="static grid; default: shipped")
     parser.add_argument("--bootstrap-reps", type=int, default=2000)
@@ -166,7 +169,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             f"--aggregation: expected token_mean or sequence_mean, got {args.aggregation!r}"
         )
     if args.normalization not in NORMALIZATIONS:
-        raise InputError(f"--normalization: expected shipped or none, got {args.normalization!r}")
+        raise InputError(
+            f"--normalization: expected shipped, none or minibatch, got {args.normalization!r}"
+        )
     if args.out.exists() and not args.out.is_dir():
         raise InputError(f"--out: {args.out} exists and is not a folder")
     for env in args.envs:  # a minibatch count that does not divide a batch fails here, not later
@@ -178,9 +183,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def advantage_normalization(cfg: Any) -> str:
-    """How `cfg` normalises its advantages: `minibatch`, `group_std` or `none`."""
+    """How `cfg` normalises its advantages: `minibatch`, `group_std`,
+    `group_std+minibatch` or `none`."""
     if cfg.advantage == "group":
-        return "group_std" if cfg.group_normalize else "none"
+        kinds = [k for k, on in (("group_std", cfg.group_normalize),
+                                 ("minibatch", cfg.group_minibatch_normalize)) if on]  # fmt: skip
+        return "+".join(kinds) or "none"
     return "minibatch" if cfg.normalize_advantages else "none"
 
 
@@ -199,7 +207,8 @@ def make_programs(
     env: str, arms: Sequence[str], budget: int, aggregation: str, normalization: str = "shipped"
 ) -> list[Program]:
     """Every (arm, geometry) program of `env` at `budget` env steps per seed, with the
-    advantage normalisation `normalization` (`shipped` or `none`, see the module doc)."""
+    advantage normalisation `normalization` (`shipped`, `none` or `minibatch`, see the
+    module doc)."""
     import gymnax
 
     from purejaxppo.run.config import load_run_config
@@ -207,8 +216,9 @@ def make_programs(
     run = load_run_config(CONFIGS / f"{env}.yaml")
     base, hp = run.ppo, run.hparams.replace(gamma=0.99, ref_kl_coef=0.0)
     normalized = normalization == "shipped"
+    per_minibatch = normalization == "minibatch"
     if not normalized:
-        base = base.replace(normalize_advantages=False, normalize_rewards=False)
+        base = base.replace(normalize_advantages=per_minibatch, normalize_rewards=False)
     default_params = gymnax.make(env)[1]
     steps = EPISODE_BOUND.get(env, int(default_params.max_steps_in_episode))
     env_params = None
@@ -233,6 +243,7 @@ def make_programs(
                 advantage="group",
                 group_size=GROUP_SIZE,
                 group_normalize=normalized,
+                group_minibatch_normalize=per_minibatch,
                 group_score="reward_to_go" if arm.startswith("group_loo_rtg") else "outcome",
                 group_aggregation=aggregation,
                 group_reset="longest" if arm in SYNC_ARMS else "update",

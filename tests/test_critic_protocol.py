@@ -55,6 +55,17 @@ def test_normalization_none_turns_every_arms_normalisation_off(script):
         assert a.cfg.replace(**off) == b.cfg and a.hparams == b.hparams
 
 
+def test_normalization_minibatch_gives_every_arm_ppos_normalisation(script):
+    shipped = script.make_programs("CartPole-v1", script.ARMS, 200_000, "token_mean")
+    common = script.make_programs("CartPole-v1", script.ARMS, 200_000, "token_mean", "minibatch")
+    assert {script.advantage_normalization(p.cfg) for p in common} == {"minibatch"}
+    for a, b in zip(shipped, common, strict=True):  # nothing else changes
+        off = {"normalize_rewards": False}
+        if a.cfg.advantage == "group":
+            off |= {"group_normalize": False, "group_minibatch_normalize": True}
+        assert a.cfg.replace(**off) == b.cfg and a.hparams == b.hparams
+
+
 def test_static_grid_one_program_per_epochs_minibatches(script):
     (program,) = script.make_programs("CartPole-v1", ["ppo_gae95"], 200_000, "token_mean")[:1]
     variants = script.static_variants(program, (4, 8), (2, 4))

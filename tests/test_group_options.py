@@ -18,7 +18,7 @@ from purejaxppo.gae import (
     reward_to_go,
     sequence_weights,
 )
-from purejaxppo.losses import PolicyTerms, objective_loss
+from purejaxppo.losses import PolicyTerms, masked_normalize, objective_loss
 from purejaxppo.rollout import make_group_batch
 
 GROUP = {
@@ -165,3 +165,35 @@ def test_a_group_of_tied_scores_gets_no_noise_advantages():
     scores = np.asarray(group_advantages(spread[0], 8, normalize=True))
     assert np.max(np.abs(scores[:8])) < 1e-4
     assert np.isclose(np.std(scores[8:]), 1.0, atol=1e-3)
+
+
+def test_masked_normalize_over_the_counted_steps_by_hand():
+    x = jnp.array([[1.0, 5.0], [3.0, 100.0]])  # [T=2, N=2]; 100 falls past an episode's end
+    weights = jnp.array([[0.5, 0.5], [0.5, 0.0]])  # sequence_mean-style weights count as 1
+    out = np.asarray(masked_normalize(x, weights))
+    counted = np.array([1.0, 5.0, 3.0])
+    expected = (counted - counted.mean()) / (counted.std() + 1e-8)
+    np.testing.assert_allclose(out.ravel()[:3], expected, rtol=1e-6)
+    assert out[1, 1] == 0.0
+    tied = np.asarray(masked_normalize(jnp.full((4,), 7.0), jnp.ones(4)))
+    np.testing.assert_array_equal(tied, np.zeros(4))  # a tie is centred, not blown up
+    assert not np.any(np.asarray(masked_normalize(x, jnp.zeros_like(x))))
+
+
+def test_group_minibatch_normalize_trains_on_the_normalised_advantages():
+    """On the group minibatch PPO's per-minibatch normalisation changes the update (the
+    group scores are not unit-scaled per minibatch), and it is refused with GAE."""
+    hp = ppo.HParams(ref_kl_coef=0.0)
+    runs = {
+        flag: jax.jit(
+            ppo.make_train(
+                ppo.PPOConfig(**GROUP, group_normalize=False, group_minibatch_normalize=flag)
+            )
+        )(jax.random.key(3), hp)
+        for flag in (False, True)
+    }
+    first = [jax.tree.leaves(runs[flag].params)[0] for flag in (False, True)]
+    assert not np.allclose(np.asarray(first[0]), np.asarray(first[1]))
+    assert np.all(np.isfinite(np.asarray(runs[True].metrics["episode_return"])))
+    with pytest.raises(ValueError, match=r"^group_minibatch_normalize: True has no effect"):
+        ppo.PPOConfig(env_name="CartPole-v1", group_minibatch_normalize=True)
