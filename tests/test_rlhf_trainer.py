@@ -108,6 +108,62 @@ def test_experience_masks_after_the_end_and_groups_share_prompts(cfg, prepared):
         assert np.all(np.asarray(batch.returns) == 0.0)
 
 
+def _placed(cfg: C.RLHFConfig, placement: str) -> C.RLHFConfig:
+    return dataclasses.replace(cfg, rl=dataclasses.replace(cfg.rl, kl_placement=placement))
+
+
+def _moved_state(cfg: C.RLHFConfig, prepared, beta: float):
+    """A state whose policy is the reference plus noise (so its KL is not 0), at `beta`."""
+    hp = jax.tree.map(jnp.float32, C.check_hparams(cfg.hparams))
+    state = T.init_rl_state(hp, prepared.frozen, cfg.rl)
+    leaves, tree = jax.tree.flatten(state.learner.policy)
+    keys = jax.random.split(jax.random.key(5), len(leaves))
+    noisy = [x + 0.3 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys, strict=True)]
+    learner = state.learner._replace(policy=jax.tree.unflatten(tree, noisy))
+    return hp, state._replace(learner=learner, kl=T.KLController(jnp.float32(beta)))
+
+
+def test_kl_placement_swaps_where_the_kl_sits(prepared):
+    """GRPO with the KL in the reward scores `score - beta * KL_seq` in its groups and has
+    no k3 term; PPO with the KL in the loss sees the rewards of beta 0 and adds `beta * k3`
+    to its loss."""
+    lm, rm, vm = M.make_models(LANG, TINY.model)
+    models = T.Models(lm.apply, rm.apply, vm.apply)
+    key, beta = jax.random.key(3), 0.7
+    grpo = _grpo(TINY)
+    hp, state = _moved_state(grpo, prepared, beta)
+    batch, score, _, kl = T._experience(
+        key, state, hp, prepared.frozen, models, _placed(grpo, "reward")
+    )
+    assert float(jnp.max(jnp.abs(kl))) > 0.1  # the check below can fail
+    want = T.group_advantages(score - beta * kl, 4, True, eps=T.GROUP_EPS)
+    np.testing.assert_allclose(batch.advantages, want[:, None] * batch.mask, rtol=1e-4, atol=1e-5)
+    loss = {p: T._loss(state.learner, batch, jnp.float32(beta), hp, models, _placed(grpo, p))[0]
+            for p in ("reward", "own")}  # fmt: skip
+    zero = T._loss(state.learner, batch, jnp.float32(0.0), hp, models, grpo)[0]
+    np.testing.assert_allclose(loss["reward"], zero, rtol=1e-6)
+    assert abs(float(loss["own"] - zero)) > 1e-4
+
+    hp, state = _moved_state(TINY, prepared, beta)
+    moved = T._experience(key, state, hp, prepared.frozen, models, _placed(TINY, "loss"))[0]
+    unpenalised = state._replace(kl=T.KLController(jnp.float32(0.0)))
+    plain = T._experience(key, unpenalised, hp, prepared.frozen, models, TINY)[0]
+    np.testing.assert_array_equal(moved.advantages, plain.advantages)
+    total = T._loss(state.learner, moved, jnp.float32(beta), hp, models, _placed(TINY, "loss"))[0]
+    base = T._loss(state.learner, moved, jnp.float32(beta), hp, models, TINY)[0]
+    policy = T.policy_log_probs(lm.apply, state.learner.policy, LANG, moved.sequences)[0]
+    log_prob = jnp.where(moved.mask > 0, policy, 0.0)
+    k3 = T.masked_mean(T.k3_kl(log_prob, moved.ref_log_probs), moved.mask)
+    np.testing.assert_allclose(total - base, beta * k3, rtol=1e-4)
+
+
+def test_kl_placement_is_checked():
+    with pytest.raises(ValueError, match=r"^kl_placement: expected one of own, reward, loss"):
+        C.RLConfig(kl_placement="logits")
+    with pytest.raises(ValueError, match=r"^kl_placement: reward has no effect with algorithm dpo"):
+        C.RLConfig(algorithm="dpo", kl_placement="reward")
+
+
 @pytest.mark.parametrize("cfg", [TINY, _grpo(TINY, 2, False)], ids=["ppo", "drgrpo"])
 def test_rl_train_runs_and_is_deterministic(cfg, prepared):
     pipe = P.make_pipeline(cfg)

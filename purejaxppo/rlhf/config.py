@@ -22,6 +22,7 @@ from purejaxppo.rlhf.language import LanguageConfig
 from purejaxppo.rlhf.models import ModelConfig
 
 ALGORITHMS = ("ppo", "grpo", "dpo")
+KL_PLACEMENTS = ("own", "reward", "loss")
 
 
 def _positive(obj: object, *names: str) -> None:
@@ -84,6 +85,11 @@ class RLConfig:
     only. `group_normalize`: GRPO divides by the group's std (false: Dr. GRPO).
     `adaptive_kl`: the KL coefficient follows Ziegler et al.'s controller toward
     `hparams.kl_target` (false: `hparams.kl_coef` stays fixed).
+    `kl_placement`: where beta's KL to the reference sits. `own` (default): each algorithm's
+    own, PPO's per-token `beta k1` in the reward, GRPO's `beta k3` token mean in the loss;
+    `reward`: `beta k1` in the reward for both (GRPO: the sequence's summed k1 times beta is
+    subtracted from its score before the group normalisation); `loss`: `beta k3` in the loss
+    for both (PPO's reward is then the score at the last token alone). Not with DPO.
     """
 
     algorithm: str = "ppo"
@@ -96,11 +102,22 @@ class RLConfig:
     group_normalize: bool = True
     whiten_advantages: bool = True
     eval_prompts: int = 512
+    kl_placement: str = "own"
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
             raise ValueError(
                 f"algorithm: expected one of {', '.join(ALGORITHMS)}, got {self.algorithm!r}"
+            )
+        if self.kl_placement not in KL_PLACEMENTS:
+            raise ValueError(
+                f"kl_placement: expected one of {', '.join(KL_PLACEMENTS)}, "
+                f"got {self.kl_placement!r}"
+            )
+        if self.algorithm == "dpo" and self.kl_placement != "own":
+            raise ValueError(
+                f"kl_placement: {self.kl_placement} has no effect with algorithm dpo (its KL "
+                "is dpo_beta's implicit one); leave it at own"
             )
         _positive(self, "iterations", "completions_per_iteration", "group_size", "epochs")
         _positive(self, "minibatches", "eval_prompts")
@@ -126,6 +143,13 @@ class RLConfig:
     @property
     def prompts_per_iteration(self) -> int:
         return self.completions_per_iteration // self.group_size
+
+    @property
+    def kl_in_reward(self) -> bool:
+        """True where beta's KL is a per-token k1 reward, False where it is a k3 loss term."""
+        if self.kl_placement == "own":
+            return self.algorithm == "ppo"
+        return self.kl_placement == "reward"
 
 
 _HPARAM_RANGES = {  # name -> (low, high, low inclusive)

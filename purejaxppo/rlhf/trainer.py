@@ -13,9 +13,12 @@ One iteration (a named `lax.scan` body, `_iteration`):
    last real token (`shaping.token_rewards`), the value model's `[N, C]` values, token-level
    GAE through `purejaxppo.gae.compute_gae` (`shaping.token_gae`), whitened over the batch's
    real tokens. GRPO: the score normalised within its group (by the mean, and the std unless
-   Dr. GRPO), broadcast to every real token; no value model.
+   Dr. GRPO), broadcast to every real token; no value model. `rl.kl_placement` swaps
+   where the KL sits: `loss` drops PPO's per-token KL reward, `reward` subtracts beta
+   times GRPO's sequence k1 from its score before the group normalisation.
 4. `epochs` x `minibatches` Adam steps on the clipped loss of `purejaxppo.losses`
-   (`objective_loss`), a masked mean over real tokens; GRPO adds `beta * k3(pi, pi_ref)`.
+   (`objective_loss`), a masked mean over real tokens; GRPO (or `kl_placement: loss`)
+   adds `beta * k3(pi, pi_ref)`.
    PPO's value model is fitted to the GAE returns with the clipped value loss.
 5. With `rl.adaptive_kl`, beta follows Ziegler et al.'s controller toward `kl_target`
    (`shaping.step_kl_controller`, the batch's mean sequence KL, `N` completions per step).
@@ -169,14 +172,16 @@ def _experience(
     score = models.score_fn(frozen.reward, seqs, sequence_mask(lang, seqs))  # [N]
     gold = gold_score_sequences(lang, seqs)
     kl = sequence_kl(sample.log_probs, ref_lp, mask)
+    beta = state.kl.beta if rl.kl_in_reward else jnp.zeros_like(state.kl.beta)
+    rewards = token_rewards(sample.log_probs, ref_lp, mask, score, beta).rewards  # [N, C]
     if rl.algorithm == "ppo":
-        rewards = token_rewards(sample.log_probs, ref_lp, mask, score, state.kl.beta).rewards
         values = completion_values(models.values_fn, state.learner.value, lang, seqs) * mask
         advantages, returns = token_gae(rewards, values, mask, hp.gamma, hp.gae_lambda)
         if rl.whiten_advantages:
             advantages = whiten(advantages, mask)
     else:
-        seq_adv = group_advantages(score, rl.group_size, rl.group_normalize, eps=GROUP_EPS)
+        shaped = jnp.sum(rewards, axis=1) if rl.kl_in_reward else score  # [N]
+        seq_adv = group_advantages(shaped, rl.group_size, rl.group_normalize, eps=GROUP_EPS)
         advantages = seq_adv[:, None] * mask
         returns = values = jnp.zeros_like(mask)
     batch = Batch(seqs, sample.log_probs, ref_lp, mask, advantages, returns, values)
@@ -186,11 +191,13 @@ def _experience(
 def _loss(
     learner: Learner, mb: Batch, beta: jax.Array, hp: RLHFHParams, models: Models, cfg: RLHFConfig
 ) -> tuple[jax.Array, tuple[Any, jax.Array]]:
-    """Clipped token-level loss of one minibatch (+ GRPO's k3 KL, + PPO's value loss)."""
+    """Clipped token-level loss of one minibatch (+ the k3 KL where `rl.kl_placement` puts
+    it in the loss, GRPO's by default; + PPO's value loss)."""
     lang, grpo = cfg.language, cfg.rl.algorithm == "grpo"
+    kl_in_loss = not cfg.rl.kl_in_reward
     log_prob, entropy = policy_log_probs(models.logits_fn, learner.policy, lang, mb.sequences)
     log_prob = jnp.where(mb.mask > 0, log_prob, 0.0)
-    ref_kl = k3_kl(log_prob, mb.ref_log_probs) if grpo else jnp.zeros_like(log_prob)
+    ref_kl = k3_kl(log_prob, mb.ref_log_probs) if kl_in_loss else jnp.zeros_like(log_prob)
     v_loss = jnp.zeros(())
     if not grpo:
         values = completion_values(models.values_fn, learner.value, lang, mb.sequences)
@@ -205,7 +212,7 @@ def _loss(
         hp.clip_eps,
         jnp.zeros(()),
         hp.ent_coef,
-        beta if grpo else jnp.zeros(()),
+        beta if kl_in_loss else jnp.zeros(()),
     )
     return total, (metrics, v_loss)
 
