@@ -5,6 +5,7 @@
     .venv/bin/python scripts/rlhf_analysis.py g2 [--data docs/rlhf] [--out docs/rlhf]
     .venv/bin/python scripts/rlhf_analysis.py dpo [--data docs/rlhf] [--out docs/rlhf]
     .venv/bin/python scripts/rlhf_analysis.py long [--data docs/rlhf] [--out docs/rlhf]
+    .venv/bin/python scripts/rlhf_analysis.py placement [--data docs/rlhf] [--out docs/rlhf]
 
 `critic` (from `critic.json`): the gold of every variant at equal completion lengths — the
 ascending gold can only grow with content length, so a raw gold gap between PPO and GRPO can
@@ -40,6 +41,14 @@ PPO minus each arm as a difference of means resampled the same way
 prepare seed, averaged over them. Per arm: raw gold, KL, content length, win rate, and the
 gold gain over the reference at equal lengths (each member against its own prepare seed's
 reference, `within_length_difference`). Writes `long.md` and `long_lengths.json`.
+
+`placement` (from `placement.json`): PPO and GRPO G = 4, each with the KL where it has it and
+swapped (`rl.kl_placement`). Per arm the raw gold, KL, content length, the gold standardised
+to the shared length distribution, the gold at content length 7 and the gain over the
+reference at equal lengths; then two sets of contrasts (difference of means [95% bootstrap
+interval], P(improvement) at equal length): the placement within each algorithm (KL in the
+reward minus KL in the loss) and the critic at each placement (PPO minus GRPO, the KL in the
+same place). Writes `placement.md` and `placement_lengths.json`.
 
 `gao` (from `overopt.json`): Gao et al. (2022)'s RL form `gold - gold_ref = d (alpha - beta
 log d)`, `d = sqrt(KL(pi || pi_ref))` in nats (KL of the final policy on the evaluation
@@ -771,6 +780,93 @@ def dpo(data: Path, out: Path) -> None:
     print("\n".join(lines))
 
 
+PLACEMENT_KEYS = ("raw", "kl", "length", "matched", "fixed", "gain")
+
+
+def placement(data: Path, out: Path) -> None:
+    res = json.loads((data / "placement.json").read_text())
+    ref = {k: np.asarray(v) for k, v in res["reference_per_prompt"].items()}
+    arms = {
+        name: {k: np.asarray(v) for k, v in row["per_prompt"].items()}
+        for name, row in res["arms"].items()
+    }
+    sets = [ref["length"], *[m for v in arms.values() for m in v["length"]]]
+    weights = analysis.common_weights(sets, MAX_LENGTH, MIN_COUNT)
+    used = [int(n) for n in np.flatnonzero(weights)]
+    ref_matched = analysis.standardised_gold(ref["length"], ref["gold"], weights)
+    per_member = {name: member_stats(v, ref, weights) for name, v in arms.items()}
+    for name, row in res["arms"].items():
+        per_member[name]["kl"] = np.asarray(row["per_seed"]["kl_to_reference"], float)
+    where = {  # (algorithm, KL in the reward) -> arm name
+        (row["algorithm"], bool(row["kl_in_reward"])): name for name, row in res["arms"].items()
+    }
+    lines = [
+        "# The KL placement swapped (`scripts/rlhf_analysis.py placement`)",
+        "",
+        f"From `placement.json`: {res['seeds']} seeds per arm, {res['iterations']} iterations, "
+        f"KL target {res['kl_target']}, reward model held-out accuracy "
+        f"{res['reward_model_accuracy']:.3f}; gold judged on the same 512 evaluation prompts. "
+        "IQM over seeds [95% stratified bootstrap interval]. Equal length: the gold re-weighted "
+        f"to one shared length distribution, content lengths {used} (every member of every arm "
+        f"and the reference have >= {MIN_COUNT} completions there), weights "
+        + ", ".join(f"{n}: {weights[n]:.2f}" for n in used)
+        + f"; gold at length {FIXED_LENGTH}: the mean gold of the answers of that content length.",
+        "",
+        "| arm | sampled training tokens | raw gold | KL | content length | gold at equal "
+        f"length | gold at length {FIXED_LENGTH} | gain over reference at equal lengths |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| reference (SFT) | | {ref['gold'].mean():.2f} | 0 | {ref['length'].mean():.2f} | "
+        f"{ref_matched:.2f} | "
+        f"{analysis.length_table(ref['length'], ref['gold'], MAX_LENGTH).means[FIXED_LENGTH]:.2f}"
+        " | 0 |",
+    ]
+    for name, row in res["arms"].items():
+        m = per_member[name]
+        cells = [name, f"{row['tokens']:.0f}"]
+        cells += [_est(m[k]) for k in ("raw", "kl", "length", "matched", "fixed", "gain")]
+        lines.append("| " + " | ".join(cells) + " |")
+    pairs = [
+        (f"{algo}: KL in the reward − KL in the loss", where[(algo, True)], where[(algo, False)])
+        for algo in ("ppo", "grpo")
+    ]
+    pairs += [
+        (f"PPO − GRPO, KL in the {place}", where[("ppo", flag)], where[("grpo", flag)])
+        for flag, place in ((True, "reward"), (False, "loss"))
+    ]
+    lines += [
+        "",
+        "Contrasts: difference of means [95% bootstrap interval]; P(first better): probability "
+        "of improvement over seed pairs [interval], at equal length.",
+        "",
+        "| contrast | raw gold | KL | content length | gold at equal length | gold at length "
+        f"{FIXED_LENGTH} | gain at equal lengths | P(first better), at equal length |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    contrasts: dict[str, Any] = {}
+    for label, a, b in pairs:
+        gap = {k: analysis.mean_difference_ci(per_member[a][k], per_member[b][k])
+               for k in PLACEMENT_KEYS}  # fmt: skip
+        poi = probability_of_improvement(per_member[a]["matched"], per_member[b]["matched"])
+        gap["p_improvement_matched"] = tuple(poi)
+        contrasts[label] = gap
+        lines.append(
+            f"| {label} | "
+            + " | ".join(_diff(gap[k]) for k in PLACEMENT_KEYS)
+            + f" | {poi.point:.2f} [{poi.low:.2f}, {poi.high:.2f}] |"
+        )
+    lines += ["", *length_table_lines(ref, arms)]
+    (out / "placement.md").write_text("\n".join(lines) + "\n")
+    summary = {
+        "weights": weights,
+        "lengths_used": used,
+        "reference": {"raw": ref["gold"].mean(), "matched": ref_matched},
+        "per_member": per_member,
+        "contrasts": contrasts,
+    }
+    (out / "placement_lengths.json").write_text(json.dumps(_jsonable(summary)) + "\n")
+    print("\n".join(lines))
+
+
 def _jsonable(x: Any) -> Any:
     if isinstance(x, dict):
         return {k: _jsonable(v) for k, v in x.items()}
@@ -787,14 +883,16 @@ def _jsonable(x: Any) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("analysis", choices=("critic", "gao", "g2", "dpo", "long"))
+    p.add_argument("analysis", choices=("critic", "gao", "g2", "dpo", "long", "placement"))
     p.add_argument("--data", default=str(ROOT / "docs" / "rlhf"), help="folder of the JSON")
     p.add_argument("--out", default=None, help="where to write (default: --data)")
     args = p.parse_args(argv)
     data = Path(args.data)
     out = Path(args.out) if args.out else data
     out.mkdir(parents=True, exist_ok=True)
-    {"critic": critic, "gao": gao, "g2": g2, "dpo": dpo, "long": long}[args.analysis](data, out)
+    run = {"critic": critic, "gao": gao, "g2": g2, "dpo": dpo, "long": long}
+    run["placement"] = placement
+    run[args.analysis](data, out)
     return 0
 
 

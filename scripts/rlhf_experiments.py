@@ -6,6 +6,7 @@
     .venv/bin/python scripts/rlhf_experiments.py g2 [--out docs/rlhf] [--seeds 10]
     .venv/bin/python scripts/rlhf_experiments.py dpo [--out docs/rlhf] [--seeds 10]
     .venv/bin/python scripts/rlhf_experiments.py long [--out docs/rlhf] [--seeds 4]
+    .venv/bin/python scripts/rlhf_experiments.py placement [--out docs/rlhf] [--seeds 10]
 
 Both start from configs/rlhf/ppo.yaml (the shipped run's language, models, SFT and reward
 settings) and share one reference policy and one reward model per reward-model setting (the
@@ -57,6 +58,13 @@ against every prepared reference (the programs take the frozen parameters as arg
 Writes `long.json` (per arm and prepare seed: per-seed evaluation and per-prompt gold and
 content length; per prepare seed the reward model's accuracy and the reference's per-prompt
 data); `scripts/rlhf_analysis.py long` reads it.
+
+`placement` (the KL placement swapped): PPO with its critic and GRPO G = 4, each with beta's
+KL where it has it (`rl.kl_placement: own`: PPO's per-token k1 in the reward, GRPO's k3 in
+the loss) and swapped (PPO's in the loss, GRPO's in the reward), on ppo.yaml's one
+`prepare`, at 64 sampled completions per iteration, the same KL target, learning rate,
+iterations, epochs and minibatches. Writes `placement.json` (per arm as in `dpo.json`, with
+its placement); `scripts/rlhf_analysis.py placement` reads it at equal lengths.
 """
 
 from __future__ import annotations
@@ -563,6 +571,69 @@ DPO_TUNING_SEEDS = (100, 101, 102)
 DPO_TUNING_LAST = 5  # passes whose monitoring gold picks the beta
 
 
+PLACEMENT_ARMS = (  # (name, algorithm, group_size, kl_placement)
+    ("PPO, KL in the reward (own)", "ppo", 1, "own"),
+    ("PPO, KL in the loss", "ppo", 1, "loss"),
+    ("GRPO G=4, KL in the loss (own)", "grpo", 4, "own"),
+    ("GRPO G=4, KL in the reward", "grpo", 4, "reward"),
+)
+
+
+def placement_configs(
+    base: RLHFConfig, seeds: int, iterations: int, kl_target: float
+) -> list[tuple[str, RLHFConfig]]:
+    """`(name, config)` of every arm of `placement`: only the algorithm, the group size and
+    `rl.kl_placement` differ."""
+    population = dataclasses.replace(base.population, seeds=seeds, grid=())
+    hparams = base.hparams.replace(kl_target=kl_target)
+    arms = []
+    for name, algorithm, group, placement in PLACEMENT_ARMS:
+        rl = dataclasses.replace(
+            base.rl,
+            algorithm=algorithm,
+            group_size=group,
+            kl_placement=placement,
+            iterations=iterations,
+        )
+        cfg = dataclasses.replace(base, rl=rl, population=population, hparams=hparams)
+        arms.append((name, cfg))
+    return arms
+
+
+def placement(args: argparse.Namespace, base: RLHFConfig) -> None:
+    arms = placement_configs(base, args.seeds, args.iterations, args.kl_target)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    prepared = prepare(arms[0][1])
+    acc = float(prepared.reward_model_accuracy)
+    print(f"reward model held-out accuracy {acc:.3f}", flush=True)
+    results: dict[str, Any] = {
+        "seeds": args.seeds,
+        "iterations": args.iterations,
+        "kl_target": args.kl_target,
+        "reward_model_accuracy": acc,
+        "arms": {},
+    }
+    for name, cfg in arms:
+        res = run_population(cfg, prepared)
+        row = _arm_row(cfg, res)
+        row["kl_in_reward"] = cfg.rl.kl_in_reward
+        row["group_size"] = cfg.rl.group_size
+        results["arms"][name] = row
+        ev = res["eval"]
+        results["reference_per_prompt"] = {
+            "gold": ev["gold_per_prompt_reference"][0],
+            "length": ev["content_length_reference"][0],
+        }
+        print(
+            f"{name:<42} gold {ev['gold_reward'].mean():.2f} KL "
+            f"{ev['kl_to_reference'].mean():.2f} length {ev['content_length'].mean():.2f} "
+            f"compile {res['compile_s']:.0f} s run {res['run_s']:.0f} s",
+            flush=True,
+        )
+        (out / "placement.json").write_text(json.dumps(_jsonable(results)) + "\n")
+
+
 def dpo_config(base: RLHFConfig, beta: float, seeds: int) -> RLHFConfig:
     """configs/rlhf/dpo.yaml's RL stage on `base`'s language, models, SFT and pairs, at one
     `dpo_beta`, seeds 0 .. seeds-1."""
@@ -683,13 +754,14 @@ def dpo(args: argparse.Namespace, base: RLHFConfig) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("experiment", choices=("overopt", "critic", "g2", "dpo", "long"))
+    p.add_argument("experiment", choices=("overopt", "critic", "g2", "dpo", "long", "placement"))
     p.add_argument("--out", default=str(ROOT / "docs" / "rlhf"))
     p.add_argument(
         "--seeds",
         type=int,
         default=None,
-        help="RL seeds per setting (overopt 3, critic 8, g2 10, long 4 per prepare seed)",
+        help="RL seeds per setting (overopt 3, critic 8, g2 10, dpo 10, placement 10, long 4 "
+        "per prepare seed)",
     )
     p.add_argument(
         "--prepare-seeds",
@@ -701,7 +773,7 @@ def main(argv: list[str] | None = None) -> int:
         "--iterations",
         type=int,
         default=None,
-        help="RL iterations (default: overopt 250, critic and g2 150, long 40)",
+        help="RL iterations (default: overopt 250, critic, g2, dpo and placement 150, long 40)",
     )
     p.add_argument(
         "--kl-targets",
@@ -713,7 +785,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pairs-strong", type=int, default=1000)
     p.add_argument("--pairs-weak", type=int, default=150)
     p.add_argument(
-        "--kl-target", type=float, default=4.0, help="critic, g2: the KL target of every variant"
+        "--kl-target",
+        type=float,
+        default=4.0,
+        help="critic, g2, dpo, placement: the KL target of every variant",
     )
     p.add_argument(
         "--dpo-betas",
@@ -751,6 +826,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.experiment == "g2":
         args.seeds, args.iterations = args.seeds or 10, args.iterations or 150
         g2(args, base)
+    elif args.experiment == "placement":
+        args.seeds, args.iterations = args.seeds or 10, args.iterations or 150
+        placement(args, base)
     else:
         args.seeds, args.iterations = args.seeds or 10, args.iterations or 150
         dpo(args, base)

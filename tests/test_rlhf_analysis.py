@@ -170,3 +170,49 @@ def test_critic_analysis_removes_a_pure_length_gap(tmp_path):
     assert raw[0] > 1.0
     assert matched == [0.0, 0.0, 0.0]
     assert "| content length |" in (tmp_path / "critic_lengths.md").read_text()
+
+
+def test_placement_analysis_separates_placement_and_critic_from_length(tmp_path):
+    """gold = content length - 1 for every arm: the arms with the KL in the reward answer
+    longer, so their raw lead is length and every contrast at equal length is 0."""
+    rng = np.random.default_rng(1)
+
+    def arm(algorithm, in_reward, mean_len):
+        members = []
+        for _ in range(3):
+            lengths = np.clip(rng.poisson(mean_len, 200), 1, 8)
+            members.append({"length": lengths.tolist(), "gold": (lengths - 1.0).tolist()})
+        return {
+            "algorithm": algorithm,
+            "kl_in_reward": in_reward,
+            "tokens": 1000.0,
+            "per_seed": {"kl_to_reference": [4.0, 4.1, 3.9]},
+            "per_prompt": {k: [m[k] for m in members] for k in ("length", "gold")},
+        }
+
+    data = {
+        "seeds": 3,
+        "iterations": 10,
+        "kl_target": 4.0,
+        "reward_model_accuracy": 0.8,
+        "arms": {
+            "PPO own": arm("ppo", True, 7),
+            "PPO loss": arm("ppo", False, 5),
+            "GRPO own": arm("grpo", False, 5),
+            "GRPO reward": arm("grpo", True, 7),
+        },
+        "reference_per_prompt": {"length": [4, 5, 3, 6] * 50, "gold": [3, 4, 2, 5] * 50},
+    }
+    (tmp_path / "placement.json").write_text(json.dumps(data))
+    _script().placement(tmp_path, tmp_path)
+    out = json.loads((tmp_path / "placement_lengths.json").read_text())
+    swap = out["contrasts"]["ppo: KL in the reward − KL in the loss"]
+    assert swap["raw"][0] > 1.0 and swap["length"][0] > 1.0
+    assert swap["matched"] == [0.0, 0.0, 0.0]
+    assert set(out["contrasts"]) == {
+        "ppo: KL in the reward − KL in the loss",
+        "grpo: KL in the reward − KL in the loss",
+        "PPO − GRPO, KL in the reward",
+        "PPO − GRPO, KL in the loss",
+    }
+    assert "| PPO − GRPO, KL in the loss |" in (tmp_path / "placement.md").read_text()
