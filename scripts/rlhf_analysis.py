@@ -367,7 +367,8 @@ def long(data: Path, out: Path) -> None:
         for p in res["prepare"]
     ]
     lines = [
-        "# When length is not gold: 32-token answers (`scripts/rlhf_analysis.py long`)",
+        f"# Several references and reward models: `{res['gold']}`, answers of up to "
+        f"{res['max_completion_len']} tokens (`scripts/rlhf_analysis.py long`)",
         "",
         f"From `long.json`: gold `{res['gold']}`, completions of up to "
         f"{res['max_completion_len']} tokens, {n_p} prepare seeds (reference + reward model) x "

@@ -6,6 +6,7 @@
     .venv/bin/python scripts/rlhf_experiments.py g2 [--out docs/rlhf] [--seeds 10]
     .venv/bin/python scripts/rlhf_experiments.py dpo [--out docs/rlhf] [--seeds 10]
     .venv/bin/python scripts/rlhf_experiments.py long [--out docs/rlhf] [--seeds 4]
+        [--prepare-seeds 3] [--config configs/rlhf/long.yaml]
     .venv/bin/python scripts/rlhf_experiments.py placement [--out docs/rlhf] [--seeds 10]
 
 Both start from configs/rlhf/ppo.yaml (the shipped run's language, models, SFT and reward
@@ -57,7 +58,9 @@ at 64 sampled completions per iteration and one KL target. Each arm is compiled 
 against every prepared reference (the programs take the frozen parameters as arguments).
 Writes `long.json` (per arm and prepare seed: per-seed evaluation and per-prompt gold and
 content length; per prepare seed the reward model's accuracy and the reference's per-prompt
-data); `scripts/rlhf_analysis.py long` reads it.
+data); `scripts/rlhf_analysis.py long` reads it. `--config` runs the same arms and prepare
+seeds on another config (`--config configs/rlhf/ppo.yaml`: the 8-token `ascending` runs,
+over several references and reward models).
 
 `placement` (the KL placement swapped): PPO with its critic and GRPO G = 4, each with beta's
 KL where it has it (`rl.kl_placement: own`: PPO's per-token k1 in the reward, GRPO's k3 in
@@ -782,6 +785,9 @@ def main(argv: list[str] | None = None) -> int:
         default=list(KL_TARGETS),
         help="overopt: the KL targets (nats), ascending",
     )
+    p.add_argument(
+        "--config", default=str(LONG), help="long: the config of the arms (default long.yaml)"
+    )
     p.add_argument("--pairs-strong", type=int, default=1000)
     p.add_argument("--pairs-weak", type=int, default=150)
     p.add_argument(
@@ -814,7 +820,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.experiment == "long":
         args.seeds, args.iterations = args.seeds or 4, args.iterations or 40
-        long(args, load_rlhf_config(LONG))
+        try:
+            config = load_rlhf_config(args.config)
+        except (OSError, ValueError) as err:
+            print(f"rlhf_experiments: --config: {err}", file=sys.stderr)
+            return 2
+        long(args, config)
         return 0
     base = load_rlhf_config(BASE)
     if args.experiment == "overopt":

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import subprocess
@@ -369,3 +370,25 @@ def test_rlhf_analysis_gao_controls_for_length(tmp_path):
         "length-controlled (gain over the reference at equal content lengths)"
         in (tmp_path / "gao_fit.md").read_text()
     )
+
+
+def test_rlhf_placement_arms_swap_only_the_kl_placement():
+    """`rlhf_experiments.py placement`: PPO and GRPO G = 4, each with its own KL placement
+    and the swapped one; everything else (budget, KL target, iterations) is shared."""
+    rlhf = _load_script("rlhf_experiments")
+    arms = rlhf.placement_configs(rlhf.load_rlhf_config(rlhf.BASE), 10, 150, 4.0)
+    got = [(c.rl.algorithm, c.rl.group_size, c.rl.kl_in_reward) for _, c in arms]
+    assert got == [("ppo", 1, True), ("ppo", 1, False), ("grpo", 4, False), ("grpo", 4, True)]
+    for _, cfg in arms:
+        assert (cfg.rl.completions_per_iteration, cfg.rl.iterations) == (64, 150)
+        assert (cfg.population.seeds, cfg.hparams.kl_target) == (10, 4.0)
+    first = arms[0][1]
+    for _, cfg in arms[1:]:
+        assert dataclasses.replace(cfg, rl=first.rl) == first
+
+
+def test_rlhf_long_config_must_load(tmp_path, capsys):
+    rlhf = _load_script("rlhf_experiments")
+    assert rlhf.main(["long", "--config", str(tmp_path / "missing.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rlhf_experiments: --config: ") and err.count("\n") == 1
