@@ -64,6 +64,36 @@ def test_reward_model_reads_the_last_real_token(models):
     assert abs(float(rm.apply(rm_p, seq, shorter)[0] - score[0])) > 1e-6
 
 
+@pytest.mark.parametrize("readout", ["mean", "sum"])
+def test_reward_model_all_position_readout_by_hand(models, readout):
+    """`mean` / `sum` score the answer's tokens (through its `end`) with the same head as
+    `last`, per position, and average / add them; the prompt, the sep and the padding after
+    the end do not count. Same parameters as `last`."""
+    (_, _, _), (_, rm_p, _) = models
+    rm = M.make_models(LANG, TINY, readout)[1]
+    seq = L.join(LANG, jnp.array([[3, 4, 5]]), jnp.array([[6, 7, LANG.end_id, 0, 0, 0]]))
+    mask = L.sequence_mask(LANG, seq)
+    hidden = M.TransformerTorso(LANG.vocab_size, LANG.seq_len, TINY).apply(
+        {"params": rm_p["params"]["torso"]}, seq
+    )
+    head = rm_p["params"]["score_head"]
+    per_position = (hidden @ head["kernel"])[0, :, 0] + head["bias"][0]  # [T]
+    answer = per_position[LANG.completion_start : LANG.completion_start + 3]  # 6, 7, end
+    want = answer.mean() if readout == "mean" else answer.sum()
+    np.testing.assert_allclose(rm.apply(rm_p, seq, mask)[0], want, rtol=1e-5, atol=1e-6)
+    garbage = seq.at[:, LANG.completion_start + 3 :].set(9)  # after the end: not counted
+    np.testing.assert_allclose(rm.apply(rm_p, garbage, mask), rm.apply(rm_p, seq, mask), rtol=1e-6)
+    prompt = seq.at[:, 0].set(8)  # the prompt changes the answer's hidden states only
+    assert abs(float(rm.apply(rm_p, prompt, mask)[0] - want)) > 1e-7
+
+
+def test_reward_readout_is_checked():
+    from purejaxppo.rlhf.config import RewardConfig
+
+    with pytest.raises(ValueError, match=r"^readout: expected one of last, mean, sum, got 'max'"):
+        RewardConfig(readout="max")
+
+
 def test_with_torso_from_copies_the_lm_torso(models):
     _, (lm_p, rm_p, _) = models
     merged = M.with_torso_from(rm_p, lm_p)

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from purejaxppo.rlhf.language import LanguageConfig
-from purejaxppo.rlhf.models import ModelConfig
+from purejaxppo.rlhf.models import READOUTS, ModelConfig
 
 ALGORITHMS = ("ppo", "grpo", "dpo")
 KL_PLACEMENTS = ("own", "reward", "loss")
@@ -51,7 +51,9 @@ class SFTConfig:
 @dataclasses.dataclass(frozen=True)
 class RewardConfig:
     """The preference dataset (pairs sampled from the reference, gold-labelled with noise)
-    and the Bradley–Terry reward model fitted on it (started from the SFT torso)."""
+    and the Bradley–Terry reward model fitted on it (started from the SFT torso).
+    `readout`: how the reward model turns hidden states into a score (`RewardModel`):
+    `last` (the last real token), `mean` or `sum` (a per-position score over the answer)."""
 
     train_pairs: int = 600
     held_out_pairs: int = 1000
@@ -59,9 +61,14 @@ class RewardConfig:
     steps: int = 200
     batch_size: int = 64
     learning_rate: float = 1e-3
+    readout: str = "last"
 
     def __post_init__(self) -> None:
         _positive(self, "train_pairs", "held_out_pairs", "steps", "batch_size")
+        if self.readout not in READOUTS:
+            raise ValueError(
+                f"readout: expected one of {', '.join(READOUTS)}, got {self.readout!r}"
+            )
         if not 0.0 <= self.flip_prob < 0.5:
             raise ValueError(f"flip_prob: expected a probability in [0, 0.5), got {self.flip_prob}")
         if not 0 < self.learning_rate < math.inf:

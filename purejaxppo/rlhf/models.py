@@ -6,7 +6,8 @@ Shape contracts (`B` batch, `T` sequence length, `V` vocabulary):
 - `TransformerLM`: `tokens [B, T] int32 -> logits [B, T, V]`; the logits at position `t`
   predict token `t + 1`, and depend only on tokens `0 .. t` (causal).
 - `RewardModel`: `tokens [B, T], mask [B, T] -> score [B]`, a scalar head read at the last
-  real token (the last 1 of `mask`; without a mask, the last non-pad token).
+  real token (the last 1 of `mask`; without a mask, the last non-pad token), or averaged /
+  summed over the answer's positions (`readout`).
 - `ValueModel`: `tokens [B, T] -> values [B, T]`; `values[:, t]` estimates the return from
   the state "tokens `0 .. t` seen", i.e. before token `t + 1` is generated.
 
@@ -111,24 +112,42 @@ class TransformerLM(nn.Module):
         return nn.Dense(self.vocab_size, name="lm_head")(hidden)
 
 
+READOUTS = ("last", "mean", "sum")
+
+
 class RewardModel(nn.Module):
-    """`tokens [B, T] int32, mask [B, T] | None -> score [B]`: the torso's hidden state at
-    the last real token through a scalar head. Without `mask`, every non-`pad_id` token is
-    real (pads only trail the sequence)."""
+    """`tokens [B, T] int32, mask [B, T] | None -> score [B]`. Without `mask`, every
+    non-`pad_id` token is real (pads only trail the sequence).
+
+    `readout`: `last` (default) puts the torso's hidden state at the last real token through a
+    scalar head; `mean` / `sum` put every position's hidden state through it and average /
+    add the per-position scores over the real tokens from `answer_start` on (the answer's
+    tokens through its `end`: a per-token score, read at every answer position). The
+    parameters are the same for every readout."""
 
     vocab_size: int
     max_len: int
     config: ModelConfig = ModelConfig()
     pad_id: int = 0
+    readout: str = "last"
+    answer_start: int = 0
 
     @nn.compact
     def __call__(self, tokens: jax.Array, mask: jax.Array | None = None) -> jax.Array:
         hidden = TransformerTorso(self.vocab_size, self.max_len, self.config, name="torso")(tokens)
         if mask is None:
             mask = (tokens != self.pad_id).astype(jnp.float32)
-        last = last_token_index(mask)  # [B]
-        read = jnp.take_along_axis(hidden, last[:, None, None], axis=1)[:, 0]  # [B, D]
-        return nn.Dense(1, name="score_head")(read)[:, 0]
+        head = nn.Dense(1, name="score_head")
+        if self.readout == "last":
+            last = last_token_index(mask)  # [B]
+            read = jnp.take_along_axis(hidden, last[:, None, None], axis=1)[:, 0]  # [B, D]
+            return head(read)[:, 0]
+        per_position = head(hidden)[..., 0]  # [B, T]
+        counted = mask * (jnp.arange(mask.shape[-1]) >= self.answer_start)  # [B, T]
+        total = jnp.sum(per_position * counted, axis=-1)
+        if self.readout == "sum":
+            return total
+        return total / jnp.maximum(jnp.sum(counted, axis=-1), 1.0)
 
 
 class ValueModel(nn.Module):
@@ -145,11 +164,14 @@ class ValueModel(nn.Module):
 
 
 def make_models(
-    lang: LanguageConfig, config: ModelConfig = ModelConfig()
+    lang: LanguageConfig, config: ModelConfig = ModelConfig(), readout: str = "last"
 ) -> tuple[TransformerLM, RewardModel, ValueModel]:
-    """The three default modules sized for `lang` (`max_len = T`)."""
+    """The three default modules sized for `lang` (`max_len = T`), the reward model read
+    out by `readout` (`RewardModel`; `mean` / `sum` count the answer's tokens, its `end`
+    included)."""
     args = (lang.vocab_size, lang.seq_len, config)
-    return TransformerLM(*args), RewardModel(*args, pad_id=lang.pad_id), ValueModel(*args)
+    rm = RewardModel(*args, pad_id=lang.pad_id, readout=readout, answer_start=lang.completion_start)
+    return TransformerLM(*args), rm, ValueModel(*args)
 
 
 def init_params(module: nn.Module, key: jax.Array, lang: LanguageConfig) -> Params:

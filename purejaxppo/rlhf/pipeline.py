@@ -96,12 +96,12 @@ def make_pipeline(
     vm: nn.Module | None = None,
 ) -> Pipeline:
     """The pipeline for `cfg`; `lm`, `rm`, `vm` default to `make_models(cfg.language,
-    cfg.model)`. Their shape contracts are checked here (`check_models`, abstractly: one
-    `ValueError` naming the model). The reward and value models start from the SFT LM's
-    torso when their `torso` submodule has its parameter shapes (`with_torso_from`),
-    otherwise from their own init."""
+    cfg.model, cfg.reward.readout)`. Their shape contracts are checked here (`check_models`,
+    abstractly: one `ValueError` naming the model). The reward and value models start from
+    the SFT LM's torso when their `torso` submodule has its parameter shapes
+    (`with_torso_from`), otherwise from their own init."""
     lang = cfg.language
-    default_lm, default_rm, default_vm = make_models(lang, cfg.model)
+    default_lm, default_rm, default_vm = make_models(lang, cfg.model, cfg.reward.readout)
     lm, rm, vm = lm or default_lm, rm or default_rm, vm or default_vm
     check_models(lang, lm, rm, vm)
     sft = make_sft(
