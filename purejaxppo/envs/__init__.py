@@ -20,19 +20,18 @@ from __future__ import annotations
 import importlib
 import os
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-import jax
 import jax.numpy as jnp
 
 from purejaxppo.envs.brax import is_brax_name  # brax itself is imported lazily
+from purejaxppo.envs.checks import _check_env_object, check_env_signature
 from purejaxppo.envs.observations import (
     ObsSpec,
     ObsStats,
-    is_structured,
     normalize_observation,
-    obs_spec,
 )
+from purejaxppo.envs.spaces import SpaceInfo, env_action, is_box, is_discrete, space_info
 from purejaxppo.envs.stats import RunningStats, scale_reward
 
 __all__ = [
@@ -43,6 +42,8 @@ __all__ = [
     "check_env_name",
     "check_env_signature",
     "env_action",
+    "is_box",
+    "is_discrete",
     "make_env",
     "normalize_observation",
     "resolve_env",
@@ -248,204 +249,3 @@ def _checked_params(env: Any, env_params: Any, label: str, hint: str) -> Any:
         if env_params is None:
             raise ValueError(f"{label}: has no default_params{hint}")
     return env_params
-
-
-def _check_env_object(env: Any, label: str) -> None:
-    """Catch the usual mistakes of `env=` before anything is traced."""
-    if isinstance(env, tuple):
-        raise ValueError(
-            f"{label}: expected an environment, got a tuple of {len(env)}; gymnax.make returns "
-            "(env, env_params): pass env=env, env_params=env_params"
-        )
-    if isinstance(env, type):
-        raise ValueError(
-            f"{label}: expected an environment instance, got the class {env.__name__}; "
-            f"pass env={env.__name__}()"
-        )
-    missing = [m for m in ENV_METHODS if not callable(getattr(env, m, None))]
-    if missing:
-        raise ValueError(
-            f"{label}: {type(env).__name__} lacks {', '.join(missing)}; expected the gymnax 1.x "
-            "interface (reset, step, observation_space, action_space)"
-        )
-
-
-ENV_METHODS = ("reset", "step", "observation_space", "action_space")
-
-
-def check_env_signature(env: Any, env_params: Any, info: SpaceInfo, label: str) -> None:
-    """Trace one reset and one step abstractly (`jax.eval_shape`, nothing runs) and check
-    them against the gymnax 1.x interface and the env's observation space.
-
-    Raises `ValueError` starting with `label` for a step that does not return six
-    values, an `info` without `final_observation`, or observations whose shape
-    differs from `observation_space`.
-    """
-    key = jax.random.key(0)
-    reset_out = jax.eval_shape(env.reset, key, env_params)
-    if not (isinstance(reset_out, tuple) and len(reset_out) == 2):
-        raise ValueError(
-            f"{label}: reset(key, params) must return (obs, state), got {_describe(reset_out)}"
-        )
-    obs, state = reset_out
-    _check_obs_shape(obs, info, label, "reset")
-    if info.continuous:
-        action = jax.ShapeDtypeStruct((info.action_dim,), jnp.float32)
-    else:
-        action = jax.ShapeDtypeStruct((), jnp.int32)
-    step_out = jax.eval_shape(env.step, key, state, action, env_params)
-    if not (isinstance(step_out, tuple) and len(step_out) == 6):
-        hint = (
-            " (a gymnax 0.x step: obs, state, reward, done, info; gymnax 1.x splits done into "
-            "terminated and truncated)"
-            if isinstance(step_out, tuple) and len(step_out) == 5
-            else ""
-        )
-        raise ValueError(
-            f"{label}: step(key, state, action, params) must return (obs, state, reward, "
-            f"terminated, truncated, info), got {_describe(step_out)}{hint}"
-        )
-    next_obs, _, reward, terminated, truncated, step_info = step_out
-    _check_obs_shape(next_obs, info, label, "step")
-    for name, value in (("reward", reward), ("terminated", terminated), ("truncated", truncated)):
-        if tuple(getattr(value, "shape", ())) != ():
-            raise ValueError(
-                f"{label}: step's {name} must be a scalar per env, got shape {value.shape}"
-            )
-    if not isinstance(step_info, dict) or "final_observation" not in step_info:
-        raise ValueError(
-            f"{label}: step's info must hold info['final_observation'] (the observation that "
-            "ended the episode, before the auto-reset), needed to bootstrap truncated episodes"
-        )
-    _check_obs_shape(step_info["final_observation"], info, label, "info['final_observation']")
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, tuple):
-        return f"a tuple of {len(value)} values"
-    return type(value).__name__
-
-
-def _check_obs_shape(obs: Any, info: SpaceInfo, label: str, where: str) -> None:
-    if info.obs_spec is not None:
-        got = obs_spec(obs, label)
-        if got.treedef != info.obs_spec.treedef or got.leaves != info.obs_spec.leaves:
-            raise ValueError(
-                f"{label}: {where} returned observations laid out as {_layout(got)}, but reset "
-                f"returned {_layout(info.obs_spec)}"
-            )
-        return
-    shape = tuple(getattr(obs, "shape", ()))
-    if is_structured(obs):
-        raise ValueError(
-            f"{label}: {where} returned a structured observation ({type(obs).__name__}), but "
-            "observation_space has a shape; give a gymnax Dict or Tuple space for pytree "
-            "observations"
-        )
-    if not hasattr(obs, "shape"):
-        raise ValueError(f"{label}: {where} returned an observation of type {type(obs).__name__}")
-    if shape != info.obs_shape:
-        raise ValueError(
-            f"{label}: {where} returned observations of shape {shape}, but observation_space "
-            f"says {info.obs_shape}"
-        )
-
-
-def _layout(spec: ObsSpec) -> str:
-    return ", ".join(f"{leaf.path} {leaf.dtype}{list(leaf.shape)}" for leaf in spec.leaves)
-
-
-def is_discrete(space: Any) -> bool:
-    """True for a gymnax `Discrete` space (has `n`, scalar shape)."""
-    return hasattr(space, "n") and tuple(getattr(space, "shape", ())) == ()
-
-
-def is_box(space: Any) -> bool:
-    """True for a gymnax `Box` space (has `low`, `high`, `shape`)."""
-    return all(hasattr(space, a) for a in ("low", "high", "shape"))
-
-
-class SpaceInfo(NamedTuple):
-    """What the trainer needs to know about an environment's spaces (all static)."""
-
-    obs_shape: tuple[int, ...]  # shape of one raw observation
-    obs_categories: int  # > 0: observation is a Discrete index, one-hot encoded
-    action_dim: int  # number of categories (discrete) or vector size (continuous)
-    continuous: bool
-    action_low: tuple[float, ...] | None  # [action_dim] bounds (continuous only)
-    action_high: tuple[float, ...] | None
-    # A structured (pytree) observation's layout, else None; `obs_shape` is then `()`.
-    obs_spec: ObsSpec | None = None
-
-
-def space_info(env: Any, env_params: Any, label: str = "env") -> SpaceInfo:
-    """Read and check an environment's spaces; unsupported ones raise `ValueError`."""
-    import numpy as np
-
-    obs_space = env.observation_space(env_params)
-    act_space = env.action_space(env_params)
-    spec = None
-    if is_discrete(obs_space):
-        obs_shape, obs_categories = (), int(obs_space.n)
-    elif hasattr(obs_space, "shape"):
-        obs_shape, obs_categories = tuple(int(d) for d in obs_space.shape), 0
-    elif hasattr(obs_space, "spaces"):  # gymnax Dict / Tuple: a pytree observation
-        obs_shape, obs_categories = (), 0
-        spec = _structured_spec(env, env_params, label)
-    else:
-        raise ValueError(
-            f"{label}: unsupported observation space {obs_space!r} (expected Discrete, Box, "
-            "or a Dict or Tuple for pytree observations)"
-        )
-    if is_discrete(act_space):
-        num = int(act_space.n)
-        _check_action_mask(spec, num, label)
-        return SpaceInfo(obs_shape, obs_categories, num, False, None, None, spec)
-    if spec is not None and spec.mask_index >= 0:
-        raise ValueError(
-            f"{label}: observations hold an action_mask, which needs a Discrete action space, "
-            f"got {act_space!r}"
-        )
-    if is_box(act_space) and len(tuple(act_space.shape)) == 1:
-        dim = int(act_space.shape[0])
-        low = tuple(np.broadcast_to(np.asarray(act_space.low, np.float32), (dim,)).tolist())
-        high = tuple(np.broadcast_to(np.asarray(act_space.high, np.float32), (dim,)).tolist())
-        return SpaceInfo(obs_shape, obs_categories, dim, True, low, high, spec)
-    raise ValueError(
-        f"{label}: unsupported action space {act_space!r} (expected Discrete or a 1-D Box)"
-    )
-
-
-def _structured_spec(env: Any, env_params: Any, label: str) -> ObsSpec:
-    """The layout of a pytree observation, from one abstractly traced reset."""
-    out = jax.eval_shape(env.reset, jax.random.key(0), env_params)
-    obs = out[0] if isinstance(out, tuple) and len(out) == 2 else out
-    return obs_spec(obs, label)
-
-
-def _check_action_mask(spec: ObsSpec | None, num_actions: int, label: str) -> None:
-    """An `action_mask` leaf must be `[num_actions]`."""
-    if spec is None or spec.mask_index < 0:
-        return
-    leaf = spec.leaves[spec.mask_index]
-    if leaf.shape != (num_actions,):
-        raise ValueError(
-            f"{label}: the observation's action_mask {leaf.path} has shape {list(leaf.shape)}, "
-            f"expected [{num_actions}] (one flag per action of Discrete({num_actions}))"
-        )
-
-
-def env_action(info: SpaceInfo, action: jax.Array) -> jax.Array:
-    """The action sent to the env: continuous actions clipped to the space's bounds.
-
-    `info` is the trainer's `SpaceInfo` (`trainer.space`, or `space_info(env, env_params)`);
-    `action` is `[..., action_dim]` (continuous, clipped elementwise to `[low, high]`) or
-    integer `[...]` (discrete, returned as is). The unclipped sample is what the trainer
-    stores and scores; only the env sees this. Apply it to `dist.sample(...)` or
-    `dist.mode()` when acting yourself: a Gaussian's mode is its unbounded mean.
-    """
-    if info.continuous:
-        low = jnp.asarray(info.action_low, jnp.float32)
-        high = jnp.asarray(info.action_high, jnp.float32)
-        return jnp.clip(action, low, high)
-    return action
