@@ -40,10 +40,8 @@ def masked_normalize(x: jax.Array, mask: jax.Array, eps: float = 1e-8) -> jax.Ar
     up to float32 rounding) is only centred (`divide_by_spread`), and one with no counted
     step is all 0."""
     counted = (mask > 0).astype(x.dtype)
-    n = jnp.maximum(jnp.sum(counted), 1.0)
-    mean = jnp.sum(counted * x) / n
-    centred = counted * (x - mean)
-    spread = jnp.sqrt(jnp.sum(centred**2) / n)
+    centred = counted * (x - masked_mean(x, counted))
+    spread = jnp.sqrt(masked_mean(centred**2, counted))
     magnitude = jnp.max(jnp.abs(counted * x))
     return divide_by_spread(centred, spread, magnitude, eps)
 
