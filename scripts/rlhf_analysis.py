@@ -68,7 +68,7 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -113,6 +113,34 @@ def member_stats(
     cols = np.asarray(rows, float).T
     keys = ("raw", "length", "matched", "fixed", "gain", "share")
     return dict(zip(keys, cols, strict=True))
+
+
+class ArmsReading(NamedTuple):
+    """Every arm of a `g2` / `dpo` / `placement` JSON read at equal lengths."""
+
+    ref: dict[str, np.ndarray]  # the reference's per-prompt `gold` and `length` [E]
+    arms: dict[str, dict[str, np.ndarray]]  # per arm: `gold`, `length` [seeds, E]
+    weights: np.ndarray  # the shared length distribution (`analysis.common_weights`)
+    used: list[int]  # the lengths it weighs
+    ref_matched: float  # the reference's gold standardised to `weights`
+    per_member: dict[str, dict[str, np.ndarray]]  # per arm: `member_stats`
+
+
+def read_arms(res: dict[str, Any]) -> ArmsReading:
+    """The per-prompt data of `res["arms"]` and its reference, the length distribution they
+    share (lengths where every member and the reference have >= `MIN_COUNT` answers) and
+    each member's statistics under it."""
+    ref = {k: np.asarray(v) for k, v in res["reference_per_prompt"].items()}
+    arms = {
+        name: {k: np.asarray(v) for k, v in row["per_prompt"].items()}
+        for name, row in res["arms"].items()
+    }
+    sets = [ref["length"], *[m for v in arms.values() for m in v["length"]]]
+    weights = analysis.common_weights(sets, MAX_LENGTH, MIN_COUNT)
+    used = [int(n) for n in np.flatnonzero(weights)]
+    ref_matched = analysis.standardised_gold(ref["length"], ref["gold"], weights)
+    per_member = {name: member_stats(v, ref, weights) for name, v in arms.items()}
+    return ArmsReading(ref, arms, weights, used, ref_matched, per_member)
 
 
 def critic(data: Path, out: Path) -> None:
@@ -199,16 +227,7 @@ G2_BUDGETS = (("prompts", "equal prompts per iteration"), ("completions", "equal
 
 def g2(data: Path, out: Path) -> None:
     res = json.loads((data / "g2.json").read_text())
-    ref = {k: np.asarray(v) for k, v in res["reference_per_prompt"].items()}
-    arms = {
-        name: {k: np.asarray(v) for k, v in row["per_prompt"].items()}
-        for name, row in res["arms"].items()
-    }
-    sets = [ref["length"], *[m for v in arms.values() for m in v["length"]]]
-    weights = analysis.common_weights(sets, MAX_LENGTH, MIN_COUNT)
-    used = [int(n) for n in np.flatnonzero(weights)]
-    ref_matched = analysis.standardised_gold(ref["length"], ref["gold"], weights)
-    per_member = {name: member_stats(v, ref, weights) for name, v in arms.items()}
+    ref, arms, weights, used, ref_matched, per_member = read_arms(res)
     ppo = next(n for n, row in res["arms"].items() if row["algorithm"] == "ppo")
     n_seeds = res["seeds"]
     lines = [
@@ -682,16 +701,7 @@ def _diff(d: tuple[float, float, float]) -> str:
 
 def dpo(data: Path, out: Path) -> None:
     res = json.loads((data / "dpo.json").read_text())
-    ref = {k: np.asarray(v) for k, v in res["reference_per_prompt"].items()}
-    arms = {
-        name: {k: np.asarray(v) for k, v in row["per_prompt"].items()}
-        for name, row in res["arms"].items()
-    }
-    sets = [ref["length"], *[m for v in arms.values() for m in v["length"]]]
-    weights = analysis.common_weights(sets, MAX_LENGTH, MIN_COUNT)
-    used = [int(n) for n in np.flatnonzero(weights)]
-    ref_matched = analysis.standardised_gold(ref["length"], ref["gold"], weights)
-    per_member = {name: member_stats(v, ref, weights) for name, v in arms.items()}
+    ref, arms, weights, used, ref_matched, per_member = read_arms(res)
     for name, row in res["arms"].items():
         per_member[name]["kl"] = np.asarray(row["per_seed"]["kl_to_reference"], float)
         per_member[name]["proxy"] = np.asarray(row["per_seed"]["proxy_reward"], float)
@@ -786,16 +796,7 @@ PLACEMENT_KEYS = ("raw", "kl", "length", "matched", "fixed", "gain")
 
 def placement(data: Path, out: Path) -> None:
     res = json.loads((data / "placement.json").read_text())
-    ref = {k: np.asarray(v) for k, v in res["reference_per_prompt"].items()}
-    arms = {
-        name: {k: np.asarray(v) for k, v in row["per_prompt"].items()}
-        for name, row in res["arms"].items()
-    }
-    sets = [ref["length"], *[m for v in arms.values() for m in v["length"]]]
-    weights = analysis.common_weights(sets, MAX_LENGTH, MIN_COUNT)
-    used = [int(n) for n in np.flatnonzero(weights)]
-    ref_matched = analysis.standardised_gold(ref["length"], ref["gold"], weights)
-    per_member = {name: member_stats(v, ref, weights) for name, v in arms.items()}
+    ref, arms, weights, used, ref_matched, per_member = read_arms(res)
     for name, row in res["arms"].items():
         per_member[name]["kl"] = np.asarray(row["per_seed"]["kl_to_reference"], float)
     where = {  # (algorithm, KL in the reward) -> arm name
