@@ -160,6 +160,33 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
+def _results_head(args: argparse.Namespace, accuracy: float) -> dict[str, Any]:
+    """The first keys of `g2.json`, `dpo.json` and `placement.json`."""
+    return {
+        "seeds": args.seeds,
+        "iterations": args.iterations,
+        "kl_target": args.kl_target,
+        "reward_model_accuracy": accuracy,
+    }
+
+
+def _reference_per_prompt(ev: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The reference's per-prompt gold and content length `[E]` from an evaluation `[M, E]`
+    (the same for every member of a population: the first member's)."""
+    return {"gold": ev["gold_per_prompt_reference"][0], "length": ev["content_length_reference"][0]}
+
+
+def _say_arm(name: str, res: dict[str, Any]) -> None:
+    """One line per finished arm: its mean gold, KL, content length and wall times."""
+    ev = res["eval"]
+    print(
+        f"{name:<42} gold {ev['gold_reward'].mean():.2f} KL "
+        f"{ev['kl_to_reference'].mean():.2f} length {ev['content_length'].mean():.2f} "
+        f"compile {res['compile_s']:.0f} s run {res['run_s']:.0f} s",
+        flush=True,
+    )
+
+
 def overopt(args: argparse.Namespace, base: RLHFConfig) -> None:
     settings = {
         "strong": dataclasses.replace(base.reward, train_pairs=args.pairs_strong),
@@ -207,10 +234,7 @@ def overopt(args: argparse.Namespace, base: RLHFConfig) -> None:
         res["metrics"] = {k: np.round(res["metrics"][k], 3) for k in keep}
         # per evaluation prompt [M, E], for the length-controlled reading (rlhf_analysis gao)
         res["per_prompt"] = {"gold": ev["gold_per_prompt"], "length": ev["content_length"]}
-        res["reference_per_prompt"] = {
-            "gold": ev["gold_per_prompt_reference"][0],
-            "length": ev["content_length_reference"][0],
-        }
+        res["reference_per_prompt"] = _reference_per_prompt(ev)
         for key in (
             "gold_per_prompt",
             "content_length",
@@ -313,10 +337,7 @@ def critic(args: argparse.Namespace, base: RLHFConfig) -> None:
         }
         # per evaluation prompt [seeds, E], for scripts/rlhf_analysis.py (gold at equal lengths)
         row["per_prompt"] = {"gold": ev["gold_per_prompt"], "length": ev["content_length"]}
-        results["reference_per_prompt"] = {
-            "gold": ev["gold_per_prompt_reference"][0],
-            "length": ev["content_length_reference"][0],
-        }
+        results["reference_per_prompt"] = _reference_per_prompt(ev)
         results["variants"][name] = row
         print(
             f"{name:<32} gold {row['gold'][0]:.2f}±{row['gold'][1]:.2f} "
@@ -361,10 +382,7 @@ def g2(args: argparse.Namespace, base: RLHFConfig) -> None:
     acc = float(prepared.reward_model_accuracy)
     print(f"reward model held-out accuracy {acc:.3f}", flush=True)
     results: dict[str, Any] = {
-        "seeds": args.seeds,
-        "iterations": args.iterations,
-        "kl_target": args.kl_target,
-        "reward_model_accuracy": acc,
+        **_results_head(args, acc),
         "arms": {},
     }
     for name, budget, cfg in arms:
@@ -388,17 +406,9 @@ def g2(args: argparse.Namespace, base: RLHFConfig) -> None:
             },
             "per_prompt": {"gold": ev["gold_per_prompt"], "length": ev["content_length"]},
         }
-        results["reference_per_prompt"] = {
-            "gold": ev["gold_per_prompt_reference"][0],
-            "length": ev["content_length_reference"][0],
-        }
+        results["reference_per_prompt"] = _reference_per_prompt(ev)
         results["arms"][name] = row
-        print(
-            f"{name:<42} gold {ev['gold_reward'].mean():.2f} KL "
-            f"{ev['kl_to_reference'].mean():.2f} length {ev['content_length'].mean():.2f} "
-            f"compile {res['compile_s']:.0f} s run {res['run_s']:.0f} s",
-            flush=True,
-        )
+        _say_arm(name, res)
         # after every arm, so an interrupted run keeps the arms it finished
         (out / "g2.json").write_text(json.dumps(_jsonable(results)) + "\n")
 
@@ -511,10 +521,7 @@ def long(args: argparse.Namespace, base: RLHFConfig) -> None:
                     "per_prompt": {"gold": ev["gold_per_prompt"], "length": ev["content_length"]},
                 }
             )
-            results["prepare"][p]["reference_per_prompt"] = {
-                "gold": ev["gold_per_prompt_reference"][0],
-                "length": ev["content_length_reference"][0],
-            }
+            results["prepare"][p]["reference_per_prompt"] = _reference_per_prompt(ev)
             print(
                 f"{name:<32} prepare {p}: gold {ev['gold_reward'].mean():.3f} (reference "
                 f"{ev['gold_reward_reference'][0]:.3f}) KL {ev['kl_to_reference'].mean():.2f} "
@@ -611,10 +618,7 @@ def placement(args: argparse.Namespace, base: RLHFConfig) -> None:
     acc = float(prepared.reward_model_accuracy)
     print(f"reward model held-out accuracy {acc:.3f}", flush=True)
     results: dict[str, Any] = {
-        "seeds": args.seeds,
-        "iterations": args.iterations,
-        "kl_target": args.kl_target,
-        "reward_model_accuracy": acc,
+        **_results_head(args, acc),
         "arms": {},
     }
     for name, cfg in arms:
@@ -624,16 +628,8 @@ def placement(args: argparse.Namespace, base: RLHFConfig) -> None:
         row["group_size"] = cfg.rl.group_size
         results["arms"][name] = row
         ev = res["eval"]
-        results["reference_per_prompt"] = {
-            "gold": ev["gold_per_prompt_reference"][0],
-            "length": ev["content_length_reference"][0],
-        }
-        print(
-            f"{name:<42} gold {ev['gold_reward'].mean():.2f} KL "
-            f"{ev['kl_to_reference'].mean():.2f} length {ev['content_length'].mean():.2f} "
-            f"compile {res['compile_s']:.0f} s run {res['run_s']:.0f} s",
-            flush=True,
-        )
+        results["reference_per_prompt"] = _reference_per_prompt(ev)
+        _say_arm(name, res)
         (out / "placement.json").write_text(json.dumps(_jsonable(results)) + "\n")
 
 
@@ -708,10 +704,7 @@ def dpo(args: argparse.Namespace, base: RLHFConfig) -> None:
     acc = float(prepared.reward_model_accuracy)
     print(f"reward model held-out accuracy {acc:.3f}", flush=True)
     results: dict[str, Any] = {
-        "seeds": args.seeds,
-        "iterations": args.iterations,
-        "kl_target": args.kl_target,
-        "reward_model_accuracy": acc,
+        **_results_head(args, acc),
         "tuning_seeds": list(DPO_TUNING_SEEDS),
         "tuning_last_passes": DPO_TUNING_LAST,
         "tuning": {},
@@ -742,16 +735,8 @@ def dpo(args: argparse.Namespace, base: RLHFConfig) -> None:
         row = _arm_row(cfg, res)
         results["arms"][name] = row
         ev = res["eval"]
-        results["reference_per_prompt"] = {
-            "gold": ev["gold_per_prompt_reference"][0],
-            "length": ev["content_length_reference"][0],
-        }
-        print(
-            f"{name:<42} gold {ev['gold_reward'].mean():.2f} KL "
-            f"{ev['kl_to_reference'].mean():.2f} length {ev['content_length'].mean():.2f} "
-            f"compile {res['compile_s']:.0f} s run {res['run_s']:.0f} s",
-            flush=True,
-        )
+        results["reference_per_prompt"] = _reference_per_prompt(ev)
+        _say_arm(name, res)
         (out / "dpo.json").write_text(json.dumps(_jsonable(results)) + "\n")
 
 
