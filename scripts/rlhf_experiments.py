@@ -771,7 +771,7 @@ def main(argv: list[str] | None = None) -> int:
         help="overopt: the KL targets (nats), ascending",
     )
     p.add_argument(
-        "--config", default=str(LONG), help="long: the config of the arms (default long.yaml)"
+        "--config", default=None, help="long: the config of the arms (default long.yaml)"
     )
     p.add_argument("--pairs-strong", type=int, default=1000)
     p.add_argument("--pairs-weak", type=int, default=150)
@@ -803,10 +803,17 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.config is not None and args.experiment != "long":
+        print(
+            f"rlhf_experiments: --config: only long takes a config ({args.experiment} runs "
+            "configs/rlhf/ppo.yaml)",
+            file=sys.stderr,
+        )
+        return 2
     if args.experiment == "long":
         args.seeds, args.iterations = args.seeds or 4, args.iterations or 40
         try:
-            config = load_rlhf_config(args.config)
+            config = load_rlhf_config(args.config or LONG)
         except (OSError, ValueError) as err:
             print(f"rlhf_experiments: --config: {err}", file=sys.stderr)
             return 2

@@ -392,3 +392,7 @@ def test_rlhf_long_config_must_load(tmp_path, capsys):
     assert rlhf.main(["long", "--config", str(tmp_path / "missing.yaml")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("rlhf_experiments: --config: ") and err.count("\n") == 1
+    assert rlhf.main(["g2", "--config", str(rlhf.BASE)]) == 2  # only long reads it
+    assert capsys.readouterr().err == (
+        "rlhf_experiments: --config: only long takes a config (g2 runs configs/rlhf/ppo.yaml)\n"
+    )
